@@ -1,0 +1,84 @@
+"""Every metric, label, rule-group and annotation name Observatory reads or writes.
+
+The OpenTelemetry GenAI semantic conventions are still moving (for example counters such as
+`gen_ai.client.inference.usage.input_tokens` are proposed), so the names of the signals are
+data, overridable as a whole (`Conventions.from_mapping`) instead of literals spread through the
+code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+# Bucket boundaries the GenAI semantic conventions recommend for gen_ai.client.operation.duration.
+GENAI_DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+# Evaluation scores are normalised to [0, 1]; buckets every tenth.
+EVALUATION_SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+@dataclass(frozen=True)
+class Conventions:
+    # --- GenAI signals as exported to Prometheus (dots become underscores, units become suffixes).
+    token_usage_metric: str = "gen_ai_client_token_usage"  # histogram: _bucket/_sum/_count
+    operation_duration_metric: str = "gen_ai_client_operation_duration_seconds"  # histogram
+    evaluation_score_metric: str = "gen_ai_evaluation_score"  # histogram of scores in [0, 1]
+    model_label: str = "gen_ai_request_model"
+    token_type_label: str = "gen_ai_token_type"
+    input_token_type: str = "input"
+    output_token_type: str = "output"
+    error_type_label: str = "error_type"
+    evaluation_name_label: str = "gen_ai_evaluation_name"
+    operation_duration_buckets: tuple[float, ...] = GENAI_DURATION_BUCKETS
+    evaluation_score_buckets: tuple[float, ...] = EVALUATION_SCORE_BUCKETS
+
+    # --- Tenancy: the label every generated selector is pinned to.
+    tenant_label: str = "namespace"
+
+    # --- Series Observatory records.
+    token_price_metric: str = "observatory:gen_ai_token_price_usd"
+    slo_errors_rate_metric: str = "observatory:slo_errors:rate5m"
+    slo_requests_rate_metric: str = "observatory:slo_requests:rate5m"
+    slo_errors_rate1h_metric: str = "observatory:slo_errors:rate1h"
+    slo_requests_rate1h_metric: str = "observatory:slo_requests:rate1h"
+    slo_objective_metric: str = "observatory:slo_objective:ratio"
+    slo_budget_remaining_metric: str = "observatory:slo_error_budget_remaining:ratio"
+    signal_metric_prefix: str = "observatory:alert_signal"
+    drift_cdf_metric_prefix: str = "observatory:drift_cdf"
+
+    # --- Labels Observatory puts on what it generates.
+    severity_label: str = "severity"
+    slo_label: str = "slo"
+    alertrule_label: str = "observatory_alertrule"
+    slo_tier_label: str = "slo_tier"
+    window_label: str = "window"
+    managed_by_label: str = "app.kubernetes.io/managed-by"
+    managed_by_value: str = "observatory"
+    owner_kind_label: str = "observatory.dev/owner-kind"
+    owner_name_label: str = "observatory.dev/owner-name"
+
+    # --- Annotations on generated alerts.
+    summary_annotation: str = "summary"
+    description_annotation: str = "description"
+    runbook_annotation: str = "runbook_url"
+
+    # --- Rule groups and objects.
+    rule_group_prefix: str = "observatory"
+    prices_object_name: str = "observatory-llm-prices"
+
+    # --- prometheus-operator loads a PrometheusRule only when its ruleSelector matches.
+    rule_selector_labels: Mapping[str, str] = field(default_factory=lambda: {"release": "kube-prometheus-stack"})
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "Conventions":
+        """Defaults overridden by `values` (snake_case field names); unknown names are an error."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"unknown convention(s): {', '.join(unknown)}")
+        coerced = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return dataclasses.replace(cls(), **coerced)
+
+
+DEFAULT = Conventions()

@@ -1,0 +1,152 @@
+"""Building blocks shared by the three custom resources.
+
+Every field carries a description: the CRD schemas are generated from these models and
+`kubectl explain` shows the descriptions to the platform teams.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "observatory.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d|w|y))+$"
+LABEL_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+# DNS-1123 subdomain, the rule for Kubernetes object names.
+K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a Prometheus duration such as `1h30m`."""
+    return sum(int(n) * _DURATION_UNITS[u] for n, u in re.findall(r"([0-9]+)(ms|s|m|h|d|w|y)", text))
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest Prometheus duration for whole milliseconds, largest units first."""
+    millis = int(round(seconds * 1000))
+    if millis <= 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400000), ("h", 3600000), ("m", 60000), ("s", 1000), ("ms", 1)):
+        count, millis = divmod(millis, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def _positive_duration(value: str) -> str:
+    if duration_seconds(value) <= 0:
+        raise ValueError("must be longer than zero")
+    return value
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN), AfterValidator(_positive_duration)]
+LabelName = Annotated[str, Field(pattern=LABEL_NAME_PATTERN, max_length=128)]
+FiniteFloat = Annotated[float, AfterValidator(_finite)]
+Severity = Literal["critical", "high", "warning", "info"]
+PromQL = Annotated[str, Field(min_length=1, max_length=16384)]
+
+
+class CRModel(BaseModel):
+    """Base of every spec model: camelCase on the wire, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=False,
+    )
+
+
+class SecretKeyRef(CRModel):
+    """A key of a Secret in the resource's own namespace."""
+
+    name: str = Field(description="Name of the Secret, in the same namespace as this resource.",
+                      pattern=K8S_NAME_PATTERN, max_length=253)
+    key: str = Field(description="Key inside the Secret.", min_length=1, max_length=253,
+                     pattern=r"^[-._a-zA-Z0-9]+$")
+
+
+class Annotations(CRModel):
+    """Human-facing text attached to the generated alerts."""
+
+    summary: str | None = Field(default=None, description="One-line summary; Prometheus templates such as {{ $value }} are allowed.")
+    description: str | None = Field(default=None, description="Longer description of the alert and its impact.")
+    runbook_url: str | None = Field(default=None, description="Link to the runbook responders should follow.",
+                                    pattern=r"^https?://\S+$")
+
+
+class ObjectMeta(BaseModel):
+    """The subset of Kubernetes object metadata that Observatory reads."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str = Field(description="Object name.", pattern=K8S_NAME_PATTERN, max_length=253)
+    namespace: str | None = Field(default=None, description="Object namespace.",
+                                  pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    labels: dict[str, str] = Field(default_factory=dict, description="Object labels.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Object annotations.")
+    uid: str | None = Field(default=None, description="Object UID, set by the API server.")
+    generation: int | None = Field(default=None, description="Spec generation, set by the API server.")
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(CRModel):
+    """A standard Kubernetes condition."""
+
+    type: str = Field(description="Condition type, e.g. Ready or Valid.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(description="CamelCase machine-readable reason for the last transition.")
+    message: str = Field(default="", description="Human-readable detail.")
+    observed_generation: int | None = Field(default=None, description="metadata.generation the condition was computed from.")
+    last_transition_time: str | None = Field(default=None, description="When the status last changed (RFC 3339).")
+
+
+class RuleStatus(CRModel):
+    """Status shared by AlertRule and SLO: what was generated and whether it worked."""
+
+    conditions: list[Condition] = Field(default_factory=list, description="Ready, Valid and RulesLoaded conditions.")
+    observed_generation: int | None = Field(default=None, description="Last metadata.generation reconciled.")
+    prometheus_rules: list[str] = Field(default_factory=list, description="Names of the generated PrometheusRule objects.")
+    alertmanager_config: str | None = Field(default=None, description="Name of the generated AlertmanagerConfig, if routing is set.")
+    recording_rules: int = Field(default=0, description="Number of generated recording rules.")
+    alerting_rules: int = Field(default=0, description="Number of generated alerting rules.")
+    ready: str | None = Field(default=None, description="Mirror of the Ready condition status, for printer columns.")
+    reason: str | None = Field(default=None, description="Mirror of the Ready condition reason, for printer columns.")
+
+
+class CustomResource(BaseModel):
+    """The envelope every custom resource shares; subclasses pin kind and spec."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    api_version: Literal["observatory.dev/v1alpha1"] = Field(alias="apiVersion", description="observatory.dev/v1alpha1")
+    metadata: ObjectMeta = Field(description="Standard object metadata.")
+
+    @property
+    def namespace(self) -> str:
+        if not self.metadata.namespace:
+            raise ValueError("metadata.namespace is not set")
+        return self.metadata.namespace
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
