@@ -1,0 +1,78 @@
+"""The compile core: custom resources in, Kubernetes objects out. Pure functions, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from ..conventions import DEFAULT, Conventions
+from ..models.alertrule import AlertRule
+from ..models.common import CustomResource
+from ..models.slo import SLO
+from .alertrule import compile_alertrule
+from .errors import CompileError, FieldError
+from .prices import DEFAULT_CATALOGUE, ModelPrice, price_objects
+from .routing import alertmanager_config
+from .rules import Tenant, object_name, owner_labels, prometheus_rules
+from .slo import compile_slo
+
+__all__ = ["CompileError", "CompileOptions", "FieldError", "compile_resource", "compile_bundle", "shared_objects", "sort_objects", "ModelPrice"]
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    conventions: Conventions = DEFAULT
+    catalogue: tuple[ModelPrice, ...] = DEFAULT_CATALOGUE
+
+
+def compile_resource(resource: CustomResource, options: CompileOptions = CompileOptions()) -> list[dict[str, Any]]:
+    """The objects one resource owns: PrometheusRule(s) and, with routing, an AlertmanagerConfig."""
+    c = options.conventions
+    tenant = Tenant(resource.namespace, c)
+    kind = resource.kind
+    base_name = object_name(kind.lower(), resource.name)
+    labels = owner_labels(c, kind, resource.name)
+    if isinstance(resource, AlertRule):
+        groups = [compile_alertrule(resource, tenant)]
+        match_label = c.alertrule_label
+    elif isinstance(resource, SLO):
+        groups = compile_slo(resource, tenant)
+        match_label = c.slo_label
+    else:
+        raise TypeError(f"cannot compile {kind}")
+    objects = prometheus_rules(base_name, groups, tenant, labels)
+    routing = resource.spec.routing
+    if routing is not None:
+        objects.append(alertmanager_config(base_name, resource.namespace, routing, match_label, resource.name,
+                                           c.severity_label, labels))
+    return objects
+
+
+def needs_prices(resource: CustomResource) -> bool:
+    if not isinstance(resource, AlertRule):
+        return False
+    spec = resource.spec
+    return spec.cost is not None or (spec.anomaly is not None and spec.anomaly.signal == "costRate")
+
+
+def compile_bundle(resources: Iterable[CustomResource], options: CompileOptions = CompileOptions()) -> list[dict[str, Any]]:
+    """Every object for a set of resources, plus one price catalogue per namespace that needs one.
+
+    Raises CompileError for the first resource that fails; callers wanting every error compile the
+    resources one by one.
+    """
+    resources = list(resources)
+    objects = [obj for resource in resources for obj in compile_resource(resource, options)]
+    return sort_objects(objects + shared_objects(resources, options))
+
+
+def shared_objects(resources: Iterable[CustomResource], options: CompileOptions = CompileOptions()) -> list[dict[str, Any]]:
+    """Objects a namespace needs once, whichever resources need them: the price catalogue."""
+    objects: list[dict[str, Any]] = []
+    for namespace in sorted({r.namespace for r in resources if needs_prices(r)}):
+        objects.extend(price_objects(options.catalogue, Tenant(namespace, options.conventions), "Namespace", namespace))
+    return objects
+
+
+def sort_objects(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(objects, key=lambda o: (o["metadata"]["namespace"], o["kind"], o["metadata"]["name"]))

@@ -129,8 +129,6 @@ class RuleStatus(CRModel):
     alertmanager_config: str | None = Field(default=None, description="Name of the generated AlertmanagerConfig, if routing is set.")
     recording_rules: int = Field(default=0, description="Number of generated recording rules.")
     alerting_rules: int = Field(default=0, description="Number of generated alerting rules.")
-    ready: str | None = Field(default=None, description="Mirror of the Ready condition status, for printer columns.")
-    reason: str | None = Field(default=None, description="Mirror of the Ready condition reason, for printer columns.")
 
 
 class CustomResource(BaseModel):

@@ -1,0 +1,168 @@
+"""`observatory`: render, validate and test policies offline; write CRDs; run the operator."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from . import loader, promtool
+from .compile import CompileOptions
+from .compile.prices import ModelPrice
+from .compile.rules import count_rules
+from .conventions import Conventions
+from .yamlio import dump, dump_all
+
+
+def _options(args: argparse.Namespace) -> CompileOptions:
+    options = CompileOptions()
+    if args.conventions:
+        options = CompileOptions(conventions=Conventions.from_mapping(yaml.safe_load(Path(args.conventions).read_text()) or {}),
+                                 catalogue=options.catalogue)
+    if args.prices:
+        entries = yaml.safe_load(Path(args.prices).read_text()) or []
+        catalogue = tuple(ModelPrice(e["model"], float(e["inputUSDPerMillionTokens"]), float(e["outputUSDPerMillionTokens"]))
+                          for e in entries)
+        options = CompileOptions(conventions=options.conventions, catalogue=catalogue)
+    return options
+
+
+def _load(args: argparse.Namespace) -> tuple[loader.Input, list[dict]]:
+    loaded = loader.read(args.file, args.namespace)
+    objects = loader.compile_all(loaded, _options(args))
+    return loaded, objects
+
+
+def _report(loaded: loader.Input) -> int:
+    for problem in loaded.problems:
+        print(problem, file=sys.stderr)
+    if loaded.skipped:
+        print(f"note: skipped {len(loaded.skipped)} document(s) that are not Observatory resources", file=sys.stderr)
+    return 1 if loaded.problems else 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    loaded, objects = _load(args)
+    if _report(loaded):
+        return 1
+    sys.stdout.write(dump_all(objects))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    loaded, _ = _load(args)
+    if _report(loaded):
+        print(f"{len(loaded.problems)} error(s)", file=sys.stderr)
+        return 1
+    print(f"{len(loaded.resources)} resource(s) valid")
+    return 0
+
+
+def run_tests(args: argparse.Namespace, out=sys.stdout) -> int:
+    """Render, check with promtool, run promtool test files; print a pass/fail summary."""
+    loaded, objects = _load(args)
+    if _report(loaded):
+        return 1
+    recording, alerting = count_rules(objects)
+    print(f"rendered {len(loaded.resources)} resource(s) into {len(objects)} object(s): "
+          f"{recording} recording and {alerting} alerting rule(s)", file=out)
+    with tempfile.TemporaryDirectory(prefix="observatory-test-") as tmp:
+        workdir = Path(tmp)
+        rule_files = promtool.write_rule_files(objects, workdir)
+        outcomes = [promtool.check_rules(rule_files)]
+        outcomes += [promtool.run_test_file(test, rule_files, workdir, i) for i, test in enumerate(loaded.promtool_tests)]
+    for outcome in outcomes:
+        print(f"{'PASS' if outcome.ok else 'FAIL'}  {outcome.name}", file=out)
+        if not outcome.ok:
+            print("      " + outcome.output.strip().replace("\n", "\n      "), file=out)
+    failed = sum(not o.ok for o in outcomes)
+    print(f"{len(outcomes) - failed} passed, {failed} failed", file=out)
+    return 1 if failed else 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    return run_tests(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    print(f"Observatory demo: compiling and proving the policies in {', '.join(args.file)}\n")
+    loaded, objects = _load(args)
+    if _report(loaded):
+        return 1
+    for obj in objects:
+        meta = obj["metadata"]
+        rules = sum(len(g["rules"]) for g in obj["spec"].get("groups", [])) if obj["kind"] == "PrometheusRule" else None
+        detail = f"{rules} rules" if rules is not None else f"{len(obj['spec']['receivers']) - 1} receiver(s)"
+        print(f"  {obj['kind']:<20} {meta['namespace']}/{meta['name']:<40} {detail}")
+    print()
+    status = run_tests(args)
+    print(f"\ndone in {time.monotonic() - started:.1f}s; see `observatory render -f examples/` for the objects")
+    return status
+
+
+def cmd_crds(args: argparse.Namespace) -> int:
+    from .crdgen import all_crds
+
+    stale = []
+    for out_dir in map(Path, args.out):
+        for file_name, obj in all_crds().items():
+            path = out_dir / file_name
+            text = dump(obj)
+            if args.check:
+                if not path.exists() or path.read_text() != text:
+                    stale.append(str(path))
+            else:
+                out_dir.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+    for path in stale:
+        print(f"stale: {path} (run `make crds`)", file=sys.stderr)
+    return 1 if stale else 0
+
+
+def _add_input(parser: argparse.ArgumentParser, default_files: list[str] | None = None) -> None:
+    parser.add_argument("-f", "--file", action="extend", nargs="+", required=default_files is None,
+                        help="files or folders of YAML (multi-document); - for stdin")
+    parser.set_defaults(default_files=default_files)
+    parser.add_argument("-n", "--namespace", default="default", help="namespace for documents without one (default: default)")
+    parser.add_argument("--prices", help="YAML list of {model, inputUSDPerMillionTokens, outputUSDPerMillionTokens}")
+    parser.add_argument("--conventions", help="YAML mapping overriding metric and label names (see observatory.conventions)")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="observatory", description=__doc__)
+    commands = top.add_subparsers(dest="command", required=True)
+    for name, handler, text, default_files in (
+        ("render", cmd_render, "print the generated objects as multi-document YAML", None),
+        ("validate", cmd_validate, "check every resource; report FILE: Kind/namespace/name: field: reason", None),
+        ("test", cmd_test, "render, run promtool check rules and the promtool test files given", None),
+        ("demo", cmd_demo, "render and prove the examples", ["examples"]),
+    ):
+        sub = commands.add_parser(name, help=text)
+        _add_input(sub, default_files)
+        sub.set_defaults(handler=handler)
+    crds = commands.add_parser("crds", help="write the CustomResourceDefinitions generated from the models")
+    crds.add_argument("--out", action="append", required=True, help="output folder (repeatable)")
+    crds.add_argument("--check", action="store_true", help="only report stale files, exit 1 if any")
+    crds.set_defaults(handler=cmd_crds)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if getattr(args, "file", "unset") is None:
+        args.file = args.default_files
+    try:
+        return args.handler(args)
+    except promtool.PromtoolMissing as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""AlertRule → rule group (recording rules it needs + one alert)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import promql_parser as pp
+
+from .. import promql
+from ..models.alertrule import AlertRule, AlertRuleSpec
+from .rules import Rule, RuleGroup, Tenant
+from .signals import Signals, le_pattern, number, parse_field
+
+PSI_EPSILON = 1e-4  # keeps ln() finite for empty bins
+ANOMALY_SIGNAL_WINDOW = "5m"
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """The alert condition of one rule type plus the recording rules it reads."""
+
+    expr: pp.Expr
+    records: tuple[Rule, ...] = ()
+    summary: str = ""
+
+
+def alert_name(resource_name: str) -> str:
+    """`llm-daily-budget` → `LlmDailyBudget`: Prometheus alert names are CamelCase by custom."""
+    return "".join(part[:1].upper() + part[1:] for part in resource_name.replace(".", "-").split("-") if part)
+
+
+def compile_alertrule(rule: AlertRule, tenant: Tenant) -> RuleGroup:
+    spec = rule.spec
+    c = tenant.conventions
+    extra = parse_field(spec.selector, "spec.selector", tenant, selector_only=True) if spec.selector else None
+    signals = Signals(tenant, extra, tuple(spec.group_by))
+    identity = {c.alertrule_label: rule.name}
+    rule_type = spec.rule_type
+    compiled = _COMPILERS[rule_type](spec, signals, identity)
+
+    annotations = {c.summary_annotation: spec.annotations.summary or compiled.summary}
+    if spec.annotations.description:
+        annotations[c.description_annotation] = spec.annotations.description
+    if spec.annotations.runbook_url:
+        annotations[c.runbook_annotation] = spec.annotations.runbook_url
+    labels = {**spec.labels, c.severity_label: spec.severity, **identity}
+    alert = Rule(expr=compiled.expr, alert=alert_name(rule.name), for_=spec.for_, labels=labels, annotations=annotations)
+    return RuleGroup(
+        name=f"{c.rule_group_prefix}.alertrule.{rule.name}",
+        rules=compiled.records + (alert,),
+        interval=spec.evaluation_interval,
+    )
+
+
+def _threshold(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Compiled:
+    block = spec.threshold
+    user = parse_field(block.expr, "spec.threshold.expr", signals.tenant)
+    expr = promql.build(f"(__arg_e__) {block.op} {number(block.value)}", {"e": user})
+    return Compiled(expr, summary=f"{{{{ $value }}}} {block.op} {block.value:g}")
+
+
+def _error_rate(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Compiled:
+    block = spec.error_rate
+    if block.errors:
+        errors = parse_field(block.errors, "spec.errorRate.errors", signals.tenant, selector_only=True)
+        total = parse_field(block.total, "spec.errorRate.total", signals.tenant, selector_only=True)
+    else:
+        errors, total = signals.failed_operations(), signals.operations()
+    expr = promql.build(f"(__arg_ratio__) > {number(block.threshold)}", {"ratio": signals.ratio(errors, total, block.window)})
+    if block.min_requests > 0:
+        expr = promql.build(f"__arg_cond__ and __arg_n__ >= {number(block.min_requests)}",
+                            {"cond": expr, "n": signals.increase_sum(total, block.window)})
+    return Compiled(expr, summary=f"LLM error rate {{{{ $value | humanizePercentage }}}} over {block.window} "
+                                  f"(threshold {block.threshold:.2%})")
+
+
+def _latency(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Compiled:
+    block = spec.latency
+    histogram = block.histogram or signals.conventions.operation_duration_metric
+    quantile = signals.quantile(block.quantile, histogram, block.window)
+    expr = promql.build(f"__arg_q__ > {number(block.threshold_seconds)}", {"q": quantile})
+    percentile = f"p{block.quantile * 100:g}"
+    return Compiled(expr, summary=f"LLM {percentile} latency {{{{ $value | humanizeDuration }}}} over {block.window} "
+                                  f"(threshold {block.threshold_seconds:g}s)")
+
+
+def _cost(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Compiled:
+    block = spec.cost
+    expr = promql.build(f"__arg_spend__ > {number(block.budget_usd)}", {"spend": signals.cost(block.window)})
+    return Compiled(expr, summary=f"LLM spend ${{{{ $value | printf \"%.2f\" }}}} over the last {block.window} "
+                                  f"(budget ${block.budget_usd:g})")
+
+
+def _quality(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Compiled:
+    block = spec.quality
+    c = signals.conventions
+    name_matcher = promql.equal(c.evaluation_name_label, block.evaluation)
+    scores = signals.increase_sum(signals.metric(c.evaluation_score_metric + "_sum", name_matcher), block.window)
+    samples = signals.increase_sum(signals.metric(c.evaluation_score_metric + "_count", name_matcher), block.window)
+    op, bound = ("<", block.min_score) if block.min_score is not None else (">", block.max_score)
+    expr = promql.build(f"(__arg_s__ / __arg_n__) {op} {number(bound)} and __arg_n__ >= {block.min_samples}",
+                        {"s": scores, "n": samples})
+    word = "below" if op == "<" else "above"
+    return Compiled(expr, summary=f"Average {block.evaluation} score {{{{ $value }}}} is {word} {bound:g} over {block.window}")
+
+
+def _drift(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Compiled:
+    block = spec.drift
+    c = signals.conventions
+    histogram = block.histogram or c.operation_duration_metric
+    buckets = list(block.buckets or c.operation_duration_buckets)
+    cdf_metric = f"{c.drift_cdf_metric_prefix}:ratio"
+    windows = {"current": (block.current, None), "baseline": (block.baseline, block.current)}
+
+    records = []
+    for window_name, (length, offset) in windows.items():
+        shift = f" offset {offset}" if offset else ""
+        cdf = promql.build(
+            f"sum by ({signals.by('le')}) (increase(__arg_b__[{length}]{shift}))"
+            f" / ignoring (le) group_left () sum by ({signals.by()}) (increase(__arg_inf__[{length}]{shift}))",
+            {"b": signals.metric(histogram + "_bucket"), "inf": signals.metric(histogram + "_bucket", promql.equal("le", "+Inf"))},
+        )
+        records.append(Rule(expr=cdf, record=cdf_metric, labels={**identity, c.window_label: window_name}))
+
+    def cdf_at(window_name: str, bound: float | None) -> pp.Expr:
+        matchers = [promql.equal(k, v) for k, v in identity.items()] + [promql.equal(c.window_label, window_name)]
+        if bound is not None:
+            matchers.append(promql.matches("le", le_pattern(bound)))
+        return promql.selector(cdf_metric, matchers)
+
+    def cdf_pair() -> dict[str, pp.Expr]:
+        return {"cur": cdf_at("current", None), "base": cdf_at("baseline", None)}
+
+    conditions = []
+    if block.ks_threshold is not None:
+        ks = promql.build(f"max by ({signals.by()}) (abs(__arg_cur__ - ignoring ({c.window_label}) __arg_base__))", cdf_pair())
+        conditions.append(promql.build(f"__arg_ks__ > {number(block.ks_threshold)}", {"ks": ks}))
+    if block.psi_threshold is not None:
+        terms = [_psi_term(signals, cdf_at, low, high) for low, high in zip([None] + buckets, buckets + [None])]
+        psi = terms[0]
+        for term in terms[1:]:
+            psi = promql.build("__arg_a__ + __arg_b__", {"a": psi, "b": term})
+        conditions.append(promql.build(f"(__arg_psi__) > {number(block.psi_threshold)}", {"psi": psi}))
+    expr = conditions[0]
+    for condition in conditions[1:]:
+        expr = promql.build("__arg_a__ or __arg_b__", {"a": expr, "b": condition})
+
+    count = signals.metric(histogram + "_count")
+    enough = promql.build(
+        f"__arg_cond__ and on ({signals.by()}) (__arg_cur__ >= {block.min_samples})"
+        f" and on ({signals.by()}) (__arg_base__ >= {block.min_samples})",
+        {"cond": expr, "cur": signals.increase_sum(count, block.current),
+         "base": promql.build(f"sum by ({signals.by()}) (increase(__arg_n__[{block.baseline}] offset {block.current}))", {"n": count})},
+    )
+    return Compiled(enough, records=tuple(records),
+                    summary=f"Distribution of {histogram} over the last {block.current} drifted from the {block.baseline} before")
+
+
+def _psi_term(signals: Signals, cdf_at: Callable[[str, float | None], pp.Expr], low: float | None, high: float | None) -> pp.Expr:
+    """(p_current - p_baseline) * ln(p_current / p_baseline) for the bin (low, high]."""
+
+    def probability(window_name: str) -> pp.Expr:
+        upper = cdf_at(window_name, high) if high is not None else promql.parse("1")
+        if low is None:
+            inner = promql.build(f"sum by ({signals.by()}) (__arg_u__)", {"u": upper})
+        elif high is None:
+            inner = promql.build(f"1 - sum by ({signals.by()}) (__arg_l__)", {"l": cdf_at(window_name, low)})
+        else:
+            inner = promql.build(f"sum by ({signals.by()}) (__arg_u__) - sum by ({signals.by()}) (__arg_l__)",
+                                 {"u": upper, "l": cdf_at(window_name, low)})
+        return promql.build(f"clamp_min(__arg_p__, {number(PSI_EPSILON)})", {"p": inner})
+
+    return promql.build("(__arg_cur__ - __arg_base__) * ln(__arg_cur__ / __arg_base__)",
+                        {"cur": probability("current"), "base": probability("baseline")})
+
+
+def anomaly_signal(name: str, signals: Signals) -> pp.Expr:
+    window = ANOMALY_SIGNAL_WINDOW
+    if name == "requestRate":
+        return signals.rate_sum(signals.operations(), window)
+    if name == "errorRatio":
+        return signals.ratio(signals.failed_operations(), signals.operations(), window)
+    if name == "latencyP95":
+        return signals.quantile(0.95, signals.conventions.operation_duration_metric, window)
+    if name == "tokenRate":
+        return signals.tokens_rate(window)
+    if name == "costRate":
+        return signals.cost(window, as_rate=True)
+    raise ValueError(f"unknown anomaly signal {name}")
+
+
+def _anomaly(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Compiled:
+    block = spec.anomaly
+    c = signals.conventions
+    if block.expr:
+        source = parse_field(block.expr, "spec.anomaly.expr", signals.tenant)
+    else:
+        source = anomaly_signal(block.signal, signals)
+    metric = f"{c.signal_metric_prefix}:value"
+    record = Rule(expr=source, record=metric, labels=identity)
+    series = promql.selector(metric, [promql.equal(k, v) for k, v in identity.items()])
+    z = promql.build(f"(__arg_s__ - avg_over_time(__arg_s__[{block.baseline}])) / stddev_over_time(__arg_s__[{block.baseline}])",
+                     {"s": series})
+    k = number(block.z_score)
+    comparison = {"up": f"(__arg_z__) > {k}", "down": f"(__arg_z__) < -{k}", "both": f"abs(__arg_z__) > {k}"}[block.direction]
+    expr = promql.build(f"{comparison} and stddev_over_time(__arg_s__[{block.baseline}]) > 0", {"z": z, "s": series})
+    what = block.signal or "signal"
+    return Compiled(expr, records=(record,),
+                    summary=f"{what} is {{{{ $value | printf \"%.1f\" }}}} standard deviations from its {block.baseline} mean")
+
+
+def _absent(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Compiled:
+    block = spec.absent
+    if block.expr:
+        target = parse_field(block.expr, "spec.absent.expr", signals.tenant, selector_only=True)
+    else:
+        target = signals.operations()
+    expr = promql.build(f"absent_over_time(__arg_s__[{block.window}])", {"s": target})
+    return Compiled(expr, summary=f"No data for {block.window}")
+
+
+_COMPILERS = {
+    "threshold": _threshold,
+    "error_rate": _error_rate,
+    "latency": _latency,
+    "cost": _cost,
+    "quality": _quality,
+    "drift": _drift,
+    "anomaly": _anomaly,
+    "absent": _absent,
+}
+

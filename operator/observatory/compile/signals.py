@@ -1,0 +1,95 @@
+"""The LLM signals (GenAI semantic conventions) as PromQL trees, shared by every compiler."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+import promql_parser as pp
+
+from .. import promql
+from ..conventions import Conventions
+from .errors import CompileError
+from .rules import Tenant
+
+
+def parse_field(text: str, field: str, tenant: Tenant, *, selector_only: bool = False) -> pp.Expr:
+    """Parse user PromQL from `field`, rejecting what reaches outside the tenant."""
+    try:
+        expr = promql.parse(text)
+        promql.check_tenant(expr, tenant.conventions.tenant_label, tenant.namespace)
+        if selector_only:
+            promql.as_selector(expr)
+    except promql.PromQLError as err:
+        raise CompileError(field, str(err)) from None
+    return expr
+
+
+def le_pattern(bound: float) -> str:
+    """A regex matching every way exporters print a bucket bound (`1`, `1.0`, `1e+06`, ...)."""
+    value = float(bound)
+    spellings = {repr(value), format(Decimal(repr(value)), "f"), f"{value:g}"}
+    if value.is_integer():
+        spellings.add(str(int(value)))
+    return "|".join(re.escape(s) for s in sorted(spellings))
+
+
+def number(value: float) -> str:
+    """A float as PromQL text, rounded so that 14.4 * 0.001 reads 0.0144."""
+    return promql.number(float(f"{value:.12g}"))
+
+
+@dataclass(frozen=True)
+class Signals:
+    tenant: Tenant
+    extra: pp.Expr | None = None  # user selector narrowing every built-in signal
+    group_by: tuple[str, ...] = ()
+
+    @property
+    def conventions(self) -> Conventions:
+        return self.tenant.conventions
+
+    def by(self, *more: str) -> str:
+        labels = [self.conventions.tenant_label, *self.group_by, *more]
+        return ", ".join(dict.fromkeys(labels))
+
+    def metric(self, name: str, *matchers: pp.Matcher) -> pp.Expr:
+        return promql.selector(name, matchers, self.extra)
+
+    def operations(self) -> pp.Expr:
+        return self.metric(self.conventions.operation_duration_metric + "_count")
+
+    def failed_operations(self) -> pp.Expr:
+        return self.metric(self.conventions.operation_duration_metric + "_count",
+                           promql.not_equal(self.conventions.error_type_label, ""))
+
+    def rate_sum(self, selector: pp.Expr, window: str) -> pp.Expr:
+        return promql.build(f"sum by ({self.by()}) (rate(__arg_s__[{window}]))", {"s": selector})
+
+    def increase_sum(self, selector: pp.Expr, window: str) -> pp.Expr:
+        return promql.build(f"sum by ({self.by()}) (increase(__arg_s__[{window}]))", {"s": selector})
+
+    def ratio(self, errors: pp.Expr, total: pp.Expr, window: str) -> pp.Expr:
+        return promql.build("__arg_e__ / __arg_t__",
+                            {"e": self.rate_sum(errors, window), "t": self.rate_sum(total, window)})
+
+    def quantile(self, q: float, histogram: str, window: str) -> pp.Expr:
+        return promql.build(f"histogram_quantile({number(q)}, sum by ({self.by('le')}) (rate(__arg_b__[{window}])))",
+                            {"b": self.metric(histogram + "_bucket")})
+
+    def prices(self) -> pp.Expr:
+        return promql.selector(self.conventions.token_price_metric)
+
+    def cost(self, window: str, *, as_rate: bool = False) -> pp.Expr:
+        """Spend in USD over `window` (or USD per second), token usage times the price catalogue."""
+        c = self.conventions
+        function = "rate" if as_rate else "increase"
+        return promql.build(
+            f"sum by ({self.by()}) ({function}(__arg_tokens__[{window}])"
+            f" * on ({c.tenant_label}, {c.model_label}, {c.token_type_label}) group_left () __arg_prices__)",
+            {"tokens": self.metric(c.token_usage_metric + "_sum"), "prices": self.prices()},
+        )
+
+    def tokens_rate(self, window: str) -> pp.Expr:
+        return self.rate_sum(self.metric(self.conventions.token_usage_metric + "_sum"), window)

@@ -1,0 +1,103 @@
+"""Reading resources from files, folders and stdin, and compiling them with every error reported."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, TextIO
+
+import yaml
+
+from .compile import CompileError, CompileOptions, compile_resource, shared_objects, sort_objects
+from .models import parse_resource
+from .models.common import API_VERSION, CustomResource
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str
+    data: dict[str, Any]
+
+    @property
+    def identity(self) -> str:
+        metadata = self.data.get("metadata") or {}
+        namespace = metadata.get("namespace") or "-"
+        return f"{self.data.get('kind', '?')}/{namespace}/{metadata.get('name', '?')}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    source: str
+    identity: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.identity}: {self.message}" if self.identity else f"{self.source}: {self.message}"
+
+
+@dataclass
+class Input:
+    resources: list[tuple[Document, CustomResource]] = field(default_factory=list)
+    promtool_tests: list[Path] = field(default_factory=list)
+    skipped: list[Document] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _files(paths: Iterable[str]) -> Iterable[tuple[str, Path | None]]:
+    for raw in paths:
+        if raw == "-":
+            yield "-", None
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            for child in sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file()):
+                yield str(child), child
+        else:
+            yield raw, path
+
+
+def read(paths: Iterable[str], default_namespace: str | None, stdin: TextIO = sys.stdin) -> Input:
+    """Load every document; classify Observatory resources, promtool test files and the rest."""
+    result = Input()
+    for source, path in _files(paths):
+        try:
+            text = stdin.read() if path is None else path.read_text()
+            documents = [d for d in yaml.safe_load_all(text) if d is not None]
+        except (OSError, yaml.YAMLError) as err:
+            result.problems.append(Problem(source, "", f"cannot read: {err}"))
+            continue
+        for data in documents:
+            if not isinstance(data, dict):
+                result.problems.append(Problem(source, "", "document is not a mapping"))
+            elif "apiVersion" not in data and "tests" in data and path is not None:
+                result.promtool_tests.append(path)
+            elif str(data.get("apiVersion", "")).split("/")[0] != API_VERSION.split("/")[0]:
+                result.skipped.append(Document(source, data))
+            else:
+                document = Document(source, data)
+                try:
+                    result.resources.append((document, parse_resource(data, default_namespace)))
+                except CompileError as err:
+                    result.problems.extend(Problem(source, document.identity, str(e)) for e in err.errors)
+    return result
+
+
+def compile_all(loaded: Input, options: CompileOptions) -> list[dict[str, Any]]:
+    """Compile everything loaded, recording a problem per failing field; objects only if none failed."""
+    seen: dict[tuple[str, str, str], str] = {}
+    objects: list[dict[str, Any]] = []
+    for document, resource in loaded.resources:
+        key = (resource.kind, resource.namespace, resource.name)
+        if key in seen:
+            loaded.problems.append(Problem(document.source, document.identity, f"defined twice (also in {seen[key]})"))
+        seen.setdefault(key, document.source)
+        try:
+            objects.extend(compile_resource(resource, options))
+        except CompileError as err:
+            loaded.problems.extend(Problem(document.source, document.identity, str(e)) for e in err.errors)
+    if loaded.problems:
+        return []
+    return sort_objects(objects + shared_objects([r for _, r in loaded.resources], options))

@@ -1,0 +1,175 @@
+"""AlertRule: one alert policy for an LLM application, kept in Git."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .common import (
+    Annotations,
+    CRModel,
+    CustomResource,
+    Duration,
+    FiniteFloat,
+    LabelName,
+    PromQL,
+    RuleStatus,
+    Severity,
+)
+from .routing import Routing
+
+Comparison = Literal[">", ">=", "<", "<=", "==", "!="]
+METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+
+
+class ThresholdRule(CRModel):
+    """Your own PromQL compared with a constant."""
+
+    expr: PromQL = Field(description="Instant-vector PromQL; it is pinned to this namespace.")
+    op: Comparison = Field(default=">", description="Comparison that makes the alert fire.")
+    value: FiniteFloat = Field(description="Constant compared against.")
+
+
+class ErrorRateRule(CRModel):
+    """Share of failed LLM calls over a window."""
+
+    threshold: float = Field(gt=0, le=1, description="Error ratio that fires the alert, e.g. 0.05 for 5 %.")
+    window: Duration = Field(default="5m", description="Window the ratio is computed over.")
+    errors: PromQL | None = Field(default=None, description="Counter selector of failed calls; default: GenAI operations with an error type.")
+    total: PromQL | None = Field(default=None, description="Counter selector of all calls; default: all GenAI operations.")
+    min_requests: float = Field(default=0, ge=0, description="Stay silent below this many calls in the window.")
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> "ErrorRateRule":
+        if (self.errors is None) != (self.total is None):
+            raise ValueError("set both errors and total, or neither")
+        return self
+
+
+class LatencyRule(CRModel):
+    """A latency quantile computed from a histogram."""
+
+    quantile: float = Field(default=0.95, gt=0, lt=1, description="Quantile, e.g. 0.95 for p95.")
+    threshold_seconds: float = Field(gt=0, description="Latency in seconds that fires the alert.")
+    window: Duration = Field(default="5m", description="Rate window of the histogram.")
+    histogram: str | None = Field(default=None, pattern=METRIC_NAME_PATTERN,
+                                  description="Histogram base name (without _bucket); default: GenAI operation duration.")
+
+
+class CostRule(CRModel):
+    """LLM spend over a rolling window, from token usage times the price catalogue."""
+
+    budget_usd: float = Field(alias="budgetUSD", gt=0, description="Spend in US dollars that fires the alert.")
+    window: Duration = Field(default="1d", description="Rolling window the spend is summed over.")
+
+
+class QualityRule(CRModel):
+    """Average evaluation score (e.g. answer relevance, hallucination) over a window."""
+
+    evaluation: str = Field(min_length=1, max_length=128, description="Evaluation name, matched on the evaluation name label.")
+    min_score: float | None = Field(default=None, ge=0, le=1, description="Fire when the average score falls below this.")
+    max_score: float | None = Field(default=None, ge=0, le=1, description="Fire when the average score rises above this (e.g. hallucination rate).")
+    window: Duration = Field(default="1h", description="Window the average is taken over.")
+    min_samples: int = Field(default=1, ge=1, description="Stay silent with fewer scored samples in the window.")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> "QualityRule":
+        if (self.min_score is None) == (self.max_score is None):
+            raise ValueError("set exactly one of minScore, maxScore")
+        return self
+
+
+class DriftRule(CRModel):
+    """A distribution's recent window compared with a baseline window of the same histogram."""
+
+    histogram: str | None = Field(default=None, pattern=METRIC_NAME_PATTERN,
+                                  description="Histogram base name (without _bucket); default: GenAI operation duration.")
+    current: Duration = Field(default="1d", description="Recent window.")
+    baseline: Duration = Field(default="7d", description="Baseline window, ending where the recent window starts.")
+    ks_threshold: float | None = Field(default=None, gt=0, le=1,
+                                       description="Fire when the Kolmogorov-Smirnov statistic (max |CDF difference|) exceeds this.")
+    psi_threshold: float | None = Field(default=None, gt=0,
+                                        description="Fire when the population stability index exceeds this (0.25 is a common limit).")
+    buckets: list[FiniteFloat] | None = Field(default=None, min_length=2, max_length=64,
+                                              description="The histogram's bucket bounds (le); default: the GenAI duration buckets.")
+    min_samples: int = Field(default=100, ge=1, description="Stay silent with fewer observations in either window.")
+
+    @model_validator(mode="after")
+    def _checks(self) -> "DriftRule":
+        if self.ks_threshold is None and self.psi_threshold is None:
+            raise ValueError("set ksThreshold, psiThreshold or both")
+        if self.buckets is not None and list(self.buckets) != sorted(set(self.buckets)):
+            raise ValueError("buckets must be strictly increasing")
+        return self
+
+
+AnomalySignal = Literal["requestRate", "errorRatio", "latencyP95", "tokenRate", "costRate"]
+
+
+class AnomalyRule(CRModel):
+    """A signal far from its own recent normal (z-score against a baseline mean and deviation)."""
+
+    signal: AnomalySignal | None = Field(default=None, description="Built-in LLM signal to watch.")
+    expr: PromQL | None = Field(default=None, description="Your own instant-vector PromQL signal instead of a built-in one.")
+    baseline: Duration = Field(default="1d", description="Window the mean and standard deviation are taken over.")
+    z_score: float = Field(default=3, gt=0, description="Deviations from the mean that fire the alert.")
+    direction: Literal["up", "down", "both"] = Field(default="both", description="Which side of the mean counts.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "AnomalyRule":
+        if (self.signal is None) == (self.expr is None):
+            raise ValueError("set exactly one of signal, expr")
+        return self
+
+
+class AbsentRule(CRModel):
+    """No data: the signal stopped reporting."""
+
+    expr: PromQL | None = Field(default=None, description="Series selector expected to exist; default: GenAI operation counts.")
+    window: Duration = Field(default="10m", description="How long the series must be missing.")
+
+
+RULE_TYPES = ("threshold", "error_rate", "latency", "cost", "quality", "drift", "anomaly", "absent")
+
+
+class AlertRuleSpec(CRModel):
+    """An alert policy; set exactly one rule type."""
+
+    severity: Severity = Field(description="critical, high, warning or info.")
+    for_: Duration | None = Field(default=None, alias="for", description="How long the condition must hold before firing.")
+    labels: dict[LabelName, str] = Field(default_factory=dict, description="Extra labels on the alert.")
+    annotations: Annotations = Field(default_factory=Annotations, description="Summary, description and runbook URL.")
+    selector: PromQL | None = Field(default=None,
+                                    description="Series selector narrowing the built-in LLM signals, e.g. {service_name=\"chat\"}.")
+    group_by: list[LabelName] = Field(default_factory=list, description="Labels to alert on separately, e.g. gen_ai_request_model.")
+    evaluation_interval: Duration | None = Field(default=None, description="Rule group evaluation interval; Prometheus' default when unset.")
+    threshold: ThresholdRule | None = Field(default=None, description="Your PromQL against a constant.")
+    error_rate: ErrorRateRule | None = Field(default=None, description="Error ratio of LLM calls.")
+    latency: LatencyRule | None = Field(default=None, description="Latency quantile.")
+    cost: CostRule | None = Field(default=None, description="Spend budget.")
+    quality: QualityRule | None = Field(default=None, description="Evaluation score.")
+    drift: DriftRule | None = Field(default=None, description="Distribution drift (KS and PSI).")
+    anomaly: AnomalyRule | None = Field(default=None, description="Z-score anomaly.")
+    absent: AbsentRule | None = Field(default=None, description="Missing data.")
+    routing: Routing | None = Field(default=None, description="Notification routing, compiled to an AlertmanagerConfig.")
+
+    @model_validator(mode="after")
+    def _exactly_one_type(self) -> "AlertRuleSpec":
+        chosen = [name for name in RULE_TYPES if getattr(self, name) is not None]
+        if len(chosen) != 1:
+            aliases = [self.model_fields[n].alias or n for n in RULE_TYPES]
+            raise ValueError(f"set exactly one rule type of {', '.join(aliases)}")
+        return self
+
+    @property
+    def rule_type(self) -> str:
+        return next(name for name in RULE_TYPES if getattr(self, name) is not None)
+
+
+class AlertRule(CustomResource):
+    """GitOps-managed alert policy compiled into a PrometheusRule (and AlertmanagerConfig)."""
+
+    kind: Literal["AlertRule"] = Field(description="AlertRule")
+    spec: AlertRuleSpec = Field(description="The alert policy.")
+    status: RuleStatus | None = Field(default=None, description="What Observatory generated and whether it is loaded.")
