@@ -1,0 +1,909 @@
+"""A faithful-enough Kubernetes API server for tests, built on kmock's KubernetesEmulator.
+
+kmock stores objects and speaks the URL scheme; this subclass adds the apiserver semantics that
+kopf and the official `kubernetes` client depend on: server-assigned metadata, resourceVersion-
+aware watches, label/field selectors, proper status codes, optimistic concurrency, server-side
+apply, the status subresource, finalizers and owner-reference garbage collection. Plus test
+controls: fault injection, watch dropping, a request log.
+
+Usage (the server runs in its own thread and loop, so sync clients and in-process kopf both work):
+
+    with running_cluster() as cluster:            # or: async with cluster_context() as cluster:
+        cluster.seed({'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {...}})
+        api = kubernetes.client.CoreV1Api(cluster.api_client())
+        cluster.fail('PATCH', r'/alertrules/', status=500, times=2)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import contextlib
+import copy
+import datetime
+import json
+import re
+import secrets
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp.web
+import attrs
+import jsonpatch
+import kmock
+import yaml
+from kmock._internal import apps, parsing, rendering
+
+Obj = dict[str, Any]
+Key = tuple[kmock.resource, str | None, str]
+
+# (apiVersion, plural, kind, namespaced, subresources, tracks metadata.generation)
+DEFAULT_RESOURCES: tuple[tuple[str, str, str, bool, tuple[str, ...], bool], ...] = (
+    ('v1', 'namespaces', 'Namespace', False, ('status',), False),
+    ('v1', 'secrets', 'Secret', True, (), False),
+    ('v1', 'configmaps', 'ConfigMap', True, (), False),
+    ('v1', 'events', 'Event', True, (), False),
+    ('v1', 'services', 'Service', True, ('status',), False),
+    ('v1', 'pods', 'Pod', True, ('status',), False),
+    ('observatory.dev/v1alpha1', 'alertrules', 'AlertRule', True, ('status',), True),
+    ('observatory.dev/v1alpha1', 'slos', 'SLO', True, ('status',), True),
+    ('observatory.dev/v1alpha1', 'observabilitystacks', 'ObservabilityStack', True, ('status',), True),
+    ('monitoring.coreos.com/v1', 'prometheusrules', 'PrometheusRule', True, (), True),
+    ('monitoring.coreos.com/v1', 'servicemonitors', 'ServiceMonitor', True, (), True),
+    ('monitoring.coreos.com/v1', 'prometheuses', 'Prometheus', True, ('status',), True),
+    ('monitoring.coreos.com/v1alpha1', 'alertmanagerconfigs', 'AlertmanagerConfig', True, (), True),
+    ('coordination.k8s.io/v1', 'leases', 'Lease', True, (), False),
+    ('events.k8s.io/v1', 'events', 'Event', True, (), False),
+    ('kopf.dev/v1', 'clusterkopfpeerings', 'ClusterKopfPeering', False, (), True),
+    ('kopf.dev/v1', 'kopfpeerings', 'KopfPeering', True, (), True),
+)
+DEFAULT_NAMESPACES = ('default', 'kube-system', 'kube-public')
+VERBS = ('create', 'delete', 'get', 'list', 'patch', 'update', 'watch')
+WRITE_METHODS = frozenset({'POST', 'PUT', 'PATCH', 'DELETE'})
+REASONS = {400: 'BadRequest', 404: 'NotFound', 405: 'MethodNotAllowed', 409: 'Conflict',
+           410: 'Expired', 415: 'UnsupportedMediaType', 422: 'Invalid', 429: 'TooManyRequests',
+           500: 'InternalError', 504: 'Timeout'}
+NAME_RE = re.compile(r'[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?')
+# Server-owned metadata that client writes can never change.
+SYSTEM_META = ('uid', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds',
+               'generation', 'resourceVersion', 'managedFields')
+
+
+class ApiError(kmock.KubernetesError):
+    """An error answered as a Kubernetes `Status` with the conventional reason for its code."""
+
+
+def api_error(code: int, message: str, reason: str | None = None) -> ApiError:
+    return ApiError(status=code, reason=reason or REASONS.get(code, 'Unknown'), message=message)
+
+
+def status_body(code: int, reason: str, message: str) -> Obj:
+    return {'apiVersion': 'v1', 'kind': 'Status', 'metadata': {}, 'status': 'Failure',
+            'code': code, 'reason': reason, 'message': message}
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: dicts merge recursively, null deletes, everything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def leaf_paths(obj: Any, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Field paths for server-side-apply ownership; lists are atomic (no associative-list keys),
+    empty maps own nothing (so dropping `spec: {}` cannot delete other managers' fields)."""
+    if not isinstance(obj, dict):
+        return {prefix}
+    return set().union(set(), *(leaf_paths(v, prefix + (k,)) for k, v in obj.items()))
+
+
+def get_path(obj: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def delete_path(obj: Obj, path: tuple[str, ...]) -> None:
+    parent = get_path(obj, path[:-1])
+    if isinstance(parent, dict):
+        parent.pop(path[-1], None)
+
+
+def applied_paths(body: Obj) -> set[tuple[str, ...]]:
+    meta = body.get('metadata') or {}
+    owned_meta = {k: meta[k] for k in ('labels', 'annotations', 'finalizers', 'ownerReferences')
+                  if k in meta}
+    rest = {k: v for k, v in body.items() if k not in ('apiVersion', 'kind', 'metadata')}
+    return leaf_paths(rest) | {('metadata',) + p for p in leaf_paths(owned_meta)}
+
+
+# Selectors: `a=b`, `a==b`, `a!=b`, `a in (x,y)`, `a notin (x)`, `a`, `!a`, comma-separated.
+SELECTOR_RE = re.compile(r'\s*(!?)\s*([\w./-]+)\s*(?:(==|=|!=)\s*([\w.-]*)|\s(in|notin)\s*\(([^)]*)\))?\s*(,|$)')
+
+
+def parse_selector(text: str) -> list[tuple[str, str, set[str]]]:
+    """Parse a label/field selector into (key, op, values); raise 400 on bad syntax."""
+    requirements, pos = [], 0
+    while pos < len(text):
+        match = SELECTOR_RE.match(text, pos)
+        if match is None or match.end() == pos:
+            raise api_error(400, f'unable to parse requirement: {text[pos:]!r}')
+        bang, key, eq_op, eq_val, set_op, set_vals, _ = match.groups()
+        if bang and (eq_op or set_op):
+            raise api_error(400, f'invalid selector: {match.group(0)!r}')
+        if eq_op:
+            requirements.append((key, '!=' if eq_op == '!=' else '=', {eq_val}))
+        elif set_op:
+            requirements.append((key, set_op, {v.strip() for v in set_vals.split(',') if v.strip()}))
+        else:
+            requirements.append((key, '!' if bang else 'exists', set()))
+        pos = match.end()
+    return requirements
+
+
+def selector_matches(requirements: list[tuple[str, str, set[str]]], values: Callable[[str], str | None]) -> bool:
+    for key, op, wanted in requirements:
+        value = values(key)
+        ok = {'=': value in wanted, 'in': value in wanted, '!=': value not in wanted,
+              'notin': value not in wanted, 'exists': value is not None, '!': value is None}[op]
+        if not ok:
+            return False
+    return True
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def version_priority(version: str) -> tuple[int, int, int]:
+    """Kubernetes version order: v1 > v1beta2 > v1beta1 > v1alpha1 (higher tuple = preferred)."""
+    match = re.fullmatch(r'v(\d+)(?:(alpha|beta)(\d+))?', version)
+    if match is None:
+        return (-1, 0, 0)
+    major, level, minor = match.groups()
+    return ({None: 2, 'beta': 1, 'alpha': 0}[level], int(major), int(minor or 0))
+
+
+@dataclass
+class Fault:
+    method: str | None
+    path: re.Pattern[str]
+    times: int
+    status: int = 500
+    hang: float | None = None  # seconds to stall before answering 504
+
+
+@dataclass
+class Event:
+    rv: int
+    resource: kmock.resource
+    type: str
+    obj: Obj
+    old: Obj | None = None  # the previous state, to re-type events across selector boundaries
+
+
+@attrs.define(kw_only=True)
+class Emulator(kmock.KubernetesEmulator):
+    """kmock's emulator with apiserver semantics; all state lives on the server's event loop."""
+
+    event_window: int = 10_000  # watch events kept for resumption; older resourceVersions get 410
+
+    _rv: int = attrs.field(default=0, init=False)
+    _events: list[Event] = attrs.field(factory=list, init=False)
+    _compacted_rv: int = attrs.field(default=0, init=False)
+    _changed: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
+    _epoch: int = attrs.field(default=0, init=False)  # bumped to end all active watch streams
+    _generation_tracked: set[kmock.resource] = attrs.field(factory=set, init=False)
+    _kinds: dict[tuple[str, str], kmock.resource] = attrs.field(factory=dict, init=False)
+    _owners: dict[str, dict[str, set[tuple[str, ...]]]] = attrs.field(factory=dict, init=False)
+    _faults: list[Fault] = attrs.field(factory=list, init=False)
+    _faults_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
+    _released: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
+    _watch_transports: set[Any] = attrs.field(factory=set, init=False)
+    internal_errors: list[BaseException] = attrs.field(factory=list, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Keep kmock's discovery & 404 fallbacks (and its DSL for other URLs) but not its object
+        # handling: it mutates state before reactions run, so an injected failure would still
+        # change objects. Resource URLs are served by `_serve` directly: kmock's reactions keep the
+        # last status they rendered (a 201 for a create would stick to later patches).
+        kmock.KubernetesScaffold.__attrs_post_init__(self)
+        for api_version, plural, kind, namespaced, subresources, generation in DEFAULT_RESOURCES:
+            self.register(api_version, plural, kind, namespaced=namespaced,
+                          subresources=subresources, generation=generation)
+        for name in DEFAULT_NAMESPACES:
+            self.create_object(self.resource_of('v1', 'Namespace'), None, {'metadata': {'name': name}})
+
+    def register(self, api_version: str, plural: str, kind: str, *, namespaced: bool = True,
+                 subresources: tuple[str, ...] = (), generation: bool = True) -> kmock.resource:
+        group, _, version = api_version.rpartition('/')
+        resource = kmock.resource(group, version, plural)
+        self.resources[resource] = kmock.ResourceInfo(
+            kind=kind, singular=kind.lower(), namespaced=namespaced, verbs=VERBS, subresources=subresources)
+        self._kinds[api_version, kind] = resource
+        if generation:
+            self._generation_tracked.add(resource)
+        return resource
+
+    def resource_of(self, api_version: str, kind: str) -> kmock.resource:
+        try:
+            return self._kinds[api_version, kind]
+        except KeyError:
+            raise ValueError(f'{api_version} {kind} is not registered in the emulator') from None
+
+    # --- HTTP plumbing -----------------------------------------------------------------------
+
+    async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        try:
+            request = await self._parse(raw)
+            self._requests.append(request)
+            fault = self._take_fault(request)
+            if fault is not None and fault.hang is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._released.wait(), fault.hang)
+                raise api_error(504, 'injected: the request hung past its deadline')
+            if fault is not None:
+                raise api_error(fault.status, f'injected {fault.status} for {request.method} {raw.path}')
+            if request.resource is not None and request.resource.plural is not None:
+                return await self._serve(request)
+            return await apps.RawHandler._handle(self, request)
+        except kmock.KubernetesError as e:
+            return aiohttp.web.json_response(status_body(e.status, e.reason, e.message), status=e.status)
+        except Exception as e:  # a bug in the emulator: answer 500 and fail the test on exit
+            self.internal_errors.append(e)
+            return aiohttp.web.json_response(status_body(500, 'InternalError', repr(e)), status=500)
+
+    async def _parse(self, raw: aiohttp.web.BaseRequest) -> rendering.Request:
+        body = await raw.read()
+        try:
+            # Apply patches are YAML (JSON is a subset); everything else is JSON.
+            data = (None if not body else yaml.safe_load(body) if raw.content_type.endswith('yaml')
+                    else json.loads(body))
+        except ValueError as e:
+            raise api_error(400, f'cannot decode the request body: {e}')
+        group, version, plural, namespace, name, sub = split_path(raw.path)
+        parsed = parsing.ParsedPath(group, version, plural, namespace, name, sub)
+        action = (kmock.action.UPDATE if raw.method == 'PUT' and name is not None
+                  else parsing.guess_k8s(parsed, kmock.method(raw.method), dict(raw.query)))
+        return rendering.Request(
+            # The apiserver ignores a trailing slash (the official client asks for `/apis/`).
+            id=len(self._requests), raw_request=raw, url=raw.url.with_path(raw.path.rstrip('/') or '/'), method=raw.method,
+            params=dict(raw.query), headers=dict(raw.headers), body=body, text=body.decode(errors='replace'),
+            data=data, action=action, namespace=namespace, name=name, subresource=sub,
+            resource=None if group is None else kmock.resource(group=group, version=version, plural=plural))
+
+    def _take_fault(self, request: rendering.Request) -> Fault | None:
+        with self._faults_lock:
+            for fault in self._faults:
+                if fault.method in (None, request.method) and fault.path.search(request.url.path):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def add_fault(self, fault: Fault) -> None:
+        with self._faults_lock:
+            self._faults.append(fault)
+
+    async def _serve_apis(self, request: rendering.Request) -> rendering.Payload:
+        # kmock picks the preferred version from a set (random); clients expect v1 over v1alpha1.
+        answer = await super()._serve_apis(request)
+        for group in answer['groups']:
+            group['versions'].sort(key=lambda v: version_priority(v['version']), reverse=True)
+            group['preferredVersion'] = group['versions'][0]
+        answer['groups'].sort(key=lambda g: g['name'])
+        return answer
+
+    async def _serve_api(self, request: rendering.Request) -> rendering.Payload:
+        # The official client's V1APIVersions requires the CIDR list, as the apiserver sends it.
+        answer = await super()._serve_api(request)
+        address = request.url.host and f'{request.url.host}:{request.url.port}'
+        return dict(answer, serverAddressByClientCIDRs=[{'clientCIDR': '0.0.0.0/0', 'serverAddress': address}])
+
+    async def _serve_version(self, request: rendering.Request) -> rendering.Payload:
+        answer = await super()._serve_version(request)
+        answer['groupVersion'] = answer['groupVersion'].lstrip('/')  # core is "v1", not "/v1"
+        return answer
+
+    # --- request dispatch --------------------------------------------------------------------
+
+    async def _serve(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        code, payload = self._dispatch(request)
+        if isinstance(payload, dict):
+            return aiohttp.web.json_response(payload, status=code)
+        assert request._raw_request is not None
+        response = aiohttp.web.StreamResponse(headers={'Content-Type': 'application/json'})
+        with contextlib.suppress(ConnectionError):  # the client went away: nothing to finish
+            async for event in payload:
+                if not response.prepared:
+                    await response.prepare(request._raw_request)
+                if event:
+                    await response.write(json.dumps(event).encode() + b'\n')
+            await response.write_eof()
+        return response
+
+    def _dispatch(self, request: rendering.Request) -> tuple[int, Any]:
+        resource, method, name, sub = request.resource, request.method, request.name, request.subresource
+        assert resource is not None
+        if resource not in self.resources:
+            raise api_error(404, f'the server could not find the requested resource ({resource.plural})')
+        info = self.resources[resource]
+        namespace = request.namespace
+        if namespace is not None and not info.namespaced:
+            raise api_error(404, f'{resource.plural} is cluster-scoped')
+        if sub is not None and sub not in info.subresources:
+            raise api_error(404, f'{resource.plural} has no subresource {sub!r}')
+        params = request.params
+        if method == 'GET' and params.get('watch') in ('true', '1'):
+            return 200, self._watch(request, resource)
+        if method == 'GET' and name is None:
+            return 200, self._list(resource, namespace, params)
+        if name is None and method != 'POST':
+            raise api_error(405, f'{method} is not supported on {request.url.path}')
+        key: Key = (resource, namespace, name or '')
+        if method == 'GET':
+            return 200, self._require(key)
+        if method == 'POST':
+            return 201, self.create_object(resource, namespace, request.data)
+        if method == 'DELETE':
+            options = request.data if isinstance(request.data, dict) else {}
+            policy = options.get('propagationPolicy') or params.get('propagationPolicy') or 'Background'
+            return 200, self.delete_object(key, policy, options.get('preconditions') or {})
+        if method == 'PUT':
+            if not isinstance(request.data, dict):
+                raise api_error(400, 'the request body must be an object')
+            return 200, self.update_object(key, request.data, sub)
+        if method == 'PATCH':
+            return self._patch(key, request, sub)
+        raise api_error(405, f'{method} is not supported')
+
+    def _patch(self, key: Key, request: rendering.Request, sub: str | None) -> tuple[int, Obj]:
+        content_type = request.headers.get('Content-Type', '').split(';')[0].strip()
+        current = self._current(key)
+        if content_type == 'application/apply-patch+yaml':
+            manager = request.params.get('fieldManager')
+            force = request.params.get('force', '').lower() in ('1', 't', 'true')  # as Go's ParseBool
+            if not manager:
+                raise api_error(400, 'fieldManager must be set for apply patches')
+            return 201 if current is None else 200, self.apply(key, request.data, manager, force, sub)
+        if current is None:
+            raise api_error(404, f'{key[0].plural} "{key[2]}" not found')
+        if content_type == 'application/json-patch+json':
+            if not isinstance(request.data, list):
+                raise api_error(400, 'json: cannot unmarshal object into Go value of type []handlers.jsonPatchOp')
+            try:
+                patched = jsonpatch.apply_patch(current, request.data)
+            except jsonpatch.JsonPatchTestFailed as e:
+                raise api_error(422, f'the server rejected our request due to an error in our request: {e}')
+            except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as e:
+                raise api_error(422, f'invalid JSON patch: {e}')
+        elif content_type == 'application/strategic-merge-patch+json' and key[0].group not in ('', 'coordination.k8s.io'):
+            raise api_error(415, 'strategic merge patch is not supported for custom resources')
+        elif content_type in ('application/merge-patch+json', 'application/strategic-merge-patch+json'):
+            # Strategic merge is approximated as a JSON merge (lists replace, never merge by key).
+            patched = merge_patch(current, request.data)
+        else:
+            raise api_error(415, f'unsupported patch content type {content_type!r}')
+        return 200, self.update_object(key, patched, sub)
+
+    # --- object lifecycle (synchronous: runs atomically on the server's loop) ----------------
+
+    def _current(self, key: Key) -> Obj | None:
+        stored = self._objects._objects.get(key)
+        return None if stored is None or stored.deleted else copy.deepcopy(stored.raw)
+
+    def _require(self, key: Key) -> Obj:
+        current = self._current(key)
+        if current is None:
+            raise api_error(404, f'{key[0].plural} "{key[2]}" not found')
+        return current
+
+    def _live(self) -> Iterator[tuple[Key, Obj]]:
+        for key, stored in list(self._objects.items()):
+            if not stored.deleted:
+                yield key, stored.raw
+
+    def _commit(self, key: Key, obj: Obj, event: str, old: Obj | None = None) -> Obj:
+        """Store a new state (or the removal, for DELETED) under a fresh resourceVersion; publish it."""
+        self._rv += 1
+        body = copy.deepcopy(obj)
+        body['metadata']['resourceVersion'] = str(self._rv)
+        if key not in self._objects._objects:
+            self._objects[key] = []
+        if event == 'DELETED':
+            self._objects[key].delete()
+        else:
+            self._objects[key].create(body)
+        self._events.append(Event(self._rv, key[0], event, body, old))
+        if len(self._events) > self.event_window:
+            self._compacted_rv = self._events.pop(0).rv
+        self._changed.set()
+        self._changed = asyncio.Event()
+        return copy.deepcopy(body)
+
+    def create_object(self, resource: kmock.resource, namespace: str | None, body: Any) -> Obj:
+        if not isinstance(body, dict):
+            raise api_error(400, 'the request body must be an object')
+        info = self.resources[resource]
+        obj = copy.deepcopy(body)
+        meta = obj.setdefault('metadata', {})
+        if namespace is not None and meta.get('namespace') not in (None, namespace):
+            raise api_error(400, 'the namespace of the provided object does not match the namespace sent on the request')
+        if meta.get('resourceVersion'):
+            raise api_error(400, 'resourceVersion should not be set on objects to be created')
+        if not meta.get('name') and meta.get('generateName'):
+            meta['name'] = meta['generateName'] + secrets.token_hex(3)[:5]
+        name = meta.get('name') or ''
+        if not NAME_RE.fullmatch(name):
+            raise api_error(422, f'metadata.name: Invalid value: {name!r}: must be a lowercase RFC 1123 subdomain')
+        if info.namespaced:
+            if namespace is None:
+                raise api_error(405, f'{resource.plural} must be created in a namespace')
+            if self._current((self.resource_of('v1', 'Namespace'), None, namespace)) is None:
+                raise api_error(404, f'namespaces "{namespace}" not found')
+        key: Key = (resource, namespace if info.namespaced else None, name)
+        if self._current(key) is not None:
+            raise api_error(409, f'{resource.plural} "{name}" already exists', reason='AlreadyExists')
+        for field_name in SYSTEM_META:
+            meta.pop(field_name, None)
+        meta.update(name=name, uid=str(uuid.uuid4()), creationTimestamp=now_iso())
+        if info.namespaced:
+            meta['namespace'] = namespace
+        if resource in self._generation_tracked:
+            meta['generation'] = 1
+        if 'status' in info.subresources:
+            obj.pop('status', None)  # status is written only through /status
+        obj['apiVersion'] = f'{resource.group}/{resource.version}'.lstrip('/')
+        obj['kind'] = info.kind
+        return self._commit(key, obj, 'ADDED')
+
+    def update_object(self, key: Key, new: Obj, sub: str | None = None) -> Obj:
+        """Replace an object (PUT semantics); the patch and apply paths end here too."""
+        old = self._require(key)
+        resource, info = key[0], self.resources[key[0]]
+        new = copy.deepcopy(new)
+        meta = new.setdefault('metadata', {})
+        if not isinstance(meta, dict) or meta.get('name') not in (None, key[2]):
+            raise api_error(400, f'the name of the object does not match the name on the URL ({key[2]})')
+        if meta.get('resourceVersion') not in (None, old['metadata']['resourceVersion']):
+            raise api_error(409, f'Operation cannot be fulfilled on {resource.plural} "{key[2]}": '
+                                 'the object has been modified; please apply your changes to the latest version and try again')
+        if sub == 'status':
+            new = dict(old, status=new.get('status'))
+            meta = new['metadata'] = copy.deepcopy(old['metadata'])
+        elif 'status' in info.subresources:
+            new['status'] = old.get('status')
+        if new.get('status') is None:
+            new.pop('status', None)
+        for field_name in SYSTEM_META + ('name', 'namespace'):
+            if field_name in old['metadata']:
+                meta[field_name] = old['metadata'][field_name]
+            else:
+                meta.pop(field_name, None)
+        new['apiVersion'], new['kind'] = old['apiVersion'], old['kind']
+        if resource in self._generation_tracked:
+            ignored = ('metadata', 'status') if 'status' in info.subresources else ('metadata',)
+            if {k: v for k, v in new.items() if k not in ignored} != {k: v for k, v in old.items() if k not in ignored}:
+                meta['generation'] = old['metadata']['generation'] + 1
+        if 'deletionTimestamp' in meta and not set(meta.get('finalizers') or []) <= set(old['metadata'].get('finalizers') or []):
+            raise api_error(422, 'metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted')
+        if new == old:
+            return old  # no-op writes neither bump resourceVersion nor emit events
+        if 'deletionTimestamp' in meta and not meta.get('finalizers'):
+            return self._remove(key, new, 'Background')
+        return self._commit(key, new, 'MODIFIED', old)
+
+    def apply(self, key: Key, body: Any, manager: str, force: bool, sub: str | None = None) -> Obj:
+        """Server-side apply: fields the manager applied are set; fields it stopped applying go."""
+        if not isinstance(body, dict) or not body.get('apiVersion') or not body.get('kind'):
+            raise api_error(400, 'an apply patch must be an object with apiVersion and kind')
+        current = self._current(key)
+        paths = applied_paths(body)
+        if current is None:
+            created = self.create_object(key[0], key[1], dict(body, metadata=dict(body.get('metadata') or {}, name=key[2])))
+            self._owners[created['metadata']['uid']] = {manager: paths}
+            return created
+        owners = self._owners.setdefault(current['metadata']['uid'], {})
+        others = {m: p for m, p in owners.items() if m != manager}
+        conflicts = sorted('.'.join(path) + f' (owned by {m})' for m, owned in others.items() for path in paths & owned
+                           if get_path(current, path) != get_path(body, path))
+        if conflicts and not force:
+            raise api_error(409, f'Apply failed with {len(conflicts)} conflict(s): {", ".join(conflicts)}')
+        for owned in others.values():
+            owned -= paths  # forced or same-valued fields become (co-)owned by the applier
+        merged = merge_patch(current, {k: v for k, v in body.items() if v is not None})
+        for path in owners.get(manager, set()) - paths - set().union(*others.values()):
+            delete_path(merged, path)
+        result = self.update_object(key, merged, sub)
+        owners[manager] = paths
+        return result
+
+    def delete_object(self, key: Key, policy: str = 'Background', preconditions: Obj | None = None) -> Obj:
+        current = self._require(key)
+        meta = current['metadata']
+        for field_name in ('uid', 'resourceVersion'):
+            wanted = (preconditions or {}).get(field_name)
+            if wanted is not None and wanted != meta[field_name]:
+                raise api_error(409, f'Precondition failed: {field_name} in precondition: {wanted}, in object meta: {meta[field_name]}')
+        if policy == 'Orphan':
+            for dependent_key, dependent in self._dependents(meta['uid']):
+                self._drop_owner_ref(dependent_key, dependent, meta['uid'])
+        elif policy == 'Foreground':
+            self._collect_garbage(meta['uid'])  # approximation: dependents go first, synchronously
+        if meta.get('finalizers'):
+            if 'deletionTimestamp' in meta:
+                return current
+            marked = copy.deepcopy(current)
+            marked['metadata'].update(deletionTimestamp=now_iso(), deletionGracePeriodSeconds=0)
+            return self._commit(key, marked, 'MODIFIED', current)
+        return self._remove(key, current, policy)
+
+    def _remove(self, key: Key, last: Obj, policy: str) -> Obj:
+        gone = self._commit(key, last, 'DELETED')
+        if key[0] == self.resource_of('v1', 'Namespace'):
+            for dependent_key, _ in list(self._live()):
+                if dependent_key[1] == key[2] and self._current(dependent_key) is not None:
+                    self.delete_object(dependent_key)
+        if policy != 'Orphan':
+            self._collect_garbage(last['metadata']['uid'])
+        self._owners.pop(last['metadata']['uid'], None)
+        return gone
+
+    def _dependents(self, owner_uid: str) -> Iterator[tuple[Key, Obj]]:
+        for key, obj in list(self._live()):
+            if any(ref.get('uid') == owner_uid for ref in obj['metadata'].get('ownerReferences') or []):
+                yield key, obj
+
+    def _collect_garbage(self, owner_uid: str) -> None:
+        """The garbage collector, synchronously: dependents without any live owner are deleted."""
+        live_uids = {obj['metadata']['uid'] for _, obj in self._live()} - {owner_uid}
+        for key, obj in self._dependents(owner_uid):
+            if self._current(key) is None:
+                continue  # already collected through another path in this cascade
+            if any(ref.get('uid') in live_uids for ref in obj['metadata']['ownerReferences']):
+                self._drop_owner_ref(key, obj, owner_uid)
+            else:
+                self.delete_object(key)
+
+    def _drop_owner_ref(self, key: Key, obj: Obj, owner_uid: str) -> None:
+        refs = [r for r in obj['metadata']['ownerReferences'] if r.get('uid') != owner_uid]
+        self.update_object(key, merge_patch(obj, {'metadata': {'ownerReferences': refs or None}}))
+
+    # --- reading: list & watch ---------------------------------------------------------------
+
+    def _selected(self, obj: Obj, resource: kmock.resource, namespace: str | None, params: dict[str, str]) -> bool:
+        meta = obj['metadata']
+        labels = meta.get('labels') or {}
+        return (namespace is None or meta.get('namespace') == namespace) and \
+            selector_matches(parse_selector(params.get('labelSelector', '')), labels.get) and \
+            selector_matches(parse_selector(params.get('fieldSelector', '')),
+                             lambda path: _str_or_none(get_path(obj, tuple(path.split('.')))))
+
+    def _list(self, resource: kmock.resource, namespace: str | None, params: dict[str, str]) -> Obj:
+        items = sorted((obj for key, obj in self._live() if key[0] == resource and
+                        self._selected(obj, resource, namespace, params)),
+                       key=lambda o: (o['metadata'].get('namespace') or '', o['metadata']['name']))
+        after = params.get('continue')
+        if after:
+            start = json.loads(base64.urlsafe_b64decode(after))
+            items = [o for o in items if [o['metadata'].get('namespace') or '', o['metadata']['name']] > start]
+        meta: Obj = {'resourceVersion': str(self._rv)}
+        limit = int(params.get('limit') or 0)
+        if limit and len(items) > limit:
+            last = items[limit - 1]['metadata']
+            meta['continue'] = base64.urlsafe_b64encode(json.dumps(
+                [last.get('namespace') or '', last['name']]).encode()).decode()
+            meta['remainingItemCount'] = len(items) - limit
+            items = items[:limit]
+        kind = self.resources[resource].kind
+        return {'apiVersion': f'{resource.group}/{resource.version}'.lstrip('/'), 'kind': f'{kind}List',
+                'metadata': meta, 'items': copy.deepcopy(items)}
+
+    async def _watch(self, request: rendering.Request, resource: kmock.resource) -> AsyncIterator[Obj | bytes]:
+        params = dict(request.params)
+        if request.name is not None:  # the legacy per-object watch URL
+            params['fieldSelector'] = ','.join(filter(None, [params.get('fieldSelector'), f'metadata.name={request.name}']))
+        self._selected({'metadata': {}}, resource, None, params)  # validate selectors before streaming
+        namespace, epoch = request.namespace, self._epoch
+        timeout = float(params['timeoutSeconds']) if params.get('timeoutSeconds') else None
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        transport = request._raw_request.transport if request._raw_request is not None else None
+        self._watch_transports.add(transport)
+        try:
+            yield b''  # send the headers now, as the apiserver does, even if no events follow
+            since = params.get('resourceVersion')
+            initial = params.get('sendInitialEvents') == 'true'
+            if not since or since == '0' or initial:
+                listed = self._list(resource, namespace, params)
+                for obj in listed['items']:
+                    yield {'type': 'ADDED', 'object': obj}
+                if initial:
+                    yield {'type': 'BOOKMARK', 'object': {
+                        'kind': self.resources[resource].kind, 'apiVersion': listed['apiVersion'],
+                        'metadata': {'resourceVersion': listed['metadata']['resourceVersion'],
+                                     'annotations': {'k8s.io/initial-events-end': 'true'}}}}
+                since = listed['metadata']['resourceVersion']
+            position = int(since)
+            while epoch == self._epoch:
+                if position < self._compacted_rv:
+                    yield {'type': 'ERROR', 'object': status_body(410, 'Expired', f'too old resource version: {position} ({self._compacted_rv})')}
+                    return
+                changed = self._changed
+                for event in [e for e in self._events if e.rv > position]:
+                    position = event.rv
+                    typed = self._event_for(event, resource, namespace, params)
+                    if typed is not None:
+                        yield typed
+                remaining = None if deadline is None else deadline - asyncio.get_running_loop().time()
+                if remaining is not None and remaining <= 0:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), remaining)
+        finally:
+            self._watch_transports.discard(transport)
+
+    def _event_for(self, event: Event, resource: kmock.resource, namespace: str | None, params: dict[str, str]) -> Obj | None:
+        """The event as this watcher sees it: objects entering/leaving its selector are ADDED/DELETED."""
+        if event.resource != resource:
+            return None
+        now = event.type != 'DELETED' and self._selected(event.obj, resource, namespace, params)
+        before = event.type != 'ADDED' and event.old is not None and self._selected(event.old, resource, namespace, params)
+        if event.type == 'DELETED':
+            now, before = False, self._selected(event.obj, resource, namespace, params)
+        kind = {(True, True): 'MODIFIED', (False, True): 'ADDED', (True, False): 'DELETED'}.get((before, now))
+        return None if kind is None else {'type': kind, 'object': copy.deepcopy(event.obj)}
+
+    def drop_watches(self, abrupt: bool = False) -> None:
+        """End all active watch streams: gracefully (EOF) or abruptly (connection reset)."""
+        if abrupt:
+            for transport in list(self._watch_transports):
+                if transport is not None:
+                    transport.close()
+        self._epoch += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def compact(self) -> None:
+        """Forget all past events, as etcd compaction does: resuming older versions gets 410."""
+        self._events.clear()
+        self._compacted_rv = self._rv
+
+    def release_hung(self) -> None:
+        self._released.set()
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else value if isinstance(value, str) else json.dumps(value)
+
+
+def split_path(path: str) -> tuple[str | None, str | None, str | None, str | None, str | None, str | None]:
+    """(group, version, plural, namespace, name, subresource) of an API path; group None if not one.
+
+    kmock's own parser crashes on `/api/v1/namespaces` and reads `/api/v1/namespaces/x` as a
+    namespace without a resource, so the namespace object's URLs are recognised here.
+    """
+    parts = [p for p in path.split('/') if p]
+    if len(parts) >= 2 and parts[0] == 'api':
+        group, version, rest = '', parts[1], parts[2:]
+    elif len(parts) >= 2 and parts[0] == 'apis':
+        group, version, rest = parts[1], parts[2] if len(parts) > 2 else None, parts[3:]
+    else:
+        return None, None, None, None, None, None
+    namespace = None
+    if len(rest) >= 3 and rest[0] == 'namespaces' and rest[2] not in ('status', 'finalize'):
+        namespace, rest = rest[1], rest[2:]
+    plural = rest[0] if rest else None
+    name = rest[1] if len(rest) > 1 else None
+    return group, version, plural, namespace, name, '/'.join(rest[2:]) or None
+
+
+class Cluster:
+    """A running emulator, served from its own thread and event loop.
+
+    The own loop keeps the server responsive while a test blocks in the synchronous `kubernetes`
+    client, or while kopf runs in the test's loop. The helpers below are safe to call from any
+    thread; they run on the server's loop and bypass HTTP (so they are not in the request log).
+    """
+
+    def __init__(self, emulator: Emulator, loop: asyncio.AbstractEventLoop, url: str) -> None:
+        self.emulator, self.url, self._loop = emulator, url, loop
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run `fn(*args)` atomically on the server's loop; API errors propagate as ApiError."""
+        async def run() -> Any:
+            return fn(*args)
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=10)
+
+    def _key(self, resource: str | kmock.resource, name: str, namespace: str | None) -> Key:
+        return kmock.resource(resource), namespace, name
+
+    def seed(self, obj: Obj) -> Obj:
+        """Create an object (its namespace too, if missing) as if POSTed; return the stored object."""
+        def create() -> Obj:
+            resource = self.emulator.resource_of(obj['apiVersion'], obj['kind'])
+            namespace = (obj.get('metadata') or {}).get('namespace')
+            if not self.emulator.resources[resource].namespaced:
+                namespace = None
+            elif namespace is None:
+                namespace = 'default'
+            elif self.emulator._current((self.emulator.resource_of('v1', 'Namespace'), None, namespace)) is None:
+                self.emulator.create_object(self.emulator.resource_of('v1', 'Namespace'), None, {'metadata': {'name': namespace}})
+            return self.emulator.create_object(resource, namespace, obj)
+        return self.call(create)
+
+    def get(self, resource: str | kmock.resource, name: str, namespace: str | None = None) -> Obj | None:
+        """The current object, e.g. `get('observatory.dev/v1alpha1/alertrules', 'r1', 'default')`."""
+        return self.call(self.emulator._current, self._key(resource, name, namespace))
+
+    def list(self, resource: str | kmock.resource, namespace: str | None = None, **params: str) -> list[Obj]:
+        return self.call(self.emulator._list, kmock.resource(resource), namespace, params)['items']
+
+    def history(self, resource: str | kmock.resource, name: str, namespace: str | None = None) -> list[Obj | None]:
+        """Every stored state of the object, oldest first; None marks a deletion."""
+        def read() -> list[Obj | None]:
+            return [None if v is None else copy.deepcopy(v.raw)
+                    for v in self.emulator.objects[self._key(resource, name, namespace)].history]
+        return self.call(read)
+
+    def patch(self, resource: str | kmock.resource, name: str, namespace: str | None, patch: Obj) -> Obj:
+        """A JSON merge patch, as an outside actor (a user, another controller) would write it."""
+        key = self._key(resource, name, namespace)
+        return self.call(lambda: self.emulator.update_object(key, merge_patch(self.emulator._require(key), patch)))
+
+    def delete(self, resource: str | kmock.resource, name: str, namespace: str | None = None,
+               policy: str = 'Background') -> Obj:
+        return self.call(self.emulator.delete_object, self._key(resource, name, namespace), policy)
+
+    # Faults. `path` is a regex searched in the URL path; `method` None matches any method.
+    def fail(self, method: str | None, path: str, status: int = 500, times: int = 1) -> None:
+        """Answer the next `times` matching requests with `status` (no state change happens)."""
+        self.emulator.add_fault(Fault(method and method.upper(), re.compile(path), times, status=status))
+
+    def hang(self, method: str | None, path: str, seconds: float = 3600, times: int = 1) -> None:
+        """Stall the next matching requests for `seconds` (past any client timeout), then 504."""
+        self.emulator.add_fault(Fault(method and method.upper(), re.compile(path), times, hang=seconds))
+
+    def drop_watches(self, abrupt: bool = False) -> None:
+        self.call(self.emulator.drop_watches, abrupt)
+
+    def compact(self) -> None:
+        self.call(self.emulator.compact)
+
+    # The request log (kmock `Request`s: .method, .url, .resource, .namespace, .name, .subresource).
+    @property
+    def requests(self) -> list[rendering.Request]:
+        return list(self.emulator._requests)
+
+    def clear_requests(self) -> None:
+        self.emulator._requests.clear()
+
+    def write_counts(self) -> collections.Counter[str]:
+        """Write requests (POST/PUT/PATCH/DELETE) per resource plural, e.g. `alertrules/status`."""
+        return collections.Counter(
+            '/'.join(filter(None, [r.resource.plural, r.subresource]))
+            for r in self.requests if r.method in WRITE_METHODS and r.resource is not None)
+
+    async def until(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """Poll `predicate` without blocking the caller's loop (kopf may run in it); its truthy result."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not (result := predicate()):
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f'condition not met within {timeout}s: {predicate}')
+            await asyncio.sleep(0.02)
+        return result
+
+    # Clients.
+    def api_client(self) -> Any:
+        """An official `kubernetes.client.ApiClient` pointed at the emulator (close it after use)."""
+        import kubernetes.client
+        return kubernetes.client.ApiClient(kubernetes.client.Configuration(host=self.url))
+
+    def kopf_connection(self) -> Any:
+        import kopf
+        return kopf.ConnectionInfo(server=self.url, default_namespace='default')
+
+
+@contextlib.contextmanager
+def running_cluster(**options: Any) -> Iterator[Cluster]:
+    """Serve a fresh `Emulator(**options)` on 127.0.0.1 (random port) in a background thread.
+
+    On exit, any exception the emulator itself raised while serving fails the caller.
+    """
+    started: dict[str, Any] = {}
+    ready = threading.Event()
+
+    async def serve() -> None:
+        emulator = Emulator(**options)
+        stop = asyncio.Event()
+        # handler_cancellation: a client disconnect cancels the handler, ending its watch stream.
+        runner = aiohttp.web.ServerRunner(aiohttp.web.Server(emulator, handler_cancellation=True))
+        await runner.setup()
+        site = aiohttp.web.TCPSite(runner, '127.0.0.1', 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        async with emulator:
+            started.update(cluster=Cluster(emulator, asyncio.get_running_loop(), f'http://{host}:{port}'), stop=stop)
+            ready.set()
+            await stop.wait()
+            emulator.release_hung()
+            emulator.drop_watches()
+            await runner.cleanup()
+
+    def main() -> None:
+        try:
+            asyncio.run(serve())
+        except BaseException as e:
+            started['error'] = e
+            ready.set()
+
+    thread = threading.Thread(target=main, name='k8s-emulator', daemon=True)
+    thread.start()
+    ready.wait(10)
+    if 'cluster' not in started:
+        raise RuntimeError('the emulator did not start') from started.get('error')
+    cluster: Cluster = started['cluster']
+    try:
+        yield cluster
+    finally:
+        cluster._loop.call_soon_threadsafe(started['stop'].set)
+        thread.join(10)
+    if cluster.emulator.internal_errors:
+        raise ExceptionGroup('the emulator failed while serving', cluster.emulator.internal_errors)
+
+
+@contextlib.asynccontextmanager
+async def cluster_context(**options: Any) -> AsyncIterator[Cluster]:
+    """`running_cluster` for async tests and fixtures; starting/stopping does not block the loop."""
+    manager = running_cluster(**options)
+    cluster = await asyncio.to_thread(manager.__enter__)
+    try:
+        yield cluster
+    except BaseException as e:
+        if not await asyncio.to_thread(manager.__exit__, type(e), e, e.__traceback__):
+            raise
+    else:
+        await asyncio.to_thread(manager.__exit__, None, None, None)
+
+
+def kopf_settings() -> Any:
+    """kopf settings for tests: no k8s-event posting, short timeouts, quick shutdown."""
+    import kopf
+    settings = kopf.OperatorSettings()
+    settings.posting.enabled = False
+    settings.networking.request_timeout = 5
+    settings.watching.connect_timeout = 2
+    settings.queueing.exit_timeout = 1
+    return settings
+
+
+@contextlib.asynccontextmanager
+async def kopf_operator(cluster: Cluster, registry: Any, *, settings: Any = None,
+                        namespaces: tuple[str, ...] = ('default',), clusterwide: bool = False) -> AsyncIterator[None]:
+    """Run a kopf operator in the current loop against `cluster` until the block exits."""
+    import kopf
+    from kopf._cogs.structs.credentials import Vault  # pre-filled credentials: no login handler
+
+    stop, ready = asyncio.Event(), asyncio.Event()
+    existing = asyncio.all_tasks()
+    tasks = await kopf.spawn_tasks(
+        registry=registry, settings=settings or kopf_settings(), standalone=True,
+        clusterwide=clusterwide, namespaces=() if clusterwide else namespaces,
+        stop_flag=stop, ready_flag=ready, vault=Vault({'k8s-emulator': cluster.kopf_connection()}))
+    runner = asyncio.create_task(kopf.run_tasks(tasks, ignored=existing))
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(runner, 10)
