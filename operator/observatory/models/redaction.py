@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import re2  # google-re2: RE2 semantics, like the collector's Go regexp
 from pydantic import Field, field_validator
 
 from .common import CRModel
@@ -35,8 +36,6 @@ class CustomPattern(CRModel):
     @field_validator("regex")
     @classmethod
     def _re2(cls, value: str) -> str:
-        import re2  # google-re2: the same engine family as the collector's Go regexp
-
         if "{{" in value or "}}" in value:
             # The collector chart renders its config through Helm's tpl, where {{ starts a template.
             raise ValueError("must not contain '{{' or '}}'")

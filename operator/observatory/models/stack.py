@@ -1,0 +1,294 @@
+"""ObservabilityStack: one CR gives a tenant Phoenix, Langfuse and an OpenTelemetry Collector."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from .common import K8S_NAME_PATTERN, Condition, CRModel, CustomResource, SecretKeyRef
+from .redaction import RedactionPolicy
+
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
+URL_PATTERN = r"^https?://[^\s/]+(/\S*)?$"
+HOST_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$"
+VALUES_DESCRIPTION = "Free-form Helm values merged over the computed ones (last word wins); use with care."
+
+
+class ChartSource(CRModel):
+    """Where a component's Helm chart comes from, e.g. a mirror for air-gapped clusters."""
+
+    repository: str | None = Field(default=None, pattern=r"^(https?|oci)://\S+$",
+                                   description="Chart repository URL (https://...) or OCI registry path without the chart name (oci://registry/path).")
+    name: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63,
+                             description="Chart name inside the repository; default: the upstream chart name.")
+    version: str | None = Field(default=None, min_length=1, max_length=64,
+                                description="Chart version; default: the version Observatory pins.")
+    path: str | None = Field(default=None, min_length=1, max_length=1024,
+                             description="Local chart directory or .tgz on the operator's filesystem; excludes repository.")
+
+    @model_validator(mode="after")
+    def _path_or_repository(self) -> "ChartSource":
+        if self.path and self.repository:
+            raise ValueError("set either repository or path, not both")
+        return self
+
+
+class ResourceList(CRModel):
+    """CPU and memory quantities."""
+
+    cpu: str | None = Field(default=None, pattern=QUANTITY_PATTERN, description="CPU, e.g. 500m or 2.")
+    memory: str | None = Field(default=None, pattern=QUANTITY_PATTERN, description="Memory, e.g. 512Mi.")
+
+
+class Resources(CRModel):
+    """Container resource requests and limits."""
+
+    requests: ResourceList | None = Field(default=None, description="Guaranteed resources.")
+    limits: ResourceList | None = Field(default=None, description="Maximum resources.")
+
+
+class SqliteStorage(CRModel):
+    """SQLite on a PersistentVolumeClaim."""
+
+    size: str = Field(default="20Gi", pattern=QUANTITY_PATTERN, description="PVC size.")
+    storage_class: str | None = Field(default=None, max_length=253, description="StorageClass; default: the cluster default.")
+
+
+class ExternalPostgres(CRModel):
+    """An existing PostgreSQL server; the password comes from a Secret."""
+
+    host: str = Field(pattern=HOST_PATTERN, max_length=253, description="Hostname of the server.")
+    port: int = Field(default=5432, ge=1, le=65535, description="Port.")
+    database: str = Field(min_length=1, max_length=63, description="Database name.")
+    user: str = Field(min_length=1, max_length=63, description="User name.")
+    password_secret: SecretKeyRef = Field(description="Secret key holding the user's password.")
+
+
+class PhoenixStorage(CRModel):
+    """Exactly one of sqlite or postgres; default SQLite on a 20Gi PVC."""
+
+    sqlite: SqliteStorage | None = Field(default=None, description="SQLite on a PVC.")
+    postgres: ExternalPostgres | None = Field(default=None, description="External PostgreSQL.")
+
+    @model_validator(mode="after")
+    def _one(self) -> "PhoenixStorage":
+        if self.sqlite and self.postgres:
+            raise ValueError("set either sqlite or postgres, not both")
+        return self
+
+
+class PhoenixSpec(CRModel):
+    """Arize Phoenix: trace UI, evaluations, datasets."""
+
+    enabled: bool = Field(default=True, description="Deploy Phoenix and export traces to it.")
+    chart: ChartSource | None = Field(default=None, description="Chart override.")
+    storage: PhoenixStorage = Field(default_factory=PhoenixStorage, description="Where Phoenix keeps its data.")
+    retention_days: int = Field(default=30, ge=0, le=3650, description="Traces older than this are deleted; 0 keeps them forever.")
+    resources: Resources | None = Field(default=None, description="Phoenix container resources; default: the chart's.")
+    auth: bool = Field(default=True, description="Require login and API keys; secrets are generated once by the operator.")
+    project_name: str | None = Field(default=None, min_length=1, max_length=128,
+                                     description="Phoenix project the collector files spans under when the app sets none; default: the stack name.")
+    values: dict[str, Any] = Field(default_factory=dict, description=VALUES_DESCRIPTION)
+
+
+class SecretPasswordRef(CRModel):
+    """A Secret and the key inside it that holds a password."""
+
+    name: str = Field(pattern=K8S_NAME_PATTERN, max_length=253, description="Secret name, in the stack's namespace.")
+    key: str = Field(default="password", pattern=r"^[-._a-zA-Z0-9]+$", max_length=253, description="Key holding the password.")
+
+
+class LangfusePostgres(CRModel):
+    """External PostgreSQL for Langfuse (postgresql.deploy false)."""
+
+    host: str = Field(pattern=HOST_PATTERN, max_length=253, description="Hostname.")
+    port: int = Field(default=5432, ge=1, le=65535, description="Port.")
+    database: str = Field(default="langfuse", min_length=1, max_length=63, description="Database name.")
+    user: str = Field(default="langfuse", min_length=1, max_length=63, description="User name.")
+    password_secret: SecretPasswordRef = Field(description="Secret holding the password.")
+
+
+class LangfuseRedis(CRModel):
+    """External Redis or Valkey for Langfuse (redis.deploy false)."""
+
+    host: str = Field(pattern=HOST_PATTERN, max_length=253, description="Hostname.")
+    port: int = Field(default=6379, ge=1, le=65535, description="Port.")
+    user: str | None = Field(default="default", max_length=63, description="ACL user name; null to omit.")
+    tls: bool = Field(default=False, description="Connect with TLS.")
+    password_secret: SecretPasswordRef = Field(description="Secret holding the password.")
+
+
+class LangfuseClickHouse(CRModel):
+    """External ClickHouse for Langfuse (clickhouse.deploy false): no ClickHouse operator needed."""
+
+    host: str = Field(pattern=HOST_PATTERN, max_length=253, description="Hostname.")
+    http_port: int = Field(default=8123, ge=1, le=65535, description="HTTP port.")
+    native_port: int = Field(default=9000, ge=1, le=65535, description="Native TCP port, used for migrations.")
+    database: str = Field(default="default", min_length=1, max_length=63, description="Database name.")
+    user: str = Field(default="default", min_length=1, max_length=63, description="User name.")
+    clustered: bool = Field(default=False, description="The server is a ClickHouse cluster (ON CLUSTER DDL).")
+    tls: bool = Field(default=False, description="Use TLS for migrations.")
+    password_secret: SecretPasswordRef = Field(description="Secret holding the password.")
+
+
+class LangfuseS3(CRModel):
+    """External S3-compatible object storage for Langfuse (s3.deploy false)."""
+
+    bucket: str = Field(min_length=3, max_length=63, description="Bucket name.")
+    region: str = Field(default="auto", min_length=1, max_length=64, description="Region.")
+    endpoint: str | None = Field(default=None, pattern=URL_PATTERN, description="Endpoint URL; default: AWS.")
+    force_path_style: bool = Field(default=False, description="Path-style requests (MinIO, SeaweedFS).")
+    access_key_id: SecretKeyRef = Field(description="Secret key holding the access key ID.")
+    secret_access_key: SecretKeyRef = Field(description="Secret key holding the secret access key.")
+
+
+class LangfuseDedicated(CRModel):
+    """A Langfuse installed for this stack (≈11 vCPU / 25 GiB with the bundled stores)."""
+
+    url: str | None = Field(default=None, pattern=URL_PATTERN,
+                            description="Public URL of the Langfuse UI (NEXTAUTH_URL); default: the in-cluster service URL.")
+    organization: str | None = Field(default=None, min_length=1, max_length=128, description="Name of the organisation created at first start; default: the namespace.")
+    project: str | None = Field(default=None, min_length=1, max_length=128, description="Name of the project created at first start; default: the stack name.")
+    postgres: LangfusePostgres | None = Field(default=None, description="External PostgreSQL; default: the chart's bundled one.")
+    redis: LangfuseRedis | None = Field(default=None, description="External Redis; default: the chart's bundled Valkey.")
+    clickhouse: LangfuseClickHouse | None = Field(default=None, description="External ClickHouse; default: the chart's, which needs the ClickHouse operator CRDs and cert-manager.")
+    s3: LangfuseS3 | None = Field(default=None, description="External object storage; default: the chart's bundled SeaweedFS.")
+    resources: Resources | None = Field(default=None, description="Resources of the Langfuse web and worker containers.")
+
+
+class LangfuseKeySecret(CRModel):
+    """Secret with a Langfuse project's API key pair."""
+
+    name: str = Field(pattern=K8S_NAME_PATTERN, max_length=253, description="Secret name, in the stack's namespace.")
+    public_key_key: str = Field(default="publicKey", pattern=r"^[-._a-zA-Z0-9]+$", description="Key holding the public key (pk-lf-...).")
+    secret_key_key: str = Field(default="secretKey", pattern=r"^[-._a-zA-Z0-9]+$", description="Key holding the secret key (sk-lf-...).")
+
+
+class LangfuseExternal(CRModel):
+    """An existing, shared Langfuse."""
+
+    url: str = Field(pattern=URL_PATTERN, description="Base URL, e.g. https://langfuse.example.com.")
+    key_secret: LangfuseKeySecret = Field(description="The project's API keys.")
+
+
+class LangfuseSpec(CRModel):
+    """Langfuse: LLM tracing, prompt management, evaluations."""
+
+    enabled: bool = Field(default=True, description="Export traces to Langfuse.")
+    mode: Literal["dedicated", "external"] = Field(default="dedicated", description="dedicated installs the chart for this stack; external sends to an existing Langfuse.")
+    chart: ChartSource | None = Field(default=None, description="Chart override (dedicated mode).")
+    dedicated: LangfuseDedicated = Field(default_factory=LangfuseDedicated, description="Settings of a dedicated Langfuse.")
+    external: LangfuseExternal | None = Field(default=None, description="The existing Langfuse (external mode).")
+    values: dict[str, Any] = Field(default_factory=dict, description=VALUES_DESCRIPTION)
+
+    @model_validator(mode="after")
+    def _mode(self) -> "LangfuseSpec":
+        if self.mode == "external" and self.enabled and self.external is None:
+            raise ValueError("mode external needs external.url and external.keySecret")
+        if self.mode == "dedicated" and self.external is not None:
+            raise ValueError("external is only valid with mode external")
+        return self
+
+
+class CollectorSpec(CRModel):
+    """The OpenTelemetry Collector (contrib image) apps send OTLP to."""
+
+    chart: ChartSource | None = Field(default=None, description="Chart override.")
+    replicas: int = Field(default=1, ge=1, le=50, description="Collector replicas.")
+    resources: Resources | None = Field(default=None, description="Collector container resources; default 200m/512Mi request, 1Gi limit.")
+    redaction: RedactionPolicy = Field(default_factory=RedactionPolicy, description="PII redaction applied before any exporter.")
+    values: dict[str, Any] = Field(default_factory=dict, description=VALUES_DESCRIPTION)
+
+
+class MetricsSpec(CRModel):
+    """LLM metrics derived from spans, scraped by prometheus-operator."""
+
+    span_metrics: bool = Field(default=True, description="Derive token usage, latency and call metrics from GenAI spans. Turn off if the apps export GenAI metrics themselves, to avoid counting twice.")
+    service_monitor: bool = Field(default=True, description="Create a ServiceMonitor for the collector's Prometheus endpoint.")
+    service_monitor_labels: dict[str, str] | None = Field(default=None, description="Labels the Prometheus serviceMonitorSelector needs; default: the operator's rule selector labels.")
+    scrape_interval: str = Field(default="30s", pattern=r"^[0-9]+(s|m)$", description="Scrape interval.")
+
+
+class ModelPrice(CRModel):
+    """Price of one model."""
+
+    model: str = Field(min_length=1, max_length=256, description="Model name as in gen_ai.request.model.")
+    input_usd_per_million_tokens: float = Field(alias="inputUSDPerMillionTokens", ge=0, description="USD per million input tokens.")
+    output_usd_per_million_tokens: float = Field(alias="outputUSDPerMillionTokens", ge=0, description="USD per million output tokens.")
+
+
+class DefaultRules(CRModel):
+    """The rule pack every stack gets unless it opts out."""
+
+    enabled: bool = Field(default=True, description="Generate price recording rules and the default alerts.")
+    daily_budget_usd: float | None = Field(default=None, alias="dailyBudgetUSD", gt=0, description="Alert when the day's spend exceeds this.")
+    error_rate_threshold: float = Field(default=0.05, gt=0, le=1, description="Alert when the LLM error ratio over 5m exceeds this.")
+    p95_latency_seconds: float = Field(default=10.0, gt=0, description="Alert when p95 LLM latency over 10m exceeds this.")
+
+
+class ObservabilityStackSpec(CRModel):
+    """Desired state of a tenant's LLM observability stack."""
+
+    phoenix: PhoenixSpec = Field(default_factory=PhoenixSpec, description="Arize Phoenix.")
+    langfuse: LangfuseSpec = Field(default_factory=LangfuseSpec, description="Langfuse.")
+    collector: CollectorSpec = Field(default_factory=CollectorSpec, description="OpenTelemetry Collector.")
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec, description="Span-derived metrics and scraping.")
+    pricing: list[ModelPrice] = Field(default_factory=list, description="Price catalogue; models not listed use the operator's defaults.")
+    default_rules: DefaultRules = Field(default_factory=DefaultRules, description="Default rule pack (opt-out).")
+    deletion_policy: Literal["Retain", "Delete"] = Field(default="Retain", description="Retain keeps PVCs and generated Secrets when the stack is deleted; Delete removes them.")
+
+    @model_validator(mode="after")
+    def _unique_models(self) -> "ObservabilityStackSpec":
+        models = [p.model for p in self.pricing]
+        duplicates = sorted({m for m in models if models.count(m) > 1})
+        if duplicates:
+            raise ValueError(f"pricing: duplicate model(s): {', '.join(duplicates)}")
+        return self
+
+
+class ComponentStatus(CRModel):
+    """State of one component's Helm release."""
+
+    release: str | None = Field(default=None, description="Helm release name.")
+    chart: str | None = Field(default=None, description="Installed chart reference and version.")
+    revision: int | None = Field(default=None, description="Helm release revision.")
+    ready: bool = Field(default=False, description="The release is deployed and its workloads are ready.")
+    message: str = Field(default="", description="Last error or progress message (secrets scrubbed).")
+
+
+class ComponentsStatus(CRModel):
+    """Per-component state."""
+
+    phoenix: ComponentStatus | None = Field(default=None, description="Phoenix.")
+    langfuse: ComponentStatus | None = Field(default=None, description="Langfuse (dedicated mode).")
+    collector: ComponentStatus | None = Field(default=None, description="OpenTelemetry Collector.")
+
+
+class Endpoints(CRModel):
+    """Where apps and people reach the stack."""
+
+    otlp_grpc: str | None = Field(default=None, description="OTLP/gRPC endpoint for applications.")
+    otlp_http: str | None = Field(default=None, description="OTLP/HTTP endpoint for applications.")
+    phoenix_ui: str | None = Field(default=None, alias="phoenixUI", description="Phoenix UI URL.")
+    langfuse_ui: str | None = Field(default=None, alias="langfuseUI", description="Langfuse UI URL.")
+
+
+class ObservabilityStackStatus(CRModel):
+    """Observed state."""
+
+    conditions: list[Condition] = Field(default_factory=list, description="Ready, Progressing, Degraded and per-component conditions.")
+    observed_generation: int | None = Field(default=None, description="Last metadata.generation reconciled.")
+    components: ComponentsStatus = Field(default_factory=ComponentsStatus, description="Per-component release state.")
+    endpoints: Endpoints = Field(default_factory=Endpoints, description="Endpoints for apps and UIs.")
+    config_map: str | None = Field(default=None, description="ConfigMap with OTEL_EXPORTER_OTLP_* settings for apps to envFrom.")
+    ready: str | None = Field(default=None, description="Mirror of the Ready condition status, for printer columns.")
+    reason: str | None = Field(default=None, description="Mirror of the Ready condition reason, for printer columns.")
+
+
+class ObservabilityStack(CustomResource):
+    """Phoenix, Langfuse and an OpenTelemetry Collector for one tenant namespace, wired and PII-safe."""
+
+    kind: Literal["ObservabilityStack"] = Field(description="ObservabilityStack")
+    spec: ObservabilityStackSpec = Field(default_factory=ObservabilityStackSpec, description="Desired state.")
+    status: ObservabilityStackStatus | None = Field(default=None, description="Observed state, written by the operator.")
