@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import collections
 import contextlib
 import copy
@@ -62,6 +63,8 @@ DEFAULT_RESOURCES: tuple[tuple[str, str, str, bool, tuple[str, ...], bool], ...]
     ('kopf.dev/v1', 'kopfpeerings', 'KopfPeering', True, (), True),
 )
 DEFAULT_NAMESPACES = ('default', 'kube-system', 'kube-public')
+# Groups served by the apiserver itself; everything else behaves as a CRD-backed custom resource.
+BUILTIN_GROUPS = frozenset({'', 'apiextensions.k8s.io', 'coordination.k8s.io', 'events.k8s.io'})
 VERBS = ('create', 'delete', 'get', 'list', 'patch', 'update', 'watch')
 WRITE_METHODS = frozenset({'POST', 'PUT', 'PATCH', 'DELETE'})
 REASONS = {400: 'BadRequest', 404: 'NotFound', 405: 'MethodNotAllowed', 409: 'Conflict',
@@ -345,6 +348,8 @@ class Emulator(kmock.KubernetesEmulator):
         if sub is not None and sub not in info.subresources:
             raise api_error(404, f'{resource.plural} has no subresource {sub!r}')
         params = request.params
+        if 'dryRun' in params:  # fail loudly rather than writing for real
+            raise api_error(400, 'dryRun is not supported by the emulator')
         if method == 'GET' and params.get('watch') in ('true', '1'):
             return 200, self._watch(request, resource)
         if method == 'GET' and name is None:
@@ -363,6 +368,8 @@ class Emulator(kmock.KubernetesEmulator):
         if method == 'PUT':
             if not isinstance(request.data, dict):
                 raise api_error(400, 'the request body must be an object')
+            if resource.group not in BUILTIN_GROUPS and not request.data.get('metadata', {}).get('resourceVersion'):
+                raise api_error(422, 'metadata.resourceVersion: Invalid value: 0x0: must be specified for an update')
             return 200, self.update_object(key, request.data, sub)
         if method == 'PATCH':
             return self._patch(key, request, sub)
@@ -371,14 +378,15 @@ class Emulator(kmock.KubernetesEmulator):
     def _patch(self, key: Key, request: rendering.Request, sub: str | None) -> tuple[int, Obj]:
         content_type = request.headers.get('Content-Type', '').split(';')[0].strip()
         current = self._current(key)
-        if content_type == 'application/apply-patch+yaml':
+        applying = content_type == 'application/apply-patch+yaml'
+        if current is None and (sub is not None or not applying):  # only apply creates
+            raise api_error(404, f'{key[0].plural} "{key[2]}" not found')
+        if applying:
             manager = request.params.get('fieldManager')
             force = request.params.get('force', '').lower() in ('1', 't', 'true')  # as Go's ParseBool
             if not manager:
                 raise api_error(400, 'fieldManager must be set for apply patches')
             return 201 if current is None else 200, self.apply(key, request.data, manager, force, sub)
-        if current is None:
-            raise api_error(404, f'{key[0].plural} "{key[2]}" not found')
         if content_type == 'application/json-patch+json':
             if not isinstance(request.data, list):
                 raise api_error(400, 'json: cannot unmarshal object into Go value of type []handlers.jsonPatchOp')
@@ -388,7 +396,7 @@ class Emulator(kmock.KubernetesEmulator):
                 raise api_error(422, f'the server rejected our request due to an error in our request: {e}')
             except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as e:
                 raise api_error(422, f'invalid JSON patch: {e}')
-        elif content_type == 'application/strategic-merge-patch+json' and key[0].group not in ('', 'coordination.k8s.io'):
+        elif content_type == 'application/strategic-merge-patch+json' and key[0].group not in BUILTIN_GROUPS:
             raise api_error(415, 'strategic merge patch is not supported for custom resources')
         elif content_type in ('application/merge-patch+json', 'application/strategic-merge-patch+json'):
             # Strategic merge is approximated as a JSON merge (lists replace, never merge by key).
@@ -640,7 +648,7 @@ class Emulator(kmock.KubernetesEmulator):
                     yield {'type': 'ERROR', 'object': status_body(410, 'Expired', f'too old resource version: {position} ({self._compacted_rv})')}
                     return
                 changed = self._changed
-                for event in [e for e in self._events if e.rv > position]:
+                for event in self._events[bisect.bisect_right(self._events, position, key=lambda e: e.rv):]:
                     position = event.rv
                     typed = self._event_for(event, resource, namespace, params)
                     if typed is not None:
@@ -657,10 +665,10 @@ class Emulator(kmock.KubernetesEmulator):
         """The event as this watcher sees it: objects entering/leaving its selector are ADDED/DELETED."""
         if event.resource != resource:
             return None
-        now = event.type != 'DELETED' and self._selected(event.obj, resource, namespace, params)
-        before = event.type != 'ADDED' and event.old is not None and self._selected(event.old, resource, namespace, params)
-        if event.type == 'DELETED':
-            now, before = False, self._selected(event.obj, resource, namespace, params)
+        deleted = event.type == 'DELETED'
+        previous = event.obj if deleted else event.old  # None for ADDED
+        before = previous is not None and self._selected(previous, resource, namespace, params)
+        now = not deleted and self._selected(event.obj, resource, namespace, params)
         kind = {(True, True): 'MODIFIED', (False, True): 'ADDED', (True, False): 'DELETED'}.get((before, now))
         return None if kind is None else {'type': kind, 'object': copy.deepcopy(event.obj)}
 
@@ -724,6 +732,10 @@ class Cluster:
         async def run() -> Any:
             return fn(*args)
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=10)
+
+    def register(self, api_version: str, plural: str, kind: str, **info: Any) -> kmock.resource:
+        """Serve one more resource, e.g. `register('apps/v1', 'deployments', 'Deployment')`."""
+        return self.call(lambda: self.emulator.register(api_version, plural, kind, **info))
 
     def _key(self, resource: str | kmock.resource, name: str, namespace: str | None) -> Key:
         return kmock.resource(resource), namespace, name
@@ -858,8 +870,9 @@ def running_cluster(**options: Any) -> Iterator[Cluster]:
     finally:
         cluster._loop.call_soon_threadsafe(started['stop'].set)
         thread.join(10)
-    if cluster.emulator.internal_errors:
-        raise ExceptionGroup('the emulator failed while serving', cluster.emulator.internal_errors)
+    errors = cluster.emulator.internal_errors + ([started['error']] if 'error' in started else [])
+    if errors:
+        raise ExceptionGroup('the emulator failed while serving', errors)
 
 
 @contextlib.asynccontextmanager

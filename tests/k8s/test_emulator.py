@@ -120,10 +120,10 @@ def test_generation_moves_on_spec_changes_only(crs):
     assert crs.patch('r1', {'spec': {'expr': 'b'}})['metadata']['resourceVersion'] == respec['metadata']['resourceVersion']
 
 
-def test_create_answers_201_and_conflicts_with_existing(core, crs):
-    _, code, _ = k8s.CustomObjectsApi(crs_client := core.api_client).create_namespaced_custom_object_with_http_info(
+def test_create_answers_201_and_conflicts_with_existing(client, core, crs):
+    _, code, _ = k8s.CustomObjectsApi(client).create_namespaced_custom_object_with_http_info(
         GROUP, VERSION, 'default', 'alertrules', alertrule('r1'))
-    assert code == 201 and crs_client is core.api_client
+    assert code == 201
     with pytest.raises(ApiException) as exc:
         crs.create(alertrule('r1'))
     assert error_of(exc) == (409, 'AlreadyExists')
@@ -149,6 +149,11 @@ def test_stale_resource_version_is_a_conflict(crs):
     assert crs.get('r1')['spec'] == {'expr': 'b'}
     ok = crs.patch('r1', {'metadata': {'resourceVersion': fresh}, 'spec': {'expr': 'c'}})
     assert ok['spec'] == {'expr': 'c'}
+    # Custom resources allow no unconditional replace (built-ins like ConfigMaps do).
+    unconditional = dict(ok, metadata={'name': 'r1'})
+    with pytest.raises(ApiException) as exc:
+        crs.replace('r1', unconditional)
+    assert error_of(exc) == (422, 'Invalid')
 
 
 def test_json_patch_test_failure_is_422(crs):
@@ -245,7 +250,7 @@ def test_namespaces_and_discovery(client, core):
 
 # --- deletion: finalizers, garbage collection --------------------------------------------------
 
-def test_delete_waits_for_finalizers(crs):
+def test_delete_waits_for_finalizers(cluster, crs):
     crs.create(alertrule('r1', finalizers=['observatory.dev/cleanup']))
     crs.delete('r1')
     marked = crs.get('r1')
@@ -257,6 +262,9 @@ def test_delete_waits_for_finalizers(crs):
     with pytest.raises(ApiException) as exc:
         crs.get('r1')
     assert error_of(exc) == (404, 'NotFound')
+    # Releasing the last finalizer deletes in the same write: created, marked, gone.
+    history = cluster.history(ALERTRULES, 'r1', 'default')
+    assert len(history) == 3 and history[1]['metadata']['deletionTimestamp'] and history[2] is None
 
 
 def test_owner_deletion_collects_dependents(cluster, crs, core):
@@ -276,6 +284,16 @@ def test_owner_deletion_collects_dependents(cluster, crs, core):
     crs.delete('other', propagation_policy='Orphan')
     assert core.read_namespaced_config_map('orphan', 'default').metadata.owner_references is None
     assert core.read_namespaced_config_map('shared', 'default').metadata.owner_references is None
+
+
+def test_namespace_deletion_takes_its_objects(cluster, core):
+    cluster.seed(configmap('a', namespace='team-a'))
+    cluster.seed(alertrule('r1', namespace='team-a'))
+    core.create_namespaced_config_map('default', configmap('kept'))
+    core.delete_namespace('team-a')
+    assert cluster.list('v1/configmaps') == [cluster.get('v1/configmaps', 'kept', 'default')]
+    assert cluster.list(ALERTRULES) == []
+    assert [ns.metadata.name for ns in core.list_namespace().items] == ['default', 'kube-public', 'kube-system']
 
 
 # --- watch -------------------------------------------------------------------------------------
@@ -369,7 +387,7 @@ def test_hanging_requests_outlast_client_timeouts(cluster, crs):
     crs.create(alertrule('r1'))
     cluster.hang('GET', r'/alertrules/r1$', seconds=5, times=1)
     with pytest.raises(TimeoutError):
-        urllib.request.urlopen(f'{cluster.url}/apis/{ALERTRULES.replace("alertrules", "namespaces/default/alertrules")}/r1', timeout=0.2)
+        urllib.request.urlopen(f'{cluster.url}/apis/{GROUP}/{VERSION}/namespaces/default/alertrules/r1', timeout=0.2)
     # The official client retries a read timeout; only the matching requests hang, so it recovers.
     cluster.hang('GET', r'/alertrules/r1$', seconds=5, times=1)
     cluster.clear_requests()
@@ -405,12 +423,13 @@ async def test_kopf_handles_each_change_once_and_not_again_after_restart():
 
         cluster.clear_requests()
         async with kopf_operator(cluster, registry):
-            # A new object is handled only after the initial listing, so its handling proves that
-            # the restarted operator has already seen r1 and decided there is nothing to do.
-            cluster.seed(alertrule('r2', {'expr': 'c'}, namespace='default'))
-            await cluster.until(lambda: observed('r2') == 'c')
-        assert handled == [('r1', 'a'), ('r1', 'b'), ('r2', 'c')]
-        assert all(r.name == 'r2' for r in cluster.requests if r.method != 'GET')
+            # One worker handles an object's events in order, so the handling of this later change
+            # comes after the restarted operator processed r1 as listed, and shows what it did.
+            cluster.patch(ALERTRULES, 'r1', 'default', {'spec': {'expr': 'c'}})
+            await cluster.until(lambda: observed('r1') == 'c')
+        assert handled == [('r1', 'a'), ('r1', 'b'), ('r1', 'c')]
+        # Exactly one handling's writes (progress annotation + status), none for the re-listing.
+        assert cluster.write_counts() == {'alertrules': 1, 'alertrules/status': 1}
 
 
 def cluster_api_create(cluster, body):
