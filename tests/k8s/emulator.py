@@ -6,12 +6,21 @@ aware watches, label/field selectors, proper status codes, optimistic concurrenc
 apply, the status subresource, finalizers and owner-reference garbage collection. Plus test
 controls: fault injection, watch dropping, a request log.
 
-Usage (the server runs in its own thread and loop, so sync clients and in-process kopf both work):
+Usage (the server runs in its own thread and loop, so the blocking `kubernetes` client and an
+in-process kopf operator in the test's loop both work against it):
 
-    with running_cluster() as cluster:            # or: async with cluster_context() as cluster:
-        cluster.seed({'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {...}})
-        api = kubernetes.client.CoreV1Api(cluster.api_client())
-        cluster.fail('PATCH', r'/alertrules/', status=500, times=2)
+    with running_cluster() as cluster:                    # async: `async with cluster_context()`
+        cluster.seed({'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {'name': 'a'}})
+        core = kubernetes.client.CoreV1Api(cluster.api_client())
+        cluster.fail('PATCH', r'/alertrules/', status=500, times=2)   # or hang(...), drop_watches()
+        assert cluster.write_counts()['alertrules/status'] == 1
+
+    async with cluster_context() as cluster, kopf_operator(cluster, registry):
+        cluster.seed(alertrule)
+        await cluster.until(lambda: cluster.get(ALERTRULES, 'r1', 'default').get('status'))
+
+Resource URLs are served by this class; kmock's DSL (`emulator['get /x'] << ...`) still answers
+other URLs. Approximations are listed in the docstrings where they live (apply, GC, patches).
 """
 
 from __future__ import annotations
