@@ -23,6 +23,9 @@ E2E_KINDS ?= alertrules,slos
 PROMETHEUS_LOCAL_PORT ?= 19090
 
 KIND_CONTEXT := kind-$(KIND_CLUSTER)
+# Custom-resource examples only (examples/tests holds promtool tests, not Kubernetes objects).
+EXAMPLE_DIRS ?= $(filter-out examples/tests,$(wildcard examples/*))
+EXAMPLE_NAMESPACES ?= $(sort $(shell grep -rhoE '^  namespace: *[a-z0-9-]+' $(EXAMPLE_DIRS) 2>/dev/null | awk '{print $$2}'))
 
 .PHONY: kind-check kind-up kind-down deploy apply-examples e2e
 
@@ -59,7 +62,10 @@ deploy: kind-check
 	  --wait --timeout 5m
 
 apply-examples: kind-check
-	$(KUBECTL) --context $(KIND_CONTEXT) apply -R -f examples/
+	@for ns in $(EXAMPLE_NAMESPACES); do \
+	  $(KUBECTL) --context $(KIND_CONTEXT) create namespace $$ns --dry-run=client -o yaml \
+	    | $(KUBECTL) --context $(KIND_CONTEXT) apply -f -; done
+	$(KUBECTL) --context $(KIND_CONTEXT) apply $(addprefix -f ,$(EXAMPLE_DIRS))
 
 e2e: kind-check
 	$(KUBECTL) --context $(KIND_CONTEXT) wait --for=condition=Ready $(E2E_KINDS) --all --all-namespaces --timeout=$(E2E_TIMEOUT)

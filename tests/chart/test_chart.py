@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import jsonschema
 import kubernetes_validate
@@ -167,12 +168,15 @@ def test_invalid_values_fail_rendering(helm, args, message):
 def test_notes_tell_what_to_apply_next(helm, tmp_path):
     notes = render_notes(helm, tmp_path)
     for text in ("kind: ObservabilityStack", "kind: AlertRule", "kind: SLO",
-                 "kubectl get -n <tenant-namespace> observabilitystacks,alertrules,slos",
+                 "kubectl get --all-namespaces observabilitystacks,alertrules,slos",
                  f"kubectl -n {RELEASE_NAMESPACE} rollout status deployment/observatory",
                  "watching all namespaces", '{"release":"kube-prometheus-stack"}',
                  "kubectl apply -f charts/observatory/crds/"):
         assert text in notes
     assert "peering" not in notes
+    # The example files NOTES.txt names exist.
+    for path in re.findall(r"-f (examples/\S+\.yaml)", notes):
+        assert (CHART_DIR.parents[1] / path).is_file(), path
 
 
 def test_notes_follow_values(helm, tmp_path):

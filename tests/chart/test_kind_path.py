@@ -67,6 +67,12 @@ def test_targets_use_pinned_tools():
     assert "kind load docker-image observatory:dev --name observatory" in commands
     assert ".tools/bin/kubectl --context kind-observatory wait --for=condition=Ready alertrules,slos" in commands
     assert "mk/check_rules_loaded.py" in commands
+    # Custom resources only: examples/tests holds promtool tests, not Kubernetes objects.
+    (apply_line,) = [line for line in commands.splitlines() if " apply -f examples/" in line]
+    applied = set(apply_line.split(" -f ")[1:])
+    assert {"examples/alertrules", "examples/slos"} <= applied
+    assert "examples/tests" not in applied
+    assert "for ns in team-a" in commands  # namespaces the examples live in are created first
 
 
 class _Prometheus:
