@@ -8,7 +8,8 @@ the schema accepts.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 TABLE_START = "<!-- values-table:start (generated from charts/observatory/values.schema.json) -->"
 TABLE_END = "<!-- values-table:end -->"

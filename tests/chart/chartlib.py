@@ -14,7 +14,7 @@ RELEASE_NAMESPACE = "observatory-system"
 
 
 def run_helm(helm: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(helm), *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([str(helm), *args], capture_output=True, text=True, timeout=60, check=False)
 
 
 def template(helm: Path, *args: str) -> list[dict]:

@@ -9,8 +9,15 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-
-from chartlib import ALL_VALUES, CHART_DIR, RELEASE_NAMESPACE, by_kind, render_notes, run_helm, template
+from chartlib import (
+    ALL_VALUES,
+    CHART_DIR,
+    RELEASE_NAMESPACE,
+    by_kind,
+    render_notes,
+    run_helm,
+    template,
+)
 
 # Kinds kubernetes-validate has no schema for; the ServiceMonitor is checked against its CRD below.
 NOT_BUILT_IN_GROUPS = ("monitoring.coreos.com/", "kopf.dev/")

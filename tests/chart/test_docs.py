@@ -8,8 +8,13 @@ import os
 import pytest
 import yaml
 from chartlib import ALL_VALUES, CHART_DIR
-
-from observatory.chartdocs import TABLE_END, TABLE_START, value_keys, values_table, with_table
+from observatory.chartdocs import (
+    TABLE_END,
+    TABLE_START,
+    value_keys,
+    values_table,
+    with_table,
+)
 
 REPO = CHART_DIR.parents[1]
 INSTALL_DOC = REPO / "docs" / "install.md"

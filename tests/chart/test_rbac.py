@@ -6,8 +6,12 @@ import os
 
 import pytest
 from chartlib import CHART_DIR, by_kind, template
-
-from observatory.rbac import REQUIRED_PERMISSIONS, UndeclaredPermission, permission_for, render_rbac_file
+from observatory.rbac import (
+    REQUIRED_PERMISSIONS,
+    UndeclaredPermission,
+    permission_for,
+    render_rbac_file,
+)
 
 RBAC_FILE = CHART_DIR / "files" / "rbac.yaml"
 
