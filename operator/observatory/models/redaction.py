@@ -11,6 +11,7 @@ from .common import CRModel
 
 Action = Literal["redact", "hash", "mask", "drop"]
 DetectorAction = Literal["redact", "hash", "mask", "drop", "off"]
+_EMPTY_MATCH_PROBES = ("", "a", "a b", "0 1", "-", "\n")
 AttributeKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-/:@]+$", max_length=256)]
 
 
@@ -43,7 +44,8 @@ class CustomPattern(CRModel):
             compiled = re2.compile(value)
         except re2.error as err:
             raise ValueError(f"not a valid RE2 expression: {err}") from None
-        if compiled.search("") is not None:
+        # Empty matches are replaced differently by Go and Python RE2 wrappers, and redact nothing.
+        if any(m.group(0) == "" for sample in _EMPTY_MATCH_PROBES for m in compiled.finditer(sample)):
             raise ValueError("must not match the empty string")
         return value
 

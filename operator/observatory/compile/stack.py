@@ -1,0 +1,483 @@
+"""ObservabilityStack → Helm release plans (chart reference + values) for Phoenix, Langfuse and
+the OpenTelemetry Collector. Pure: no I/O; the operator installs the plans and creates the Secret
+named by `secret_name` with the keys `required_secrets` lists.
+
+Secrets are only ever referenced (secretKeyRef / existingSecret), never put into values.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Mapping
+
+from ..conventions import DEFAULT, Conventions
+from ..models.stack import ChartSource, ObservabilityStack, Resources, SqliteStorage
+from ..redaction.rules import compile_policy
+from .errors import CompileError
+from .redaction import transform_processor
+
+Component = Literal["phoenix", "langfuse", "collector"]
+
+
+@dataclass(frozen=True)
+class ChartRef:
+    """A chart in a classic repository (https), an OCI registry (oci://, without the chart name) or a local path."""
+
+    name: str
+    version: str | None
+    repository: str | None = None
+    path: str | None = None
+
+    @property
+    def reference(self) -> str:
+        """What `helm install` takes as the chart argument."""
+        if self.path:
+            return self.path
+        if self.repository and self.repository.startswith("oci://"):
+            return f"{self.repository.rstrip('/')}/{self.name}"
+        return self.name
+
+    @property
+    def repo_url(self) -> str | None:
+        """`--repo` for classic repositories, else None."""
+        if self.path or not self.repository or self.repository.startswith("oci://"):
+            return None
+        return self.repository
+
+
+# Pinned upstream charts; tests check the versions against the upstream Chart.yaml files.
+DEFAULT_CHARTS: Mapping[Component, ChartRef] = {
+    "phoenix": ChartRef("phoenix-helm", "12.0.4", "oci://registry-1.docker.io/arizephoenix"),
+    "langfuse": ChartRef("langfuse", "2.0.0", "oci://ghcr.io/langfuse/langfuse-k8s/charts"),
+    "collector": ChartRef("opentelemetry-collector", "0.170.0", "https://open-telemetry.github.io/opentelemetry-helm-charts"),
+}
+
+COLLECTOR_IMAGE = "otel/opentelemetry-collector-contrib"
+OTLP_GRPC_PORT, OTLP_HTTP_PORT = 4317, 4318
+PHOENIX_UI_PORT, LANGFUSE_UI_PORT = 6006, 3000
+PROMETHEUS_PORT, PROMETHEUS_PORT_NAME = 8889, "llm-metrics"
+RESOURCE_POLICY_KEEP = {"helm.sh/resource-policy": "keep"}
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    component: Component
+    name: str
+    namespace: str
+    chart: ChartRef
+    values: dict[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    """One key the operator generates once and never changes.
+
+    kind: `token` 32 random bytes, URL-safe base64; `hex32` 32 random bytes as 64 hex digits;
+    `password` 24 random letters and digits; `langfuse-public-key` pk-lf-<uuid4>;
+    `langfuse-secret-key` sk-lf-<uuid4>.
+    """
+
+    key: str
+    kind: Literal["token", "hex32", "password", "langfuse-public-key", "langfuse-secret-key"]
+
+
+# Keys of the generated Secret. Phoenix's chart reads each env var from the key of the same name.
+PHOENIX_SECRET, PHOENIX_ADMIN_SECRET = "PHOENIX_SECRET", "PHOENIX_ADMIN_SECRET"
+PHOENIX_ADMIN_PASSWORD = "PHOENIX_DEFAULT_ADMIN_INITIAL_PASSWORD"
+LANGFUSE_SALT, LANGFUSE_ENCRYPTION_KEY = "langfuse-salt", "langfuse-encryption-key"
+LANGFUSE_NEXTAUTH_SECRET = "langfuse-nextauth-secret"
+LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY = "langfuse-public-key", "langfuse-secret-key"
+
+
+# --- names ------------------------------------------------------------------------------------
+
+def release_name(stack: ObservabilityStack, component: Component) -> str:
+    return f"{stack.name}-{component}"
+
+
+def secret_name(stack: ObservabilityStack) -> str:
+    """The Secret the operator generates and owns."""
+    return f"{stack.name}-observatory-secrets"
+
+
+def configmap_name(stack: ObservabilityStack) -> str:
+    """The ConfigMap with OTEL_EXPORTER_OTLP_* settings apps `envFrom`."""
+    return f"{stack.name}-otel"
+
+
+def _service(name: str, stack: ObservabilityStack) -> str:
+    if len(name) > 63:
+        raise CompileError("metadata.name", f"too long: the Service name {name!r} would exceed 63 characters")
+    return f"{name}.{stack.namespace}.svc.cluster.local"
+
+
+def phoenix_host(stack: ObservabilityStack) -> str:
+    # The chart names the Service <fullname>-svc; fullname is the release name when it contains "phoenix".
+    return _service(f"{release_name(stack, 'phoenix')}-svc", stack)
+
+
+def langfuse_url(stack: ObservabilityStack) -> str:
+    spec = stack.spec.langfuse
+    if spec.mode == "external":
+        return spec.external.url.rstrip("/")
+    return f"http://{_service(release_name(stack, 'langfuse') + '-web', stack)}:{LANGFUSE_UI_PORT}"
+
+
+def collector_host(stack: ObservabilityStack) -> str:
+    return _service(release_name(stack, "collector"), stack)  # fullnameOverride pins the Service name
+
+
+def endpoints(stack: ObservabilityStack) -> dict[str, str]:
+    """Status endpoints (camelCase keys as in ObservabilityStackStatus.endpoints)."""
+    spec = stack.spec
+    out = {"otlpGrpc": f"http://{collector_host(stack)}:{OTLP_GRPC_PORT}",
+           "otlpHttp": f"http://{collector_host(stack)}:{OTLP_HTTP_PORT}"}
+    if spec.phoenix.enabled:
+        out["phoenixUI"] = f"http://{phoenix_host(stack)}:{PHOENIX_UI_PORT}"
+    if spec.langfuse.enabled:
+        out["langfuseUI"] = (spec.langfuse.dedicated.url if spec.langfuse.mode == "dedicated" and spec.langfuse.dedicated.url
+                             else langfuse_url(stack))
+    return out
+
+
+def otel_configmap_data(stack: ObservabilityStack) -> dict[str, str]:
+    """Data of the `<stack>-otel` ConfigMap: standard SDK variables pointing at the collector."""
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoints(stack)["otlpHttp"],
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
+
+
+# --- secrets ----------------------------------------------------------------------------------
+
+def required_secrets(stack: ObservabilityStack) -> dict[str, list[SecretSpec]]:
+    """Keys the operator must generate once, by Secret name."""
+    spec = stack.spec
+    keys: list[SecretSpec] = []
+    if spec.phoenix.enabled and spec.phoenix.auth:
+        keys += [SecretSpec(PHOENIX_SECRET, "token"), SecretSpec(PHOENIX_ADMIN_SECRET, "token"),
+                 SecretSpec(PHOENIX_ADMIN_PASSWORD, "password")]
+    if _dedicated_langfuse(stack):
+        keys += [SecretSpec(LANGFUSE_SALT, "token"), SecretSpec(LANGFUSE_ENCRYPTION_KEY, "hex32"),
+                 SecretSpec(LANGFUSE_NEXTAUTH_SECRET, "token"),
+                 SecretSpec(LANGFUSE_PUBLIC_KEY, "langfuse-public-key"), SecretSpec(LANGFUSE_SECRET_KEY, "langfuse-secret-key")]
+    return {secret_name(stack): keys} if keys else {}
+
+
+def _dedicated_langfuse(stack: ObservabilityStack) -> bool:
+    return stack.spec.langfuse.enabled and stack.spec.langfuse.mode == "dedicated"
+
+
+def _ref(name: str, key: str) -> dict[str, Any]:
+    return {"secretKeyRef": {"name": name, "key": key}}
+
+
+def _env_from_secret(env: str, name: str, key: str) -> dict[str, Any]:
+    return {"name": env, "valueFrom": _ref(name, key)}
+
+
+def _resources(resources: Resources | None) -> dict[str, Any] | None:
+    return resources.model_dump(exclude_none=True) if resources else None
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep merge; `override` wins, as Helm merges user values."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+# --- Phoenix ----------------------------------------------------------------------------------
+
+def phoenix_values(stack: ObservabilityStack, conventions: Conventions = DEFAULT) -> dict[str, Any]:
+    spec = stack.spec.phoenix
+    postgres = spec.storage.postgres
+    sqlite = spec.storage.sqlite or SqliteStorage()  # the default when postgres is not set
+    values: dict[str, Any] = {
+        "service": {"type": "ClusterIP"},
+        "ingress": {"enabled": False},
+        "postgresql": {"enabled": False},
+        "database": {"defaultRetentionPolicyDays": spec.retention_days},
+        "auth": {
+            "enableAuth": spec.auth,
+            # The chart would generate the Secret with randAlphaNum on every render; the operator's
+            # Secret, named here, holds one key per env var instead.
+            "createSecret": False,
+            "name": secret_name(stack),
+            "secret": [{"key": k} for k in (PHOENIX_SECRET, PHOENIX_ADMIN_SECRET, PHOENIX_ADMIN_PASSWORD)] if spec.auth else [],
+        },
+    }
+    if postgres:
+        values["persistence"] = {"enabled": False}
+        values["database"]["postgres"] = {"host": postgres.host, "port": postgres.port, "db": postgres.database,
+                                          "user": postgres.user}
+        values["additionalEnv"] = [_env_from_secret("PHOENIX_POSTGRES_PASSWORD", postgres.password_secret.name,
+                                                    postgres.password_secret.key)]
+    else:
+        persistence = {"enabled": True, "size": sqlite.size}
+        if sqlite.storage_class:
+            persistence["storageClass"] = sqlite.storage_class
+        if stack.spec.deletion_policy == "Retain":
+            persistence["annotations"] = dict(RESOURCE_POLICY_KEEP)  # helm uninstall keeps the PVC
+        values["persistence"] = persistence
+    if spec.resources:
+        values["resources"] = _resources(spec.resources)
+    return _merge(values, spec.values)
+
+
+# --- Langfuse ---------------------------------------------------------------------------------
+
+def langfuse_values(stack: ObservabilityStack, conventions: Conventions = DEFAULT) -> dict[str, Any]:
+    """Values of a dedicated Langfuse; external mode has no release."""
+    spec = stack.spec.langfuse
+    if spec.mode != "dedicated":
+        raise CompileError("spec.langfuse.mode", "langfuse values exist only in dedicated mode")
+    dedicated = spec.dedicated
+    secret = secret_name(stack)
+    release = release_name(stack, "langfuse")
+    org_id = stack.namespace
+    project_id = f"{stack.namespace}-{stack.name}"
+    langfuse: dict[str, Any] = {
+        # Pinned through references: the chart would otherwise generate these, and a regenerated
+        # salt or encryption key invalidates every API key and encrypted secret.
+        "salt": _ref(secret, LANGFUSE_SALT),
+        "encryptionKey": _ref(secret, LANGFUSE_ENCRYPTION_KEY),
+        "nextauth": {"url": dedicated.url or langfuse_url(stack), "secret": _ref(secret, LANGFUSE_NEXTAUTH_SECRET)},
+        "features": {"signUpDisabled": True},
+        # Headless initialisation: one organisation, project and API key pair at first start.
+        "additionalEnv": [
+            {"name": "LANGFUSE_INIT_ORG_ID", "value": org_id},
+            {"name": "LANGFUSE_INIT_ORG_NAME", "value": dedicated.organization or stack.namespace},
+            {"name": "LANGFUSE_INIT_PROJECT_ID", "value": project_id},
+            {"name": "LANGFUSE_INIT_PROJECT_NAME", "value": dedicated.project or stack.name},
+            _env_from_secret("LANGFUSE_INIT_PROJECT_PUBLIC_KEY", secret, LANGFUSE_PUBLIC_KEY),
+            _env_from_secret("LANGFUSE_INIT_PROJECT_SECRET_KEY", secret, LANGFUSE_SECRET_KEY),
+        ],
+    }
+    if dedicated.resources:
+        langfuse["resources"] = _resources(dedicated.resources)
+    values: dict[str, Any] = {"langfuse": langfuse}
+
+    # Bundled stores: the chart names their auth Secrets statically; per-release names let two
+    # stacks share a namespace.
+    pg = dedicated.postgres
+    if pg:
+        values["postgresql"] = {"deploy": False, "host": pg.host, "port": pg.port,
+                                "auth": {"username": pg.user, "database": pg.database,
+                                         "existingSecret": pg.password_secret.name,
+                                         "secretKeys": {"userPasswordKey": pg.password_secret.key}}}
+    else:
+        values["postgresql"] = {
+            "settings": {"existingSecret": f"{release}-postgresql-auth"},
+            "userDatabase": {"existingSecret": f"{release}-postgresql-auth"},
+            "storage": {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": stack.spec.deletion_policy,
+                                                                 "whenScaled": "Retain"}},
+        }
+    redis = dedicated.redis
+    if redis:
+        values["redis"] = {"deploy": False, "host": redis.host, "port": redis.port, "tls": {"enabled": redis.tls},
+                           "auth": {"username": redis.user, "existingSecret": redis.password_secret.name,
+                                    "existingSecretPasswordKey": redis.password_secret.key}}
+    else:
+        values["redis"] = {"auth": {"usersExistingSecret": f"{release}-redis-auth"}}
+    ch = dedicated.clickhouse
+    if ch:
+        values["clickhouse"] = {
+            "deploy": False, "host": ch.host, "httpPort": ch.http_port, "nativePort": ch.native_port,
+            "database": ch.database,
+            "auth": {"username": ch.user, "existingSecret": ch.password_secret.name,
+                     "existingSecretKey": ch.password_secret.key},
+            "migration": {"url": f"clickhouse://{ch.host}:{ch.native_port}", "ssl": ch.tls},
+            "cluster": {"enabled": ch.clustered},
+        }
+    s3 = dedicated.s3
+    if s3:
+        values["s3"] = {"deploy": False, "bucket": s3.bucket, "region": s3.region, "forcePathStyle": s3.force_path_style,
+                        "accessKeyId": _ref(s3.access_key_id.name, s3.access_key_id.key),
+                        "secretAccessKey": _ref(s3.secret_access_key.name, s3.secret_access_key.key)}
+        if s3.endpoint:
+            values["s3"]["endpoint"] = s3.endpoint
+    else:
+        values["s3"] = {"allInOne": {"s3": {"existingConfigSecret": f"{release}-s3-auth"}}}
+    return _merge(values, spec.values)
+
+
+# --- OpenTelemetry Collector ------------------------------------------------------------------
+
+SPAN_TOKEN_METRIC = "observatory.tokens.{}"  # renamed to the convention names in the metrics pipeline
+SPAN_METRICS_NAMESPACE = "observatory.llm"
+
+
+def _metric_names(c: Conventions) -> dict[str, Any]:
+    """Rename span-derived metrics to the names the rules query (prometheus exporter suffixes off)."""
+    token_sum = c.token_usage_metric + "_sum"
+    statements = [
+        f'set(name, "{token_sum}") where name == "{SPAN_TOKEN_METRIC.format(c.input_token_type)}"'
+        f' or name == "{SPAN_TOKEN_METRIC.format(c.output_token_type)}"',
+        f'set(name, "{c.operation_duration_metric}") where name == "{SPAN_METRICS_NAMESPACE}.duration"',
+    ]
+    return {"error_mode": "ignore", "metric_statements": [{"context": "metric", "statements": statements}]}
+
+
+def _span_connectors(c: Conventions) -> dict[str, Any]:
+    def tokens(token_type: str, attribute: str) -> dict[str, Any]:
+        return {
+            "source_attribute": attribute,
+            "conditions": [f'attributes["{attribute}"] != nil'],
+            # Spans carry no token-type attribute, so the default labels each series.
+            "attributes": [{"key": "gen_ai.request.model", "default_value": "unknown"},
+                           {"key": "gen_ai.token.type", "default_value": token_type}],
+        }
+
+    return {
+        "forward/genai": {},
+        "spanmetrics": {
+            "namespace": SPAN_METRICS_NAMESPACE,
+            "histogram": {"unit": "s", "explicit": {"buckets": [f"{b:g}s" for b in c.operation_duration_buckets]}},
+            "dimensions": [{"name": "gen_ai.request.model"}, {"name": "error.type"}],
+        },
+        "sum": {"spans": {
+            SPAN_TOKEN_METRIC.format(c.input_token_type): tokens(c.input_token_type, "gen_ai.usage.input_tokens"),
+            SPAN_TOKEN_METRIC.format(c.output_token_type): tokens(c.output_token_type, "gen_ai.usage.output_tokens"),
+        }},
+    }
+
+
+def collector_values(stack: ObservabilityStack, conventions: Conventions = DEFAULT) -> dict[str, Any]:
+    spec = stack.spec
+    c = conventions
+    if not (spec.phoenix.enabled or spec.langfuse.enabled or spec.metrics.span_metrics):
+        raise CompileError("spec", "nothing consumes traces: enable phoenix, langfuse or metrics.spanMetrics")
+    secret = secret_name(stack)
+    env: list[dict[str, Any]] = []
+    exporters: dict[str, Any] = {"debug": None}
+    extensions: dict[str, Any] = {}
+    trace_exporters: list[str] = []
+    processors: dict[str, Any] = {"transform/redact": transform_processor(compile_policy(spec.collector.redaction))}
+    trace_processors = ["memory_limiter", "transform/redact"]
+
+    if spec.phoenix.enabled:
+        phoenix: dict[str, Any] = {"endpoint": f"{phoenix_host(stack)}:{OTLP_GRPC_PORT}", "tls": {"insecure": True}}
+        if spec.phoenix.auth:
+            # Phoenix accepts its admin secret as a bearer token for system access.
+            env.append(_env_from_secret(PHOENIX_ADMIN_SECRET, secret, PHOENIX_ADMIN_SECRET))
+            phoenix["headers"] = {"authorization": "Bearer ${env:PHOENIX_ADMIN_SECRET}"}
+        exporters["otlp/phoenix"] = phoenix
+        trace_exporters.append("otlp/phoenix")
+        # Phoenix files spans by this resource attribute; `insert` keeps the app's own choice.
+        processors["resource/phoenix-project"] = {"attributes": [
+            {"key": "openinference.project.name", "value": spec.phoenix.project_name or stack.name, "action": "insert"}]}
+        trace_processors.append("resource/phoenix-project")
+    if spec.langfuse.enabled:
+        if spec.langfuse.mode == "external":
+            ks = spec.langfuse.external.key_secret
+            env += [_env_from_secret("LANGFUSE_PUBLIC_KEY", ks.name, ks.public_key_key),
+                    _env_from_secret("LANGFUSE_SECRET_KEY", ks.name, ks.secret_key_key)]
+        else:
+            env += [_env_from_secret("LANGFUSE_PUBLIC_KEY", secret, LANGFUSE_PUBLIC_KEY),
+                    _env_from_secret("LANGFUSE_SECRET_KEY", secret, LANGFUSE_SECRET_KEY)]
+        # basicauth sends `Authorization: Basic base64(public:secret)`, which Langfuse's OTLP endpoint expects.
+        extensions["basicauth/langfuse"] = {"client_auth": {"username": "${env:LANGFUSE_PUBLIC_KEY}",
+                                                            "password": "${env:LANGFUSE_SECRET_KEY}"}}
+        exporters["otlphttp/langfuse"] = {"endpoint": f"{langfuse_url(stack)}/api/public/otel",
+                                          "auth": {"authenticator": "basicauth/langfuse"},
+                                          "headers": {"x-langfuse-ingestion-version": "4"}}
+        trace_exporters.append("otlphttp/langfuse")
+    trace_processors.append("batch")
+
+    pipelines: dict[str, Any] = {"logs": None}
+    connectors: dict[str, Any] = {}
+    if spec.metrics.span_metrics:
+        connectors = _span_connectors(c)
+        trace_exporters.append("forward/genai")
+        processors["filter/genai"] = {"error_mode": "ignore",
+                                      "traces": {"span": ['attributes["gen_ai.request.model"] == nil']}}
+        processors["transform/metric-names"] = _metric_names(c)
+        pipelines["traces/genai"] = {"receivers": ["forward/genai"], "processors": ["filter/genai"],
+                                     "exporters": ["spanmetrics", "sum"]}
+        # Span-derived series reuse the GenAI metric names, so app-sent GenAI metrics are not
+        # merged in as well (they would collide and count twice).
+        pipelines["metrics"] = {"receivers": ["spanmetrics", "sum"],
+                                "processors": ["memory_limiter", "transform/metric-names", "batch"],
+                                "exporters": ["prometheus"]}
+    else:
+        pipelines["metrics"] = {"receivers": ["otlp"], "processors": ["memory_limiter", "batch"],
+                                "exporters": ["prometheus"]}
+    exporters["prometheus"] = {"endpoint": f"${{env:MY_POD_IP}}:{PROMETHEUS_PORT}", "add_metric_suffixes": False,
+                               "resource_to_telemetry_conversion": {"enabled": False}}
+    pipelines["traces"] = {"receivers": ["otlp"], "processors": trace_processors, "exporters": trace_exporters}
+
+    config: dict[str, Any] = {
+        "receivers": {"jaeger": None, "zipkin": None, "prometheus": None},
+        "processors": processors,
+        "exporters": exporters,
+        "service": {"extensions": ["health_check", *sorted(extensions)], "pipelines": pipelines},
+    }
+    if extensions:
+        config["extensions"] = extensions
+    if connectors:
+        config["connectors"] = connectors
+
+    labels = dict(c.rule_selector_labels if spec.metrics.service_monitor_labels is None
+                  else spec.metrics.service_monitor_labels)
+    values: dict[str, Any] = {
+        "mode": "deployment",
+        "fullnameOverride": release_name(stack, "collector"),
+        "image": {"repository": COLLECTOR_IMAGE},
+        "command": {"name": "otelcol-contrib"},
+        "replicaCount": spec.collector.replicas,
+        "resources": _resources(spec.collector.resources) or {"requests": {"cpu": "200m", "memory": "512Mi"},
+                                                             "limits": {"memory": "1Gi"}},
+        "ports": {
+            **{name: {"enabled": False} for name in ("jaeger-compact", "jaeger-thrift", "jaeger-grpc", "zipkin")},
+            PROMETHEUS_PORT_NAME: {"enabled": True, "containerPort": PROMETHEUS_PORT, "servicePort": PROMETHEUS_PORT,
+                                   "protocol": "TCP"},
+        },
+        "extraEnvs": env,
+        "serviceMonitor": {"enabled": spec.metrics.service_monitor,
+                           "metricsEndpoints": [{"port": PROMETHEUS_PORT_NAME, "interval": spec.metrics.scrape_interval}],
+                           "extraLabels": labels},
+        "config": config,
+    }
+    return _merge(values, spec.collector.values)
+
+
+# --- plans ------------------------------------------------------------------------------------
+
+def chart_ref(component: Component, override: ChartSource | None,
+              defaults: Mapping[Component, ChartRef] | None = None) -> ChartRef:
+    """The operator-wide chart (mirror) for a component, overridden field by field by the stack."""
+    base = (defaults or {}).get(component) or DEFAULT_CHARTS[component]
+    if override is None:
+        return base
+    if override.path:
+        return replace(base, path=override.path, repository=None, version=override.version or base.version,
+                       name=override.name or base.name)
+    return replace(base, repository=override.repository or base.repository, name=override.name or base.name,
+                   version=override.version or base.version, path=None if override.repository else base.path)
+
+
+def release_plans(stack: ObservabilityStack, conventions: Conventions = DEFAULT,
+                  charts: Mapping[Component, ChartRef] | None = None) -> list[ReleasePlan]:
+    """The Helm releases of a stack, in install order (backends before the collector)."""
+    spec = stack.spec
+    plans = []
+
+    def plan(component: Component, override: ChartSource | None, values: dict[str, Any]) -> None:
+        plans.append(ReleasePlan(component, release_name(stack, component), stack.namespace,
+                                 chart_ref(component, override, charts), values))
+
+    if spec.phoenix.enabled:
+        plan("phoenix", spec.phoenix.chart, phoenix_values(stack, conventions))
+    if _dedicated_langfuse(stack):
+        plan("langfuse", spec.langfuse.chart, langfuse_values(stack, conventions))
+    plan("collector", spec.collector.chart, collector_values(stack, conventions))
+    return plans
