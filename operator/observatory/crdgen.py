@@ -15,7 +15,8 @@ from .models.common import GROUP, VERSION, CustomResource
 
 READY = '.status.conditions[?(@.type=="Ready")]'
 _KEEP = {"type", "description", "properties", "required", "items", "enum", "pattern", "minimum", "maximum",
-         "minLength", "maxLength", "minItems", "maxItems", "format", "default", "additionalProperties", "nullable"}
+         "minLength", "maxLength", "minItems", "maxItems", "format", "default", "additionalProperties", "nullable",
+         "exclusiveMinimum", "exclusiveMaximum"}
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     if "const" in node:
         node["enum"] = [node.pop("const")]
     for bound, flag in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
-        if bound in node:
+        if bound in node and not isinstance(node[bound], bool):  # bool: converted in a nested call
             node[flag] = node.pop(bound)
             node[bound] = True
     if "patternProperties" in node:

@@ -20,11 +20,12 @@ YAML_SUFFIXES = (".yaml", ".yml")
 class Document:
     source: str
     data: dict[str, Any]
+    default_namespace: str | None = None
 
     @property
     def identity(self) -> str:
         metadata = self.data.get("metadata") or {}
-        namespace = metadata.get("namespace") or "-"
+        namespace = metadata.get("namespace") or self.default_namespace or "-"
         return f"{self.data.get('kind', '?')}/{namespace}/{metadata.get('name', '?')}"
 
 
@@ -77,7 +78,7 @@ def read(paths: Iterable[str], default_namespace: str | None, stdin: TextIO = sy
             elif str(data.get("apiVersion", "")).split("/")[0] != API_VERSION.split("/")[0]:
                 result.skipped.append(Document(source, data))
             else:
-                document = Document(source, data)
+                document = Document(source, data, default_namespace)
                 try:
                     result.resources.append((document, parse_resource(data, default_namespace)))
                 except CompileError as err:

@@ -9,9 +9,11 @@ from ..conventions import DEFAULT, Conventions
 from ..models.alertrule import AlertRule
 from ..models.common import CustomResource
 from ..models.slo import SLO
+from ..models.stack import ObservabilityStack
 from .alertrule import compile_alertrule
+from .defaults import catalogue_for, default_alert_rules
 from .errors import CompileError, FieldError
-from .prices import DEFAULT_CATALOGUE, ModelPrice, price_objects
+from .prices import DEFAULT_CATALOGUE, ModelPrice, price_groups, price_objects
 from .routing import alertmanager_config
 from .rules import Tenant, object_name, owner_labels, prometheus_rules
 from .slo import compile_slo
@@ -32,6 +34,12 @@ def compile_resource(resource: CustomResource, options: CompileOptions = Compile
     kind = resource.kind
     base_name = object_name(kind.lower(), resource.name)
     labels = owner_labels(c, kind, resource.name)
+    if isinstance(resource, ObservabilityStack):
+        if not resource.spec.default_rules.enabled:
+            return []
+        groups = price_groups(catalogue_for(resource, options.catalogue), tenant)
+        groups += [compile_alertrule(rule, tenant) for rule in default_alert_rules(resource)]
+        return prometheus_rules(base_name, groups, tenant, labels)
     if isinstance(resource, AlertRule):
         groups = [compile_alertrule(resource, tenant)]
         match_label = c.alertrule_label
@@ -67,9 +75,15 @@ def compile_bundle(resources: Iterable[CustomResource], options: CompileOptions 
 
 
 def shared_objects(resources: Iterable[CustomResource], options: CompileOptions = CompileOptions()) -> list[dict[str, Any]]:
-    """Objects a namespace needs once, whichever resources need them: the price catalogue."""
+    """Objects a namespace needs once, whichever resources need them: the price catalogue.
+
+    A namespace with an ObservabilityStack gets its prices from the stack's rule pack instead.
+    """
+    resources = list(resources)
+    priced_by_stack = {r.namespace for r in resources
+                       if isinstance(r, ObservabilityStack) and r.spec.default_rules.enabled}
     objects: list[dict[str, Any]] = []
-    for namespace in sorted({r.namespace for r in resources if needs_prices(r)}):
+    for namespace in sorted({r.namespace for r in resources if needs_prices(r)} - priced_by_stack):
         objects.extend(price_objects(options.catalogue, Tenant(namespace, options.conventions), "Namespace", namespace))
     return objects
 

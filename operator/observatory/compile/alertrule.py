@@ -57,7 +57,7 @@ def _threshold(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) 
     block = spec.threshold
     user = parse_field(block.expr, "spec.threshold.expr", signals.tenant)
     expr = promql.build(f"(__arg_e__) {block.op} {number(block.value)}", {"e": user})
-    return Compiled(expr, summary=f"{{{{ $value }}}} {block.op} {block.value:g}")
+    return Compiled(expr, summary=f"{{{{ $value | humanize }}}} {block.op} {block.value:g}")
 
 
 def _error_rate(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Compiled:

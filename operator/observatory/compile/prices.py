@@ -11,6 +11,7 @@ from .rules import Rule, RuleGroup, Tenant, object_name, owner_labels, prometheu
 from .signals import number
 
 PRICES_INTERVAL = "1m"  # well inside the 5m lookback, so the price series never goes stale
+MODELS_PER_GROUP = 500  # keeps a group far below the rule-file limit, so big catalogues split cleanly
 
 
 @dataclass(frozen=True)
@@ -35,21 +36,26 @@ DEFAULT_CATALOGUE = (
 )
 
 
-def price_group(catalogue: Iterable[ModelPrice], tenant: Tenant) -> RuleGroup:
+def price_groups(catalogue: Iterable[ModelPrice], tenant: Tenant) -> list[RuleGroup]:
     c = tenant.conventions
-    rules = []
-    for price in sorted(catalogue, key=lambda p: p.model):
-        for token_type, per_million in ((c.input_token_type, price.input_usd_per_million),
-                                        (c.output_token_type, price.output_usd_per_million)):
-            rules.append(Rule(
-                expr=pp.parse(f"vector({number(per_million / 1e6)})"),
-                record=c.token_price_metric,
-                labels={c.model_label: price.model, c.token_type_label: token_type},
-            ))
-    return RuleGroup(name=f"{c.rule_group_prefix}.prices", rules=tuple(rules), interval=PRICES_INTERVAL)
+    prices = sorted(catalogue, key=lambda p: p.model)
+    groups = []
+    for start in range(0, len(prices), MODELS_PER_GROUP):
+        rules = []
+        for price in prices[start:start + MODELS_PER_GROUP]:
+            for token_type, per_million in ((c.input_token_type, price.input_usd_per_million),
+                                            (c.output_token_type, price.output_usd_per_million)):
+                rules.append(Rule(
+                    expr=pp.parse(f"vector({number(per_million / 1e6)})"),
+                    record=c.token_price_metric,
+                    labels={c.model_label: price.model, c.token_type_label: token_type},
+                ))
+        suffix = f".{start // MODELS_PER_GROUP + 1}" if start else ""
+        groups.append(RuleGroup(name=f"{c.rule_group_prefix}.prices{suffix}", rules=tuple(rules), interval=PRICES_INTERVAL))
+    return groups
 
 
 def price_objects(catalogue: Iterable[ModelPrice], tenant: Tenant, owner_kind: str, owner_name: str) -> list[dict[str, Any]]:
     c = tenant.conventions
-    return prometheus_rules(object_name(c.prices_object_name), [price_group(catalogue, tenant)], tenant,
+    return prometheus_rules(object_name(c.prices_object_name), price_groups(catalogue, tenant), tenant,
                             owner_labels(c, owner_kind, owner_name))

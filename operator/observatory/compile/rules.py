@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -108,15 +109,22 @@ def prometheus_rules(
             "spec": {"groups": group_dicts},
         }
 
+    # Sizes add up: measure each group once (re-dumping growing batches is quadratic). Indented
+    # JSON is larger than the block YAML prometheus-operator writes, so the estimate errs safe.
+    overhead = _size(make(base_name, []))
     batches: list[list[dict[str, Any]]] = [[]]
+    batch_size = overhead
     for group in groups:
         group_dict = group_to_dict(group, tenant)
-        if _size(make(base_name, [group_dict])) > MAX_RULE_OBJECT_BYTES:
+        size = len(json.dumps(group_dict, indent=4).encode())
+        if overhead + size > MAX_RULE_OBJECT_BYTES:
             raise CompileError(field_path, f"rule group {group.name} is larger than the {MAX_RULE_OBJECT_BYTES // 1024} KiB "
                                            "prometheus-operator accepts in one rule file; split the resource")
-        if batches[-1] and _size(make(base_name, batches[-1] + [group_dict])) > MAX_RULE_OBJECT_BYTES:
+        if batches[-1] and batch_size + size > MAX_RULE_OBJECT_BYTES:
             batches.append([])
+            batch_size = overhead
         batches[-1].append(group_dict)
+        batch_size += size
     return [make(base_name if i == 0 else object_name(base_name, str(i + 1)), batch) for i, batch in enumerate(batches)]
 
 

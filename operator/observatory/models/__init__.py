@@ -10,8 +10,9 @@ from ..compile.errors import CompileError, FieldError
 from .alertrule import AlertRule
 from .common import API_VERSION, CustomResource
 from .slo import SLO
+from .stack import ObservabilityStack
 
-KINDS: dict[str, type[CustomResource]] = {"AlertRule": AlertRule, "SLO": SLO}
+KINDS: dict[str, type[CustomResource]] = {"AlertRule": AlertRule, "SLO": SLO, "ObservabilityStack": ObservabilityStack}
 
 
 def parse_resource(document: Mapping[str, Any], default_namespace: str | None = None) -> CustomResource:
@@ -34,8 +35,12 @@ def parse_resource(document: Mapping[str, Any], default_namespace: str | None = 
 
 
 def _field_error(error: Mapping[str, Any]) -> FieldError:
-    path = ".".join(str(p) for p in error["loc"]) or "(document)"
+    loc = [str(p) for p in error["loc"]]
     message = error["msg"]
+    if loc and loc[-1] == "[key]":  # pydantic's marker for an invalid mapping key
+        loc.pop()
+        message = f"invalid key: {message}"
+    path = ".".join(loc) or "(document)"
     if error["type"] == "extra_forbidden":
         message = "unknown field"
     elif message.startswith("Value error, "):

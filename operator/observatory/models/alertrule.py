@@ -158,7 +158,7 @@ class AlertRuleSpec(CRModel):
     def _exactly_one_type(self) -> "AlertRuleSpec":
         chosen = [name for name in RULE_TYPES if getattr(self, name) is not None]
         if len(chosen) != 1:
-            aliases = [self.model_fields[n].alias or n for n in RULE_TYPES]
+            aliases = [type(self).model_fields[n].alias or n for n in RULE_TYPES]
             raise ValueError(f"set exactly one rule type of {', '.join(aliases)}")
         return self
 

@@ -61,10 +61,10 @@ class LLMIndicator(CRModel):
     @model_validator(mode="after")
     def _preset_fields(self) -> "LLMIndicator":
         needed = {"availability": (), "latency": ("latency_threshold_seconds",), "quality": ("evaluation", "min_score")}[self.preset]
-        missing = [self.model_fields[n].alias for n in needed if getattr(self, n) is None]
+        missing = [type(self).model_fields[n].alias for n in needed if getattr(self, n) is None]
         if missing:
             raise ValueError(f"preset {self.preset} needs {', '.join(missing)}")
-        extra = [self.model_fields[n].alias for n in ("latency_threshold_seconds", "evaluation", "min_score")
+        extra = [type(self).model_fields[n].alias for n in ("latency_threshold_seconds", "evaluation", "min_score")
                  if n not in needed and getattr(self, n) is not None]
         if extra:
             raise ValueError(f"preset {self.preset} does not use {', '.join(extra)}")

@@ -1,0 +1,35 @@
+"""The rule pack every ObservabilityStack gets unless it opts out, built from ordinary AlertRules."""
+
+from __future__ import annotations
+
+from ..models.alertrule import AlertRule
+from ..models.common import API_VERSION
+from ..models.stack import ObservabilityStack
+from .prices import ModelPrice
+
+
+def catalogue_for(stack: ObservabilityStack, defaults: tuple[ModelPrice, ...]) -> tuple[ModelPrice, ...]:
+    """The operator's catalogue with the stack's own prices taking precedence."""
+    own = {p.model: ModelPrice(p.model, p.input_usd_per_million_tokens, p.output_usd_per_million_tokens)
+           for p in stack.spec.pricing}
+    return tuple(sorted({**{p.model: p for p in defaults}, **own}.values(), key=lambda p: p.model))
+
+
+def default_alert_rules(stack: ObservabilityStack) -> list[AlertRule]:
+    settings = stack.spec.default_rules
+    specs = {
+        "errors": {"severity": "critical", "errorRate": {"threshold": settings.error_rate_threshold, "window": "5m"}},
+        "latency": {"severity": "warning", "for": "5m", "groupBy": ["gen_ai_request_model"],
+                    "latency": {"quantile": 0.95, "thresholdSeconds": settings.p95_latency_seconds, "window": "10m"}},
+    }
+    if settings.daily_budget_usd is not None:
+        specs["daily-budget"] = {"severity": "critical", "cost": {"budgetUSD": settings.daily_budget_usd, "window": "1d"}}
+    return [
+        AlertRule.model_validate({
+            "apiVersion": API_VERSION,
+            "kind": "AlertRule",
+            "metadata": {"name": f"{stack.name}-default-{suffix}", "namespace": stack.namespace},
+            "spec": spec,
+        })
+        for suffix, spec in specs.items()
+    ]
