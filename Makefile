@@ -45,7 +45,7 @@ demo: setup
 	$(VENV)/bin/observatory demo
 
 crds: $(VENV_STAMP)
-	$(VENV)/bin/observatory crds --out crds/
+	$(VENV)/bin/observatory crds --out crds/ --out charts/observatory/crds/
 
 $(VENV)/.ruff-$(RUFF_VERSION): | $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet 'ruff==$(RUFF_VERSION)'
