@@ -97,8 +97,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 1
     for obj in objects:
         meta = obj["metadata"]
-        rules = sum(len(g["rules"]) for g in obj["spec"].get("groups", [])) if obj["kind"] == "PrometheusRule" else None
-        detail = f"{rules} rules" if rules is not None else f"{len(obj['spec']['receivers']) - 1} receiver(s)"
+        detail = {
+            "PrometheusRule": lambda: f"{sum(len(g['rules']) for g in obj['spec']['groups'])} rules",
+            "AlertmanagerConfig": lambda: f"{len(obj['spec']['receivers']) - 1} receiver(s)",
+            "HelmReleasePlan": lambda: obj["spec"]["chart"]["reference"],
+        }[obj["kind"]]()
         print(f"  {obj['kind']:<20} {meta['namespace']}/{meta['name']:<40} {detail}")
     print()
     status = run_tests(args)

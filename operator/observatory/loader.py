@@ -9,9 +9,10 @@ from typing import Any, Iterable, TextIO
 
 import yaml
 
-from .compile import CompileError, CompileOptions, compile_resource, shared_objects, sort_objects
+from .compile import CompileError, CompileOptions, compile_resource, plan_documents, shared_objects, sort_objects
 from .models import parse_resource
 from .models.common import API_VERSION, CustomResource
+from .models.stack import ObservabilityStack
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -99,6 +100,11 @@ def compile_all(loaded: Input, options: CompileOptions) -> list[dict[str, Any]]:
             objects.extend(compile_resource(resource, options))
         except CompileError as err:
             loaded.problems.extend(Problem(document.source, document.identity, str(e)) for e in err.errors)
+        if isinstance(resource, ObservabilityStack):
+            try:
+                objects.extend(plan_documents(resource, options))
+            except CompileError as err:
+                loaded.problems.extend(Problem(document.source, document.identity, str(e)) for e in err.errors)
     if loaded.problems:
         return []
     return sort_objects(objects + shared_objects([r for _, r in loaded.resources], options))

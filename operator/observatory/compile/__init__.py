@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 from ..conventions import DEFAULT, Conventions
 from ..models.alertrule import AlertRule
-from ..models.common import CustomResource
+from ..models.common import API_VERSION, CustomResource
 from ..models.slo import SLO
 from ..models.stack import ObservabilityStack
 from .alertrule import compile_alertrule
@@ -17,8 +17,9 @@ from .prices import DEFAULT_CATALOGUE, ModelPrice, price_groups, price_objects
 from .routing import alertmanager_config
 from .rules import Tenant, object_name, owner_labels, prometheus_rules
 from .slo import compile_slo
+from .stack import release_plans
 
-__all__ = ["CompileError", "CompileOptions", "FieldError", "compile_resource", "compile_bundle", "shared_objects", "sort_objects", "ModelPrice"]
+__all__ = ["CompileError", "CompileOptions", "FieldError", "compile_resource", "compile_bundle", "plan_documents", "shared_objects", "sort_objects", "ModelPrice"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,26 @@ def compile_resource(resource: CustomResource, options: CompileOptions = Compile
         objects.append(alertmanager_config(base_name, resource.namespace, routing, match_label, resource.name,
                                            c.severity_label, labels))
     return objects
+
+
+def plan_documents(stack: ObservabilityStack, options: CompileOptions = CompileOptions()) -> list[dict[str, Any]]:
+    """The Helm releases a stack installs, as documents for review (`observatory render`).
+
+    Secrets appear as references only: the values name Secrets, never their contents.
+    """
+    documents = []
+    for plan in release_plans(stack, options.conventions):
+        chart = {"name": plan.chart.name, "reference": plan.chart.reference}
+        for key, value in (("version", plan.chart.version), ("repository", plan.chart.repo_url)):
+            if value:
+                chart[key] = value
+        documents.append({
+            "apiVersion": API_VERSION,
+            "kind": "HelmReleasePlan",
+            "metadata": {"name": plan.name, "namespace": plan.namespace},
+            "spec": {"component": plan.component, "chart": chart, "values": plan.values},
+        })
+    return documents
 
 
 def needs_prices(resource: CustomResource) -> bool:

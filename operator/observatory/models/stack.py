@@ -282,8 +282,6 @@ class ObservabilityStackStatus(CRModel):
     components: ComponentsStatus = Field(default_factory=ComponentsStatus, description="Per-component release state.")
     endpoints: Endpoints = Field(default_factory=Endpoints, description="Endpoints for apps and UIs.")
     config_map: str | None = Field(default=None, description="ConfigMap with OTEL_EXPORTER_OTLP_* settings for apps to envFrom.")
-    ready: str | None = Field(default=None, description="Mirror of the Ready condition status, for printer columns.")
-    reason: str | None = Field(default=None, description="Mirror of the Ready condition reason, for printer columns.")
 
 
 class ObservabilityStack(CustomResource):
