@@ -49,36 +49,32 @@ def selectors(expr: pp.Expr) -> list[pp.VectorSelector]:
 
 def check_tenant(expr: pp.Expr, tenant_label: str, tenant: str) -> None:
     """Reject expressions that reach outside the tenant or forge the tenant label."""
-    for selector in selectors(expr):
-        for matcher in _all_matchers(selector):
-            if matcher.name != tenant_label:
-                continue
-            if matcher.op != pp.MatchOp.Equal or matcher.value != tenant:
-                raise PromQLError(
-                    f"selects {matcher}; expressions may only read their own {tenant_label} {tenant!r}"
-                )
+    pp.walk(expr, lambda node: _check_node(node, tenant_label, tenant))
 
-    def visit(node: pp.Expr) -> None:
-        if isinstance(node, pp.Call) and node.func.name in _LABEL_WRITERS:
-            target = node.args[1]
-            if isinstance(target, pp.StringLiteral) and target.val == tenant_label:
-                raise PromQLError(f"{node.func.name}() may not write the tenant label {tenant_label!r}")
 
-    pp.walk(expr, visit)
+def _check_node(node: pp.Expr, tenant_label: str, tenant: str) -> None:
+    if isinstance(node, pp.VectorSelector):
+        for matcher in _all_matchers(node):
+            if matcher.name == tenant_label and (matcher.op != pp.MatchOp.Equal or matcher.value != tenant):
+                raise PromQLError(f"selects {matcher}; expressions may only read their own {tenant_label} {tenant!r}")
+    elif isinstance(node, pp.Call) and node.func.name in _LABEL_WRITERS:
+        target = node.args[1]
+        if isinstance(target, pp.StringLiteral) and target.val == tenant_label:
+            raise PromQLError(f"{node.func.name}() may not write the tenant label {tenant_label!r}")
 
 
 def pin_tenant(expr: pp.Expr, tenant_label: str, tenant: str) -> pp.Expr:
     """Return `expr` with `tenant_label="tenant"` on every vector selector (also inside ranges)."""
-    check_tenant(expr, tenant_label, tenant)
+    pinned = pp.Matcher(pp.MatchOp.Equal, tenant_label, tenant)
 
     def visit(node: pp.Expr) -> pp.Expr | None:
+        _check_node(node, tenant_label, tenant)  # checked in the same pass: trees are walked once
         if not isinstance(node, pp.VectorSelector):
             return None
         if node.matchers.or_matchers:
             groups = [[m for m in group if m.name != tenant_label] for group in node.matchers.or_matchers]
         else:
             groups = [[m for m in node.matchers.matchers if m.name != tenant_label]]
-        pinned = pp.Matcher(pp.MatchOp.Equal, tenant_label, tenant)
         return _reselect(node, [group + [pinned] for group in groups])
 
     return pp.transform(expr, visit)
