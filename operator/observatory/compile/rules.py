@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 import promql_parser as pp
-import yaml
 
 from .. import promql
 from ..conventions import Conventions
@@ -109,14 +108,13 @@ def prometheus_rules(
             "spec": {"groups": group_dicts},
         }
 
-    # Sizes add up: measure each group once (re-dumping growing batches is quadratic). Indented
-    # JSON is larger than the block YAML prometheus-operator writes, so the estimate errs safe.
+    # Sizes add up: measure each group once (re-dumping growing batches is quadratic).
     overhead = _size(make(base_name, []))
     batches: list[list[dict[str, Any]]] = [[]]
     batch_size = overhead
     for group in groups:
         group_dict = group_to_dict(group, tenant)
-        size = len(json.dumps(group_dict, indent=4).encode())
+        size = _size(group_dict)
         if overhead + size > MAX_RULE_OBJECT_BYTES:
             raise CompileError(field_path, f"rule group {group.name} is larger than the {MAX_RULE_OBJECT_BYTES // 1024} KiB "
                                            "prometheus-operator accepts in one rule file; split the resource")
@@ -129,7 +127,8 @@ def prometheus_rules(
 
 
 def _size(obj: Mapping[str, Any]) -> int:
-    return len(yaml.safe_dump(obj, sort_keys=False).encode())
+    """Bytes, estimated from indented JSON: larger than the block YAML prometheus-operator writes."""
+    return len(json.dumps(obj, indent=4).encode())
 
 
 def count_rules(objects: Iterable[Mapping[str, Any]]) -> tuple[int, int]:
