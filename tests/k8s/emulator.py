@@ -73,7 +73,8 @@ DEFAULT_RESOURCES: tuple[tuple[str, str, str, bool, tuple[str, ...], bool], ...]
 )
 DEFAULT_NAMESPACES = ('default', 'kube-system', 'kube-public')
 # Groups served by the apiserver itself; everything else behaves as a CRD-backed custom resource.
-BUILTIN_GROUPS = frozenset({'', 'apiextensions.k8s.io', 'coordination.k8s.io', 'events.k8s.io'})
+BUILTIN_GROUPS = frozenset({'', 'apiextensions.k8s.io', 'apps', 'autoscaling', 'batch', 'coordination.k8s.io', 'events.k8s.io',
+                            'networking.k8s.io', 'policy', 'rbac.authorization.k8s.io'})
 VERBS = ('create', 'delete', 'get', 'list', 'patch', 'update', 'watch')
 WRITE_METHODS = frozenset({'POST', 'PUT', 'PATCH', 'DELETE'})
 REASONS = {400: 'BadRequest', 404: 'NotFound', 405: 'MethodNotAllowed', 409: 'Conflict',
@@ -836,8 +837,8 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def running_cluster(**options: Any) -> Iterator[Cluster]:
-    """Serve a fresh `Emulator(**options)` on 127.0.0.1 (random port) in a background thread.
+def running_cluster(emulator_class: type[Emulator] | None = None, **options: Any) -> Iterator[Cluster]:
+    """Serve a fresh `Emulator(**options)` (or a subclass) on 127.0.0.1 (random port) in a background thread.
 
     On exit, any exception the emulator itself raised while serving fails the caller.
     """
@@ -845,7 +846,7 @@ def running_cluster(**options: Any) -> Iterator[Cluster]:
     ready = threading.Event()
 
     async def serve() -> None:
-        emulator = Emulator(**options)
+        emulator = (emulator_class or Emulator)(**options)
         stop = asyncio.Event()
         # handler_cancellation: a client disconnect cancels the handler, ending its watch stream.
         runner = aiohttp.web.ServerRunner(aiohttp.web.Server(emulator, handler_cancellation=True))

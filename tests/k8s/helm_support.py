@@ -1,0 +1,243 @@
+"""What the real `helm` binary needs from the emulator, as a subclass: `HelmEmulator`.
+
+Measured against helm 3.17 and 4.3 (see tests/stack_operator/test_helm_emulator.py):
+
+- **Protobuf request bodies.** helm's release storage (the Secrets driver) talks protobuf: it
+  POSTs/PUTs `v1.Secret` and DELETEs with `DeleteOptions` as `application/vnd.kubernetes.protobuf`.
+  client-go does not fall back to JSON when the server answers 415, so the few messages helm
+  sends are decoded here (Secret, ConfigMap, DeleteOptions); any other protobuf message or an
+  unknown field is answered 415 naming it, so a gap fails loudly. Responses stay JSON: helm's
+  `Accept` lists `application/json` after protobuf.
+- **OpenAPI.** Before creating objects helm validates them. The client asks `/openapi/v3` whether
+  the server validates fields itself (a `fieldValidation` query parameter on the resource's
+  operations); when it does, it skips client-side validation and never downloads `/openapi/v2`
+  (which it only accepts as gnostic protobuf). So `/openapi/v3` and one document per registered
+  group-version are served, advertising `fieldValidation`. Approximation: the emulator does not
+  validate fields against schemas, so an unknown field in a chart's manifest is not rejected.
+- **Resources** the test charts create (apps/v1 Deployments with status, ServiceAccounts, PVCs)
+  and CustomResourceDefinitions (prerequisite detection reads them) are registered.
+- `kind: XList` lists, PUT and discovery of every registered group-version come from the base
+  emulator.
+
+Use: `running_cluster(HelmEmulator)` / `cluster_context(HelmEmulator)`; `kubeconfig(cluster)` for
+a helm kubeconfig; `set_available(cluster, namespace)` plays the Deployment controller.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+import yaml
+from kmock._internal import rendering
+
+from .emulator import Cluster, Emulator, api_error, merge_patch, status_body
+
+PROTOBUF = 'application/vnd.kubernetes.protobuf'
+PROTOBUF_MAGIC = b'k8s\x00'
+
+EXTRA_RESOURCES: tuple[tuple[str, str, str, bool, tuple[str, ...], bool], ...] = (
+    ('apps/v1', 'deployments', 'Deployment', True, ('status',), True),
+    ('apps/v1', 'statefulsets', 'StatefulSet', True, ('status',), True),
+    ('apps/v1', 'replicasets', 'ReplicaSet', True, ('status',), True),
+    ('v1', 'serviceaccounts', 'ServiceAccount', True, (), False),
+    ('v1', 'persistentvolumeclaims', 'PersistentVolumeClaim', True, ('status',), False),
+    ('apiextensions.k8s.io/v1', 'customresourcedefinitions', 'CustomResourceDefinition', False, ('status',), True),
+)
+
+# --- protobuf ----------------------------------------------------------------------------------
+# Field tables of the k8s.io/api messages helm sends: number -> (JSON name, type). Types: 'string',
+# 'bytes' (JSON: base64, as the API's JSON has it), 'int', 'bool', a nested table, ('map', value
+# type), ('list', item type). Only fields helm sets are listed; others are refused. Go's protobuf
+# encodes non-pointer fields even when empty, where JSON omits them: empty strings and zero
+# numbers are dropped (no field helm sets means anything by them).
+Schema = dict[int, tuple[str, Any]]
+TIME: Schema = {1: ('seconds', 'int'), 2: ('nanos', 'int')}
+OWNER_REFERENCE: Schema = {1: ('kind', 'string'), 3: ('name', 'string'), 4: ('uid', 'string'),
+                           5: ('apiVersion', 'string'), 6: ('controller', 'bool'), 7: ('blockOwnerDeletion', 'bool')}
+OBJECT_META: Schema = {
+    1: ('name', 'string'), 2: ('generateName', 'string'), 3: ('namespace', 'string'), 4: ('selfLink', 'string'),
+    5: ('uid', 'string'),
+    6: ('resourceVersion', 'string'), 7: ('generation', 'int'), 8: ('creationTimestamp', TIME),
+    11: ('labels', ('map', 'string')), 12: ('annotations', ('map', 'string')),
+    13: ('ownerReferences', ('list', OWNER_REFERENCE)), 14: ('finalizers', ('list', 'string')),
+}
+MESSAGES: dict[tuple[str, str], Schema] = {
+    ('v1', 'Secret'): {1: ('metadata', OBJECT_META), 2: ('data', ('map', 'bytes')), 3: ('type', 'string'),
+                       4: ('stringData', ('map', 'string')), 5: ('immutable', 'bool')},
+    ('v1', 'ConfigMap'): {1: ('metadata', OBJECT_META), 2: ('data', ('map', 'string')),
+                          3: ('binaryData', ('map', 'bytes')), 4: ('immutable', 'bool')},
+    ('v1', 'DeleteOptions'): {1: ('gracePeriodSeconds', 'int'),
+                              2: ('preconditions', {1: ('uid', 'string'), 2: ('resourceVersion', 'string')}),
+                              3: ('orphanDependents', 'bool'), 4: ('propagationPolicy', 'string'),
+                              5: ('dryRun', ('list', 'string'))},
+}
+UNKNOWN: Schema = {1: ('typeMeta', {1: ('apiVersion', 'string'), 2: ('kind', 'string')}), 2: ('raw', 'raw'),
+                   3: ('contentEncoding', 'string'), 4: ('contentType', 'string')}
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _fields(data: bytes) -> list[tuple[int, int | bytes]]:
+    """The (field number, value) pairs of one message; varints as int, length-delimited as bytes."""
+    out, pos = [], 0
+    while pos < len(data):
+        tag, pos = _varint(data, pos)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 2:
+            length, pos = _varint(data, pos)
+            value, pos = data[pos:pos + length], pos + length
+        else:
+            raise api_error(415, f'protobuf wire type {wire} (field {number}) is not supported by the emulator')
+        out.append((number, value))
+    return out
+
+
+def _value(kind: Any, raw: int | bytes, where: str) -> Any:
+    if kind == 'string':
+        return raw.decode()
+    if kind == 'bytes':
+        return base64.b64encode(raw).decode()
+    if kind == 'int':
+        return raw - (1 << 64) if raw >= 1 << 63 else raw
+    if kind == 'bool':
+        return bool(raw)
+    if kind == 'raw':
+        return raw
+    return decode_message(raw, kind, where)
+
+
+def decode_message(data: bytes, schema: Schema, where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for number, raw in _fields(data):
+        if number not in schema:
+            raise api_error(415, f'protobuf field {number} of {where} is not supported by the emulator')
+        name, kind = schema[number]
+        if isinstance(kind, tuple) and kind[0] == 'map':
+            entry = dict(_fields(raw))
+            key = entry.get(1, b'').decode()
+            out.setdefault(name, {})[key] = _value(kind[1], entry.get(2, b''), f'{where}.{name}')
+        elif isinstance(kind, tuple) and kind[0] == 'list':
+            out.setdefault(name, []).append(_value(kind[1], raw, f'{where}.{name}'))
+        elif (value := _value(kind, raw, f'{where}.{name}')) not in ('', 0):
+            out[name] = value
+    return out
+
+
+def decode_protobuf(body: bytes) -> dict[str, Any]:
+    """A Kubernetes protobuf request body (magic + runtime.Unknown envelope) as its JSON object."""
+    if not body.startswith(PROTOBUF_MAGIC):
+        raise api_error(400, 'protobuf body without the k8s magic prefix')
+    envelope = decode_message(body[len(PROTOBUF_MAGIC):], UNKNOWN, 'runtime.Unknown')
+    type_meta = envelope.get('typeMeta', {})
+    api_version, kind = type_meta.get('apiVersion', ''), type_meta.get('kind', '')
+    schema = MESSAGES.get((api_version, kind))
+    if schema is None:
+        raise api_error(415, f'protobuf {api_version} {kind} is not supported by the emulator; send JSON')
+    obj = decode_message(envelope.get('raw', b''), schema, kind)
+    meta = obj.get('metadata')
+    if meta is not None:
+        created = meta.pop('creationTimestamp', None)
+        if created and created.get('seconds'):  # the zero Time is always encoded; it means unset
+            raise api_error(415, 'protobuf metadata.creationTimestamp is not supported by the emulator')
+    return {'apiVersion': api_version, 'kind': kind, **obj}
+
+
+# --- OpenAPI -------------------------------------------------------------------------------------
+
+def _group_version_path(group: str, version: str) -> str:
+    return f'api/{version}' if not group else f'apis/{group}/{version}'
+
+
+@attrs.define(kw_only=True)
+class HelmEmulator(Emulator):
+    """The emulator plus what helm needs (see the module docstring)."""
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        for api_version, plural, kind, namespaced, subresources, generation in EXTRA_RESOURCES:
+            self.register(api_version, plural, kind, namespaced=namespaced,
+                          subresources=subresources, generation=generation)
+
+    async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        if raw.path == '/openapi/v3' or raw.path.startswith('/openapi/v3/'):
+            self._requests.append(await self._parse(raw))
+            try:
+                return aiohttp.web.json_response(self._openapi_v3(raw.path.removeprefix('/openapi/v3').strip('/')))
+            except kmock.KubernetesError as e:
+                return aiohttp.web.json_response(status_body(e.status, e.reason, e.message), status=e.status)
+        return await super().__call__(raw)
+
+    async def _parse(self, raw: aiohttp.web.BaseRequest) -> rendering.Request:
+        if raw.content_type != PROTOBUF:
+            return await super()._parse(raw)
+        # Re-enter the base parser with the JSON equivalent, as if the client had sent JSON (a
+        # request can only be cloned before its body is read; read() returns _read_bytes once set).
+        clone = raw.clone(headers={**raw.headers, 'Content-Type': 'application/json'})
+        clone._read_bytes = json.dumps(decode_protobuf(await raw.read())).encode()
+        return await super()._parse(clone)
+
+    def _openapi_v3(self, group_version: str) -> dict[str, Any]:
+        by_path: dict[str, list] = {}
+        for resource, info in self.resources.items():
+            by_path.setdefault(_group_version_path(resource.group, resource.version), []).append((resource, info))
+        if not group_version:
+            return {'paths': {path: {'serverRelativeURL': f'/openapi/v3/{path}?hash=emulator'} for path in sorted(by_path)}}
+        if group_version not in by_path:
+            raise api_error(404, f'no OpenAPI document for {group_version}')
+        paths: dict[str, Any] = {}
+        field_validation = [{'name': 'fieldValidation', 'in': 'query', 'schema': {'type': 'string', 'uniqueItems': True}}]
+        for resource, info in by_path[group_version]:
+            gvk = {'group': resource.group, 'version': resource.version, 'kind': info.kind}
+            scope = '/namespaces/{namespace}' if info.namespaced else ''
+            operation = {'x-kubernetes-group-version-kind': gvk, 'parameters': field_validation, 'responses': {}}
+            paths[f'/{group_version}{scope}/{resource.plural}'] = {'post': operation}
+            paths[f'/{group_version}{scope}/{resource.plural}/{{name}}'] = {'put': operation, 'patch': operation}
+        return {'openapi': '3.0.0', 'info': {'title': 'Kubernetes (emulator)', 'version': 'v1'},
+                'paths': paths, 'components': {'schemas': {}}}
+
+
+# --- test helpers -------------------------------------------------------------------------------
+
+def kubeconfig(cluster: Cluster, namespace: str = 'default') -> str:
+    """A kubeconfig for helm/kubectl pointing at the emulator's plain-http URL."""
+    return yaml.safe_dump({
+        'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'emulator',
+        'clusters': [{'name': 'emulator', 'cluster': {'server': cluster.url}}],
+        'users': [{'name': 'emulator', 'user': {}}],
+        'contexts': [{'name': 'emulator', 'context': {'cluster': 'emulator', 'user': 'emulator', 'namespace': namespace}}],
+    })
+
+
+DEPLOYMENTS = 'apps/v1/deployments'
+
+
+def set_available(cluster: Cluster, namespace: str, available: bool = True) -> list[str]:
+    """Play the Deployment controller: report every Deployment in `namespace` (un)available."""
+    emulator, names = cluster.emulator, []
+    resource = emulator.resource_of('apps/v1', 'Deployment')
+    for deployment in cluster.list(DEPLOYMENTS, namespace):
+        name, replicas = deployment['metadata']['name'], deployment['spec'].get('replicas', 1)
+        ready = replicas if available else 0
+        status = {'observedGeneration': deployment['metadata'].get('generation'), 'replicas': replicas,
+                  'readyReplicas': ready, 'availableReplicas': ready, 'updatedReplicas': replicas}
+        key = (resource, namespace, name)
+        cluster.call(lambda key=key, status=status: emulator.update_object(
+            key, merge_patch(emulator._require(key), {'status': status}), 'status'))
+        names.append(name)
+    return names
