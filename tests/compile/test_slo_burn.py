@@ -1,0 +1,319 @@
+"""SLO burn-rate tiers proven by Prometheus' own engine, against an independent model of the SRE workbook.
+
+For a steady burn at 1.05 x a pair's factor after a healthy history, the model below computes,
+step by step, what the compiled rules should see: the 5m rates Prometheus records (a ramp over the
+first 5 minutes of the burn) and their averages over each window, ratio of sums. From that it
+derives the first evaluation at which each window pair of the workbook table holds. promtool then
+has to agree: the tier silent a few evaluations before that moment and firing a few after, and the
+other tier exactly as the model says. The model knows the workbook (factors, windows, scaling to
+other SLO periods) on its own; it does not read the compile core's tables.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import pytest
+
+from observatory.compile import compile_resource
+from observatory.models import parse_resource
+from promtool_cases import explain, run_promtool
+
+NAMESPACE = "team-a"
+OTHER_NAMESPACE = "team-b"
+OBJECTIVE = 99.0
+BUDGET = 1 - OBJECTIVE / 100
+REQUESTS_PER_SECOND = 10.0
+BURN = 1.05  # times the pair's factor: the pair must fire, soon after the model says
+MARGIN_STEPS = 2  # evaluations between the model's crossing and the checks on either side
+RATE_WINDOW = 300  # the 5m rates the rules record
+DAY, HOUR, MINUTE = 86400, 3600, 60
+TIERS = ("page", "ticket")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One row of the workbook table: alert when both windows burn `factor` times too fast."""
+
+    tier: str
+    factor: float
+    long: int  # seconds, for a 30-day SLO
+    short: int
+
+    def windows(self, period_days: int) -> tuple[int, int]:
+        return scaled(self.long, period_days), scaled(self.short, period_days)
+
+
+# The SRE workbook, chapter "Alerting on SLOs", for a 30-day SLO.
+WORKBOOK = (
+    Pair("page", 14.4, 1 * HOUR, 5 * MINUTE),
+    Pair("page", 6, 6 * HOUR, 30 * MINUTE),
+    Pair("ticket", 3, 1 * DAY, 2 * HOUR),
+    Pair("ticket", 1, 3 * DAY, 6 * HOUR),
+)
+
+
+def scaled(seconds: int, period_days: int) -> int:
+    """A window scaled from a 30-day SLO to `period_days`, in whole minutes, never below the 5m rate."""
+    return max(round(seconds * period_days / 30 / MINUTE) * MINUTE, RATE_WINDOW)
+
+
+@dataclass(frozen=True)
+class Phase:
+    seconds: int
+    requests_per_second: float
+    error_ratio: float
+
+
+@dataclass
+class Group:
+    """One alerting group's traffic: cumulative counters at every evaluation step."""
+
+    labels: dict[str, str]
+    phases: list[Phase]
+    step: int
+    requests: list[float] = field(init=False)
+    errors: list[float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Increments are rounded once, and the same numbers go to promtool and to the model.
+        self.requests, self.errors = [0.0], [0.0]
+        for phase in self.phases:
+            assert phase.seconds % self.step == 0
+            total = round(phase.requests_per_second * self.step, 6)
+            bad = round(total * phase.error_ratio, 6)
+            for _ in range(phase.seconds // self.step):
+                self.requests.append(self.requests[-1] + total)
+                self.errors.append(self.errors[-1] + bad)
+
+    @property
+    def steps(self) -> int:
+        return len(self.requests) - 1
+
+
+class Model:
+    """What the rules of one group see: recorded 5m rates and their window averages."""
+
+    def __init__(self, group: Group, period_days: int):
+        self.step = group.step
+        self.period_days = period_days
+        per_rate = RATE_WINDOW // self.step
+        # rate(x[5m]) at step k: the samples of (t-5m, t] plus the one at t-5m; a counter starting
+        # at 0 is not extrapolated. No rate at step 0 (a single sample).
+        self.error_rates = [math.nan] + [(group.errors[k] - group.errors[max(k - per_rate, 0)]) / RATE_WINDOW
+                                         for k in range(1, group.steps + 1)]
+        self.request_rates = [math.nan] + [(group.requests[k] - group.requests[max(k - per_rate, 0)]) / RATE_WINDOW
+                                           for k in range(1, group.steps + 1)]
+
+    def ratio(self, k: int, window: int) -> float:
+        if window == RATE_WINDOW:  # the shortest window is the recorded ratio itself
+            return self.error_rates[k] / self.request_rates[k]
+        # avg_over_time over [t - window, t], both ends included, of the samples that exist
+        first = max(k - window // self.step, 1)
+        return sum(self.error_rates[first:k + 1]) / sum(self.request_rates[first:k + 1])
+
+    def pair_holds(self, pair: Pair, k: int) -> bool:
+        long, short = pair.windows(self.period_days)
+        threshold = pair.factor * BUDGET
+        return self.ratio(k, long) > threshold and self.ratio(k, short) > threshold
+
+    def tiers(self, k: int) -> set[str]:
+        return {pair.tier for pair in WORKBOOK if self.pair_holds(pair, k)}
+
+    def first_hold(self, pair: Pair) -> int | None:
+        return next((k for k in range(1, len(self.error_rates)) if self.pair_holds(pair, k)), None)
+
+
+def slo_resource(period: str, name: str = "chat-availability", group_by: list[str] | None = None,
+                     indicator: dict[str, Any] | None = None, tiers: tuple[str, ...] = TIERS) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "objective": OBJECTIVE,
+        "window": period,
+        "indicator": indicator or {"llm": {"preset": "availability"}},
+        "labels": {"team": "chat"},
+        "alerting": {tier: {"enabled": tier in tiers, "annotations": {"summary": f"{name} {tier}"}} for tier in TIERS},
+    }
+    if group_by:
+        spec["groupBy"] = group_by
+    return {"apiVersion": "observatory.dev/v1alpha1", "kind": "SLO",
+            "metadata": {"name": name, "namespace": NAMESPACE}, "spec": spec}
+
+
+def alert_name(slo: dict[str, Any], tier: str) -> str:
+    camel = "".join(part.capitalize() for part in slo["metadata"]["name"].split("-"))
+    return f"{camel}ErrorBudgetBurn{tier.capitalize()}"
+
+
+def counter_notation(values: list[float], missing_before: int = 0) -> str:
+    """promtool series values; the first `missing_before` samples are absent (`_`)."""
+    shown = ["_"] * missing_before + [f"{v:.6f}".rstrip("0").rstrip(".") for v in values[missing_before:]]
+    return " ".join(shown)
+
+
+def genai_series(group: Group, errors_missing_before: int = 0) -> list[dict[str, str]]:
+    """GenAI operation counts: successful calls, and failed ones carrying an error_type."""
+    labels = ", ".join(f'{k}="{v}"' for k, v in sorted(group.labels.items()))
+    ok = [r - e for r, e in zip(group.requests, group.errors)]
+    metric = "gen_ai_client_operation_duration_seconds_count"
+    return [
+        {"series": f"{metric}{{{labels}}}", "values": counter_notation(ok)},
+        {"series": f'{metric}{{{labels}, error_type="timeout"}}',
+         "values": counter_notation(group.errors, errors_missing_before)},
+    ]
+
+
+def expected_alerts(slo: dict[str, Any], models: list[tuple[Group, Model]], k: int, step: int) -> list[dict[str, Any]]:
+    """promtool checks of the enabled tiers at step k, as the model predicts them."""
+    checks = []
+    for tier in (t for t in TIERS if slo["spec"]["alerting"][t]["enabled"]):
+        exp = []
+        for group, model in models:
+            if tier in model.tiers(k):
+                labels = {key: value for key, value in group.labels.items() if key in slo["spec"].get("groupBy", [])}
+                labels.update({"namespace": NAMESPACE, "severity": "critical" if tier == "page" else "warning",
+                               "slo": slo["metadata"]["name"], "slo_tier": tier, "team": "chat"})
+                exp.append({"exp_labels": labels, "exp_annotations": {"summary": f"{slo['metadata']['name']} {tier}"}})
+        checks.append({"eval_time": f"{k * step}s", "alertname": alert_name(slo, tier), "exp_alerts": exp})
+    return checks
+
+
+def prove(slo: dict[str, Any], groups: list[Group], check_steps: list[int], period_days: int, workdir: Path,
+          extra_series: Sequence[dict[str, str]] = (), errors_missing_before: int = 0) -> list[dict[str, Any]]:
+    step = groups[0].step
+    models = [(group, Model(group, period_days)) for group in groups]
+    checks = [check for k in check_steps for check in expected_alerts(slo, models, k, step)]
+    series = [s for group in groups for s in genai_series(group, errors_missing_before)] + list(extra_series)
+    test = {"name": slo["metadata"]["name"], "interval": f"{step}s", "input_series": series, "alert_rule_test": checks}
+    outcome = run_promtool([parse_resource(slo)], [test], f"{step}s", workdir)
+    assert outcome.ok, explain(outcome, workdir)
+    return checks
+
+
+@dataclass(frozen=True)
+class BurnCase:
+    period_days: int
+    pair: Pair
+    step: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.period_days}d-{self.pair.tier}-{self.pair.factor:g}x"
+
+
+BURN_CASES = [BurnCase(days, pair, MINUTE if pair.tier == "page" else 5 * MINUTE)
+              for days in (30, 7) for pair in WORKBOOK]
+
+
+def burn_phases(case: BurnCase, burn_seconds: int) -> list[Phase]:
+    """A healthy history filling the longest window of the pair's tier, then the burn.
+
+    Under steady traffic the 3x pair implies the 1x pair (a day at 3x is a third of three days at
+    1x), so the 3x case puts ten times the traffic into the older history: the 1x pair's long
+    window is diluted and only the 3x pair can explain the alert.
+    """
+    longest = max(p.windows(case.period_days)[0] for p in WORKBOOK if p.tier == case.pair.tier)
+    longest = math.ceil(longest / case.step) * case.step
+    burn = Phase(burn_seconds, REQUESTS_PER_SECOND, BURN * case.pair.factor * BUDGET)
+    if case.pair.factor == 3:
+        short = math.ceil(case.pair.windows(case.period_days)[1] / case.step) * case.step
+        return [Phase(longest, 10 * REQUESTS_PER_SECOND, 0), Phase(short, REQUESTS_PER_SECOND, 0), burn]
+    return [Phase(longest, REQUESTS_PER_SECOND, 0), burn]
+
+
+@pytest.mark.parametrize("case", BURN_CASES, ids=lambda c: c.id)
+def test_tier_fires_when_its_pair_crosses_and_not_before(case: BurnCase, tmp_path: Path, promtool: Path) -> None:
+    labels = {"namespace": NAMESPACE, "gen_ai_request_model": "gpt-4o"}
+    history = sum(p.seconds for p in burn_phases(case, 0)[:-1])
+    # Burn well past the crossing (near the pair's long window / 1.05) so the model can place it.
+    probe = Group(labels, burn_phases(case, 2 * history), case.step)
+    crossing = Model(probe, case.period_days).first_hold(case.pair)
+    assert crossing is not None, f"{case.id}: the burn never crosses in the model"
+    end = crossing + MARGIN_STEPS
+    group = Group(labels, burn_phases(case, end * case.step - history), case.step)
+    model = Model(group, case.period_days)
+
+    # The scenario isolates the pair under test: at the check after the crossing it is the only
+    # pair of its tier that holds, and before the crossing none of that tier does.
+    holding = [p for p in WORKBOOK if p.tier == case.pair.tier and model.pair_holds(p, end)]
+    assert holding == [case.pair], f"{case.id}: pairs holding at the firing check: {holding}"
+    assert case.pair.tier not in model.tiers(crossing - MARGIN_STEPS)
+
+    # The ticket tier's day-long windows would dominate promtool's work in the page cases.
+    slo = slo_resource(f"{case.period_days}d", tiers=TIERS if case.pair.tier == "ticket" else ("page",))
+    other = Group({"namespace": OTHER_NAMESPACE, "gen_ai_request_model": "gpt-4o"},
+                  [Phase(end * case.step, REQUESTS_PER_SECOND, 0.5)], case.step)
+    checks = prove(slo, [group], [crossing - MARGIN_STEPS, end], case.period_days, tmp_path,
+                   extra_series=genai_series(other))
+    tier_checks = [c for c in checks if c["alertname"] == alert_name(slo, case.pair.tier)]
+    assert [bool(c["exp_alerts"]) for c in tier_checks] == [False, True]
+
+
+@pytest.mark.parametrize("period_days", [30, 7])
+def test_burning_at_nine_tenths_of_the_budget_fires_neither_tier(period_days: int, tmp_path: Path, promtool: Path) -> None:
+    step = 5 * MINUTE
+    duration = 3 * DAY + 6 * HOUR
+    group = Group({"namespace": NAMESPACE, "gen_ai_request_model": "gpt-4o"},
+                  [Phase(duration, REQUESTS_PER_SECOND, 0.9 * BUDGET)], step)
+    checks = prove(slo_resource(f"{period_days}d"), [group], list(range(HOUR // step, group.steps + 1, 6 * HOUR // step)),
+                   period_days, tmp_path)
+    assert len(checks) >= 2 * 13 and not any(c["exp_alerts"] for c in checks)
+
+
+def test_ratio_slo_alerts_only_for_the_burning_group(tmp_path: Path, promtool: Path) -> None:
+    """A ratio indicator with groupBy: the model burning at 1.05 x 14.4 pages, the one at 0.5x stays silent."""
+    step = MINUTE
+    page = WORKBOOK[0]
+    slo = slo_resource("30d", name="chat-errors", group_by=["gen_ai_request_model"],
+                           indicator={"ratio": {"errors": 'gen_ai_client_operation_duration_seconds_count{error_type!=""}',
+                                                "total": "gen_ai_client_operation_duration_seconds_count"}},
+                           tiers=("page",))
+    history = Phase(WORKBOOK[1].long, REQUESTS_PER_SECOND, 0)  # fills the page tier's longest window
+
+    def group(model_name: str, burn_ratio: float, burn_seconds: int) -> Group:
+        return Group({"namespace": NAMESPACE, "gen_ai_request_model": model_name},
+                     [history, Phase(burn_seconds, REQUESTS_PER_SECOND, burn_ratio)], step)
+
+    crossing = Model(group("gpt-4o", BURN * page.factor * BUDGET, 2 * page.long), 30).first_hold(page)
+    burn_seconds = (crossing + MARGIN_STEPS) * step - history.seconds
+    bad = group("gpt-4o", BURN * page.factor * BUDGET, burn_seconds)
+    healthy = group("o3", 0.5 * BUDGET, burn_seconds)
+    checks = prove(slo, [bad, healthy], [crossing - MARGIN_STEPS, crossing + MARGIN_STEPS], 30, tmp_path)
+    pages = [[a["exp_labels"]["gen_ai_request_model"] for a in c["exp_alerts"]]
+             for c in checks if c["alertname"] == alert_name(slo, "page")]
+    assert pages == [[], ["gpt-4o"]]
+    assert not any(a["exp_labels"]["gen_ai_request_model"] == "o3" for c in checks for a in c["exp_alerts"])
+
+
+def test_first_errors_after_a_clean_history_are_no_long_burn(tmp_path: Path, promtool: Path) -> None:
+    """OpenTelemetry exports a failed-call series only once a call fails: before that, no series means no errors.
+
+    After a clean 6h the first errors arrive as a 10-minute burst at 20x the budget: 3.3x over 1h
+    and 0.6x over 6h, no page (a long window of only the burst would read 20x and page).
+    """
+    step = MINUTE
+    clean = 6 * HOUR
+    group = Group({"namespace": NAMESPACE, "gen_ai_request_model": "gpt-4o"},
+                  [Phase(clean, REQUESTS_PER_SECOND, 0), Phase(10 * MINUTE, REQUESTS_PER_SECOND, 20 * BUDGET),
+                   Phase(50 * MINUTE, REQUESTS_PER_SECOND, 0)], step)
+    checks = prove(slo_resource("30d"), [group], list(range(clean // step + 5, group.steps + 1, 5)), 30, tmp_path,
+                   errors_missing_before=clean // step)
+    assert not any(c["exp_alerts"] for c in checks)
+
+
+@pytest.mark.parametrize("indicator", [
+    {"llm": {"preset": "availability"}},
+    {"llm": {"preset": "latency", "latencyThresholdSeconds": 2.56}},
+    {"llm": {"preset": "quality", "evaluation": "answer_relevance", "minScore": 0.7}},
+    {"ratio": {"errors": 'http_requests_total{code=~"5.."}', "total": "http_requests_total"}},
+    {"latency": {"histogram": "http_request_duration_seconds", "thresholdSeconds": 0.5, "buckets": [0.1, 0.5, 1]}},
+], ids=lambda i: "-".join(str(v) for v in next(iter(i.values())).values())[:40])
+@pytest.mark.parametrize("period", ["7d", "30d", "90d"])
+def test_at_most_eight_rules_per_slo(indicator: dict[str, Any], period: str) -> None:
+    slo = parse_resource(slo_resource(period, group_by=["gen_ai_request_model"], indicator=indicator))
+    rules = [rule for obj in compile_resource(slo) if obj["kind"] == "PrometheusRule"
+             for group in obj["spec"]["groups"] for rule in group["rules"]]
+    assert sum("alert" in r for r in rules) == 2
+    assert len(rules) <= 8
