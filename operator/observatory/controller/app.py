@@ -1,0 +1,95 @@
+"""The operator process: kopf registry and settings, health and metrics, `observatory run`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+
+import kopf
+
+from ..compile import CompileOptions
+from . import kube
+from .handlers import alertrule, slo
+from .metrics import Metrics
+from .reconcile import Controller
+from .settings import Settings
+
+# kopf keeps its progress in annotations: the status schema is structural, so an apiserver would
+# silently drop a `status.kopf` stanza (kopf's default keeps it there too).
+ANNOTATION_PREFIX = "observatory.dev"
+
+
+def build_controller(api_client, settings: Settings, *, timeout: float = 10.0) -> Controller:
+    conventions = settings.conventions()
+    instance = os.environ.get("POD_ID") or socket.gethostname()
+    return Controller(kube=kube.Kube(api_client, conventions, timeout=timeout, instance=instance),
+                      options=CompileOptions(conventions=conventions), metrics=Metrics())
+
+
+def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    alertrule.register(registry, controller)
+    slo.register(registry, controller)
+    # One resync loop for all resources; kopf timers would cost a task and a finalizer per object.
+    resync: list[asyncio.Task] = []
+
+    async def resync_forever() -> None:
+        while True:
+            await asyncio.sleep(settings.resync_seconds)
+            await asyncio.to_thread(controller.resync)
+
+    @kopf.on.startup(registry=registry)
+    async def start_resync(**_) -> None:
+        resync.append(asyncio.create_task(resync_forever()))
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_resync(**_) -> None:
+        for task in resync:
+            task.cancel()
+        await asyncio.gather(*resync, return_exceptions=True)
+
+    return registry
+
+
+def configure(kopf_settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
+    """The kopf settings the operator needs, on top of whatever `kopf_settings` holds."""
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration")
+    kopf_settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/kopf-finalizer"
+    # Our own Events report transitions; kopf's would add one per handled change (and a write).
+    kopf_settings.posting.level = logging.WARNING
+    # Handlers are synchronous (the official client blocks) and run in this many threads.
+    kopf_settings.execution.max_workers = 16
+    return kopf_settings
+
+
+def run(settings: Settings) -> None:
+    """Run until terminated, as `kopf run` would: login, watch, handle; health and metrics served."""
+    import kubernetes.client
+    from prometheus_client import start_http_server
+
+    kopf.configure(log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.PLAIN)
+    # kopf's login loads the official client's default configuration (in-cluster or kubeconfig), so
+    # the adapter talks to the same server with the same credentials.
+    kopf.login_via_client(logger=logging.getLogger(__name__), settings=kopf.OperatorSettings())
+    api_client = kubernetes.client.ApiClient(kubernetes.client.Configuration.get_default_copy())
+    controller = build_controller(api_client, settings)
+    registry = build_registry(controller, settings)
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs):
+        return kopf.login_via_client(**kwargs)
+
+    start_http_server(settings.metrics_port, registry=controller.metrics.registry)
+    kopf.run(
+        registry=registry,
+        settings=configure(kopf.OperatorSettings()),
+        standalone=settings.peering_name is None,
+        peering_name=settings.peering_name,
+        clusterwide=settings.clusterwide,
+        namespaces=settings.watch_namespaces,
+        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
+    )

@@ -1,0 +1,23 @@
+"""kopf registrations, one module per kind; both kinds share `register_kind`."""
+
+from __future__ import annotations
+
+import kopf
+
+from ...models.common import GROUP, VERSION
+from ..reconcile import Controller, KindInfo
+
+
+def register_kind(registry: kopf.OperatorRegistry, controller: Controller, kind: KindInfo) -> None:
+    """Create, update and resume run the same reconcile; every event keeps the controller's view
+    of the live resources current for its periodic resync (see `Controller.resync`)."""
+
+    @kopf.on.resume(GROUP, VERSION, kind.plural, registry=registry, id="reconcile")
+    @kopf.on.create(GROUP, VERSION, kind.plural, registry=registry, id="reconcile")
+    @kopf.on.update(GROUP, VERSION, kind.plural, registry=registry, id="reconcile")
+    def reconcile(body: kopf.Body, retry: int, **_) -> None:
+        controller.reconcile(kind, body, retry)
+
+    @kopf.on.event(GROUP, VERSION, kind.plural, registry=registry, id="observe")
+    async def observe(event: kopf.RawEvent, **_) -> None:
+        controller.observe(kind, event["type"], event["object"])

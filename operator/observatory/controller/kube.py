@@ -1,0 +1,306 @@
+"""The Kubernetes adapter: the only code of the operator loop that calls the API.
+
+Generated objects are written with server-side apply under one field manager and carry an owner
+reference to the resource they come from, so deleting the resource deletes them (the garbage
+collector does it). Writes are skipped when the live object already holds what would be applied:
+an operator restart re-reconciles everything without writing anything.
+
+Every call is declared against `observatory.rbac.REQUIRED_PERMISSIONS` before it is made, so a
+call the Helm chart does not grant fails the tests instead of failing with 403 in a cluster.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import datetime
+import functools
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from ..compile.rules import owner_labels
+from ..conventions import Conventions
+from ..models.common import GROUP, VERSION
+from ..rbac import permission_for
+
+FIELD_MANAGER = "observatory"
+# Hash of the labels and spec last applied: tells "unchanged" from "a field was dropped", which a
+# subset comparison cannot see (and the apiserver may add defaulted fields, so equality cannot either).
+APPLIED_HASH_ANNOTATION = "observatory.dev/applied-hash"
+REPORTING_CONTROLLER = "observatory.dev/operator"
+# Kinds the compile core generates: (group, version, plural).
+GENERATED = {
+    "PrometheusRule": ("monitoring.coreos.com", "v1", "prometheusrules"),
+    "AlertmanagerConfig": ("monitoring.coreos.com", "v1alpha1", "alertmanagerconfigs"),
+}
+# Answers worth retrying: conflicts, throttling, server errors and timeouts (0 = no answer at all).
+TRANSIENT_CODES = frozenset({0, 409, 429, 500, 502, 503, 504})
+
+log = logging.getLogger(__name__)
+
+
+class ApiProblem(Exception):
+    """An API call failed. `transient` ones are retried with backoff; others need a human."""
+
+    def __init__(self, code: int, message: str):
+        self.code, self.message = code, message
+        super().__init__(f"{code or 'no answer'}: {message}")
+
+    @property
+    def transient(self) -> bool:
+        return self.code in TRANSIENT_CODES
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The custom resource generated objects belong to."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+
+    def reference(self, controller: bool = True) -> dict[str, Any]:
+        ref = {"apiVersion": self.api_version, "kind": self.kind, "name": self.name, "uid": self.uid}
+        if controller:
+            ref.update(controller=True, blockOwnerDeletion=True)
+        return ref
+
+
+@dataclass(frozen=True)
+class Sync:
+    """What a sync wrote: objects applied (created or changed) and deleted, as `Kind/name`."""
+
+    applied: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+
+
+@functools.cache
+def _declared(group: str, resource: str, verb: str) -> None:
+    permission_for(group, resource, verb)  # raises UndeclaredPermission
+
+
+def applied_hash(obj: Mapping[str, Any]) -> str:
+    owned = {"labels": obj["metadata"].get("labels") or {}, "spec": obj.get("spec")}
+    return hashlib.sha256(json.dumps(owned, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:20]
+
+
+def contains(live: Any, desired: Any) -> bool:
+    """Whether `live` holds every field of `desired` with the same value (extra live fields allowed)."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(contains(live.get(k), v) for k, v in desired.items())
+    if isinstance(desired, list):
+        return isinstance(live, list) and len(live) == len(desired) and all(map(contains, live, desired))
+    return live == desired
+
+
+def _key(obj: Mapping[str, Any]) -> str:
+    return f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+def _selector(labels: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+class Kube:
+    def __init__(self, api_client: client.ApiClient, conventions: Conventions, *, timeout: float = 10.0,
+                 instance: str = "observatory"):
+        self._custom = client.CustomObjectsApi(api_client)
+        self._core = client.CoreV1Api(api_client)
+        self._events = client.EventsV1Api(api_client)
+        self._conventions = conventions
+        self._timeout = timeout
+        self._instance = instance
+        # Shared objects are read-modify-written; serialising per namespace avoids self-inflicted 409s.
+        self._shared_locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
+        self._locks_guard = threading.Lock()
+
+    def _call(self, group: str, resource: str, verb: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        _declared(group, resource, verb)
+        try:
+            return fn(*args, _request_timeout=self._timeout, **kwargs)
+        except ApiException as e:
+            raise ApiProblem(e.status or 0, _message(e)) from None
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise ApiProblem(0, f"{type(e).__name__} talking to the API server") from None
+
+    # --- generated objects -----------------------------------------------------------------------
+
+    def _list(self, kind: str, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        group, version, plural = GENERATED[kind]
+        answer = self._call(group, plural, "list", self._custom.list_namespaced_custom_object,
+                            group, version, namespace, plural, label_selector=_selector(labels))
+        return [dict(item, kind=kind) for item in answer.get("items") or []]
+
+    def _apply(self, obj: dict[str, Any]) -> None:
+        group, version, plural = GENERATED[obj["kind"]]
+        meta = obj["metadata"]
+        self._call(group, plural, "patch", self._custom.patch_namespaced_custom_object,
+                   group, version, meta["namespace"], plural, meta["name"], obj,
+                   field_manager=FIELD_MANAGER, force=True, _content_type="application/apply-patch+yaml")
+
+    def _delete(self, obj: Mapping[str, Any]) -> None:
+        group, version, plural = GENERATED[obj["kind"]]
+        meta = obj["metadata"]
+        try:
+            # The uid precondition never deletes a same-named object created meanwhile.
+            self._call(group, plural, "delete", self._custom.delete_namespaced_custom_object,
+                       group, version, meta["namespace"], plural, meta["name"],
+                       body={"preconditions": {"uid": meta["uid"]}})
+        except ApiProblem as e:
+            if e.code != 404:
+                raise
+
+    def sync_owned(self, owner: Owner, desired: Iterable[Mapping[str, Any]]) -> Sync:
+        """Make the owner's generated objects exactly `desired`: apply what differs, delete the rest.
+
+        Objects are found by the owner labels and kept only if `owner` is their controller, so an
+        object a previous incarnation of the resource left for the garbage collector is not ours.
+        """
+        labels = owner_labels(self._conventions, owner.kind, owner.name)
+        live = {_key(o): o for kind in GENERATED for o in self._list(kind, owner.namespace, labels)
+                if any(r.get("uid") == owner.uid and r.get("controller") for r in o["metadata"].get("ownerReferences") or [])}
+        applied = []
+        wanted = set()
+        for obj in desired:
+            body = self._body(obj, [owner.reference()])
+            wanted.add(_key(body))
+            if not _up_to_date(live.get(_key(body)), body):
+                self._apply(body)
+                applied.append(_key(body))
+        deleted = []
+        for key, obj in sorted(live.items()):
+            if key not in wanted:
+                self._delete(obj)
+                deleted.append(key)
+        return Sync(tuple(applied), tuple(deleted))
+
+    def _body(self, obj: Mapping[str, Any], refs: list[dict[str, Any]]) -> dict[str, Any]:
+        body = copy.deepcopy(dict(obj))
+        meta = body["metadata"]
+        meta["ownerReferences"] = refs
+        meta["annotations"] = {**(meta.get("annotations") or {}), APPLIED_HASH_ANNOTATION: applied_hash(body)}
+        return body
+
+    def sync_shared(self, owner: Owner, namespace: str, labels: Mapping[str, str],
+                    desired: Iterable[Mapping[str, Any]]) -> Sync:
+        """Objects several resources need (the price catalogue): each needing one is an owner (not
+        the controller), so the garbage collector removes the object with its last owner.
+
+        `labels` find the live objects of this kind in `namespace`; `owner` is added to the owners
+        of `desired` and removed from the others, which are deleted when no owner is left.
+        """
+        with self._locks_guard:
+            lock = self._shared_locks[namespace]
+        with lock:
+            live = {_key(o): o for kind in GENERATED for o in self._list(kind, namespace, labels)}
+            applied, deleted, wanted = [], [], set()
+            for obj in desired:
+                key = _key(obj)
+                wanted.add(key)
+                current = live.get(key)
+                others = [r for r in (current or {}).get("metadata", {}).get("ownerReferences") or [] if r.get("uid") != owner.uid]
+                body = self._body(obj, others + [owner.reference(controller=False)])
+                if current is not None:
+                    if _up_to_date(current, body):
+                        continue
+                    # Optimistic concurrency: another operator replica may change the owners meanwhile.
+                    body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                self._apply(body)
+                applied.append(key)
+            for key, current in sorted(live.items()):
+                refs = current["metadata"].get("ownerReferences") or []
+                if key in wanted or not any(r.get("uid") == owner.uid for r in refs):
+                    continue
+                remaining = [r for r in refs if r.get("uid") != owner.uid]
+                if remaining:
+                    body = self._body({k: current[k] for k in ("apiVersion", "kind", "spec")}
+                                      | {"metadata": {k: current["metadata"][k] for k in ("name", "namespace", "labels")}},
+                                      remaining)
+                    body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                    self._apply(body)
+                    applied.append(key)
+                else:
+                    self._delete(current)
+                    deleted.append(key)
+        return Sync(tuple(applied), tuple(deleted))
+
+    # --- the custom resources ---------------------------------------------------------------------
+
+    def patch_status(self, plural: str, namespace: str, name: str, status: Mapping[str, Any],
+                     previous: Mapping[str, Any] | None) -> None:
+        """Replace the status stanza (keys no longer reported are removed)."""
+        patch = {k: None for k in previous or {} if k not in status} | dict(status)
+        self._call(GROUP, f"{plural}/status", "patch", self._custom.patch_namespaced_custom_object_status,
+                   GROUP, VERSION, namespace, plural, name, {"status": patch},
+                   _content_type="application/merge-patch+json")
+
+    def list_stacks(self, namespace: str) -> list[dict[str, Any]]:
+        answer = self._call(GROUP, "observabilitystacks", "list", self._custom.list_namespaced_custom_object,
+                            GROUP, VERSION, namespace, "observabilitystacks")
+        return list(answer.get("items") or [])
+
+    def post_event(self, owner: Owner, type_: str, reason: str, note: str) -> None:
+        """An events.k8s.io/v1 Event about `owner`. Best effort: a lost event must not fail a reconcile."""
+        now = datetime.datetime.now(datetime.UTC)
+        body = {
+            "apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"generateName": f"{owner.name}.", "namespace": owner.namespace},
+            "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "reportingController": REPORTING_CONTROLLER, "reportingInstance": self._instance,
+            "action": "Reconcile", "reason": reason, "type": type_, "note": note[:1024],
+            "regarding": {"apiVersion": owner.api_version, "kind": owner.kind, "namespace": owner.namespace,
+                          "name": owner.name, "uid": owner.uid},
+        }
+        try:
+            self._call("events.k8s.io", "events", "create", self._events.create_namespaced_event, owner.namespace, body)
+        except ApiProblem as e:
+            log.warning("could not post event %s for %s/%s: %s", reason, owner.namespace, owner.name, e)
+
+    # --- what loads the rules ---------------------------------------------------------------------
+
+    def list_prometheuses(self) -> list[dict[str, Any]]:
+        """Every prometheus-operator Prometheus; none when prometheus-operator is not installed."""
+        try:
+            answer = self._call("monitoring.coreos.com", "prometheuses", "list",
+                                self._custom.list_cluster_custom_object, "monitoring.coreos.com", "v1", "prometheuses")
+        except ApiProblem as e:
+            if e.code == 404:  # the CRD is not installed
+                return []
+            raise
+        return list(answer.get("items") or [])
+
+    def namespace_labels(self, name: str) -> dict[str, str]:
+        namespace = self._call("", "namespaces", "get", self._core.read_namespace, name)
+        return dict(namespace.metadata.labels or {})
+
+
+def _up_to_date(live: Mapping[str, Any] | None, body: Mapping[str, Any]) -> bool:
+    if live is None:
+        return False
+    meta, want = live["metadata"], body["metadata"]
+    return ((meta.get("annotations") or {}).get(APPLIED_HASH_ANNOTATION) == want["annotations"][APPLIED_HASH_ANNOTATION]
+            and contains(live.get("spec"), body.get("spec"))
+            and contains(meta.get("labels") or {}, want.get("labels") or {})
+            and sorted(map(_ref_key, meta.get("ownerReferences") or [])) == sorted(map(_ref_key, want["ownerReferences"])))
+
+
+def _ref_key(ref: Mapping[str, Any]) -> tuple:
+    return (ref.get("uid"), bool(ref.get("controller")), bool(ref.get("blockOwnerDeletion")))
+
+
+def _message(e: ApiException) -> str:
+    try:
+        return json.loads(e.body)["message"]
+    except (TypeError, ValueError, KeyError):
+        return str(e.reason or "")

@@ -1,0 +1,180 @@
+"""One idempotent reconcile for AlertRules and SLOs: compile, apply what differs, report status.
+
+Run for create, update, resume and periodic resync alike. It writes only what differs from the
+live state, so running it again (or after an operator restart) writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from ..compile import CompileError, CompileOptions, compile_resource, shared_objects
+from ..compile.rules import count_rules, owner_labels
+from ..models import parse_resource
+from ..models.common import CustomResource
+from ..models.stack import ObservabilityStack
+from . import loading
+from .kube import ApiProblem, Kube, Owner
+from .metrics import Metrics
+from .status import READY, RULES_LOADED, VALID, Cond, build_status, transitions
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 30.0
+# A refusal that is not transient (403 RBAC, 404 missing CRD, 422) may be fixed by an administrator;
+# look again now and then rather than never.
+REFUSED_RETRY_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    kind: str
+    plural: str
+    shares_prices: bool = False  # cost AlertRules need the namespace's price catalogue
+
+
+def backoff(retry: int) -> float:
+    return min(0.5 * 2 ** retry, MAX_BACKOFF_SECONDS)
+
+
+@dataclass
+class Controller:
+    kube: Kube
+    options: CompileOptions
+    metrics: Metrics
+    # The latest body of every live resource, from the watch events: what `resync` goes over.
+    _live: dict[str, tuple[KindInfo, Mapping[str, Any]]] = field(default_factory=dict, init=False)
+    _live_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def observe(self, kind: KindInfo, event_type: str | None, body: Mapping[str, Any]) -> None:
+        uid = body["metadata"]["uid"]
+        with self._live_lock:
+            if event_type == "DELETED":
+                self._live.pop(uid, None)
+            else:
+                self._live[uid] = (kind, body)
+        if event_type == "DELETED":  # the garbage collector removes the generated objects
+            self.metrics.owned(kind.kind, uid, None)
+
+    def resync(self) -> None:
+        """Reconcile every live resource once more: repairs drift (a generated object deleted by
+        hand) and refreshes RulesLoaded after Prometheus or namespace changes. Writes nothing when
+        nothing changed; failures wait for the next round."""
+        with self._live_lock:
+            snapshot = list(self._live.values())
+        for kind, body in snapshot:
+            if body["metadata"].get("deletionTimestamp"):
+                continue
+            try:
+                self.reconcile(kind, body)
+            except kopf.TemporaryError as e:
+                log.info("resync of %s/%s failed: %s", body["metadata"].get("namespace"), body["metadata"]["name"], e)
+
+    def reconcile(self, kind: KindInfo, body: Mapping[str, Any], retry: int = 0) -> None:
+        started = time.perf_counter()
+        result = "error"
+        try:
+            result = self._reconcile(kind, body)
+        except ApiProblem as e:
+            self.metrics.errors.labels(kind.kind, "transient" if e.transient else "rejected").inc()
+            if e.transient:
+                raise kopf.TemporaryError(f"API: {e}", delay=backoff(retry)) from None
+            self._refused(kind, body, e)
+            raise kopf.TemporaryError(f"API refused: {e}", delay=REFUSED_RETRY_SECONDS) from None
+        finally:
+            self.metrics.reconciles.labels(kind.kind, result).inc()
+            self.metrics.duration.labels(kind.kind).observe(time.perf_counter() - started)
+
+    def _reconcile(self, kind: KindInfo, body: Mapping[str, Any]) -> str:
+        meta = body["metadata"]
+        owner = Owner(body["apiVersion"], kind.kind, meta["namespace"], meta["name"], meta["uid"])
+        generation = meta.get("generation")
+        previous = body.get("status") or {}
+        try:
+            resource = parse_resource({k: v for k, v in body.items() if k != "status"})
+            objects = compile_resource(resource, self.options)
+        except CompileError as err:
+            message = "; ".join(str(e) for e in err.errors)
+            # The last good objects stay; RulesLoaded still describes them.
+            self._report(kind, owner, generation, previous, [
+                Cond(READY, "False", "InvalidSpec", "the spec is invalid; the last good rules stay in place"),
+                Cond(VALID, "False", "InvalidSpec", message), *_kept(previous, RULES_LOADED)])
+            return "invalid"
+        sync = self.kube.sync_owned(owner, objects)
+        if kind.shares_prices:
+            sync_prices = self._sync_prices(owner, resource)
+            wrote = bool(sync.applied or sync.deleted or sync_prices.applied or sync_prices.deleted)
+        else:
+            wrote = bool(sync.applied or sync.deleted)
+        rules = [o for o in objects if o["kind"] == "PrometheusRule"]
+        config = next((o["metadata"]["name"] for o in objects if o["kind"] == "AlertmanagerConfig"), None)
+        recording, alerting = count_rules(objects)
+        self._report(kind, owner, generation, previous, [
+            Cond(READY, "True", "Reconciled", f"{len(rules)} PrometheusRule(s) with {recording} recording and "
+                                              f"{alerting} alerting rule(s)" + (", 1 AlertmanagerConfig" if config else "")),
+            Cond(VALID, "True", "Compiled"),
+            self._rules_loaded(rules)], rules=[o["metadata"]["name"] for o in rules], config=config,
+            counts=(recording, alerting))
+        self.metrics.owned(kind.kind, owner.uid, len(objects))
+        return "applied" if wrote else "unchanged"
+
+    def _sync_prices(self, owner: Owner, resource: CustomResource):
+        """Join (or leave) the owners of the namespace's price catalogue."""
+        resources: list[CustomResource] = [resource]
+        desired = shared_objects(resources, self.options)
+        if desired:  # an ObservabilityStack with default rules provides the prices instead
+            for stack in self.kube.list_stacks(owner.namespace):
+                try:
+                    parsed = parse_resource({k: v for k, v in stack.items() if k != "status"})
+                except CompileError:
+                    continue  # an invalid stack provides nothing
+                if isinstance(parsed, ObservabilityStack):
+                    resources.append(parsed)
+            desired = shared_objects(resources, self.options)
+        labels = owner_labels(self.options.conventions, "Namespace", owner.namespace)
+        return self.kube.sync_shared(owner, owner.namespace, labels, desired)
+
+    def _rules_loaded(self, rules: list[dict[str, Any]]) -> Cond:
+        prometheuses = self.kube.list_prometheuses()
+        namespace = rules[0]["metadata"]["namespace"] if rules else ""
+        ns_labels = self.kube.namespace_labels(namespace) if rules and loading.needs_namespace_labels(prometheuses) else {}
+        labels = rules[0]["metadata"]["labels"] if rules else {}
+        verdict = loading.rules_loaded(prometheuses, labels, namespace, ns_labels, [r["metadata"]["name"] for r in rules])
+        return Cond(RULES_LOADED, verdict.status, verdict.reason, verdict.message)
+
+    def _report(self, kind: KindInfo, owner: Owner, generation: int | None, previous: Mapping[str, Any],
+                conditions: list[Cond], *, rules: list[str] | None = None, config: str | None = None,
+                counts: tuple[int, int] | None = None) -> None:
+        status = build_status(previous, conditions, generation, prometheus_rules=rules, alertmanager_config=config,
+                              counts=counts)
+        if status == previous:
+            return
+        self.kube.patch_status(kind.plural, owner.namespace, owner.name, status, previous)
+        for cond in transitions(previous, status):
+            problem = cond["status"] == "False" or (cond["type"] == RULES_LOADED and cond["status"] != "True")
+            self.kube.post_event(owner, "Warning" if problem else "Normal", cond["reason"],
+                                 f"{cond['type']}={cond['status']}: {cond['message']}" if cond["message"] else f"{cond['type']}={cond['status']}")
+
+    def _refused(self, kind: KindInfo, body: Mapping[str, Any], problem: ApiProblem) -> None:
+        meta = body["metadata"]
+        owner = Owner(body["apiVersion"], kind.kind, meta["namespace"], meta["name"], meta["uid"])
+        previous = body.get("status") or {}
+        try:
+            self._report(kind, owner, meta.get("generation"), previous,
+                         [Cond(READY, "False", "ApplyFailed", f"the API server refused: {problem.message}"),
+                          *_kept(previous, VALID, RULES_LOADED)])
+        except ApiProblem as e:
+            log.warning("could not report the failure of %s/%s: %s", owner.namespace, owner.name, e)
+
+
+def _kept(status: Mapping[str, Any], *types: str) -> list[Cond]:
+    """Conditions of `status` this reconcile did not re-evaluate, carried over as they were."""
+    return [Cond(c["type"], c["status"], c["reason"], c.get("message", ""))
+            for c in status.get("conditions") or [] if c.get("type") in types]
