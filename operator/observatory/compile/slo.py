@@ -145,7 +145,10 @@ def compile_slo(slo: SLO, tenant: Tenant) -> list[RuleGroup]:
     fast_group = RuleGroup(
         name=f"{c.rule_group_prefix}.slo.{slo.name}",
         rules=(
-            Rule(expr=events.errors, record=c.slo_errors_rate_metric, labels=identity),
+            # No failed-call series yet means no errors (OpenTelemetry exports one only after a failure):
+            # record 0 wherever there is traffic, or the long windows would average only the failing minutes.
+            Rule(expr=promql.build("__arg_e__ or 0 * __arg_t__", {"e": events.errors, "t": events.total}),
+                 record=c.slo_errors_rate_metric, labels=identity),
             Rule(expr=events.total, record=c.slo_requests_rate_metric, labels=identity),
             *alerts,
         ),
