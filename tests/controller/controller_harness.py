@@ -71,3 +71,26 @@ def settled(cluster: Cluster, resource: str, name: str, namespace: str) -> dict[
     if obj and (obj.get('status') or {}).get('observedGeneration') == obj['metadata']['generation']:
         return obj
     return None
+
+
+def threshold_rule(name: str, expr: str, namespace: str = 'team-a') -> dict[str, Any]:
+    return {'apiVersion': 'observatory.dev/v1alpha1', 'kind': 'AlertRule',
+            'metadata': {'name': name, 'namespace': namespace},
+            'spec': {'severity': 'warning', 'threshold': {'expr': expr, 'value': 1}}}
+
+
+def at_generation(cluster: Cluster, resource: str, name: str, namespace: str, generation: int) -> dict[str, Any] | None:
+    obj = settled(cluster, resource, name, namespace)
+    return obj if obj and obj['metadata']['generation'] == generation else None
+
+
+def names(cluster: Cluster, resource: str, namespace: str) -> list[str]:
+    return [o['metadata']['name'] for o in cluster.list(resource, namespace)]
+
+
+def expected_objects(live: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What the compile core makes of a live resource (default settings), by `Kind/name`."""
+    from observatory.compile import compile_resource
+    from observatory.models import parse_resource
+    objects = compile_resource(parse_resource({k: v for k, v in live.items() if k != 'status'}))
+    return {f"{o['kind']}/{o['metadata']['name']}": o for o in objects}

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 from controller_harness import (
     ALERTRULES,
     AMCONFIGS,
+    EVENTS,
     PROMETHEUSRULES,
     SLOS,
+    at_generation,
     condition,
     example,
+    expected_objects,
+    names,
     running_operator,
     settled,
+    threshold_rule,
 )
 from k8s.emulator import cluster_context
-from observatory.compile import compile_resource
 from observatory.compile.rules import count_rules
-from observatory.models import parse_resource
 
 
 async def test_create_generates_owned_objects_with_rule_selector_labels():
@@ -27,7 +33,7 @@ async def test_create_generates_owned_objects_with_rule_selector_labels():
         live_rule = await cluster.until(lambda: settled(cluster, ALERTRULES, 'llm-error-rate', 'team-a'))
         live_slo = await cluster.until(lambda: settled(cluster, SLOS, 'llm-availability', 'team-a'))
         for live, plural_kind in ((live_rule, 'alertrule'), (live_slo, 'slo')):
-            expected = compile_resource(parse_resource({k: v for k, v in live.items() if k != 'status'}))
+            expected = list(expected_objects(live).values())
             name = f"{plural_kind}-{live['metadata']['name']}"
             prometheus_rule = cluster.get(PROMETHEUSRULES, name, 'team-a')
             config = cluster.get(AMCONFIGS, name, 'team-a')
@@ -48,3 +54,111 @@ async def test_create_generates_owned_objects_with_rule_selector_labels():
                 'type': 'Valid', 'status': 'True', 'reason': 'Compiled', 'message': '',
                 'observedGeneration': 1, 'lastTransitionTime': None}
             assert condition(live, 'RulesLoaded')['status'] == 'Unknown'
+
+
+async def test_update_changes_the_rules_in_place_without_duplicates():
+    async with cluster_context() as cluster, running_operator(cluster):
+        cluster.seed(example('alertrules/llm-error-rate.yaml'))
+        await cluster.until(lambda: settled(cluster, ALERTRULES, 'llm-error-rate', 'team-a'))
+        before = cluster.get(PROMETHEUSRULES, 'alertrule-llm-error-rate', 'team-a')
+        cluster.patch(ALERTRULES, 'llm-error-rate', 'team-a', {'spec': {'errorRate': {'threshold': 0.2}}})
+        live = await cluster.until(lambda: at_generation(cluster, ALERTRULES, 'llm-error-rate', 'team-a', 2))
+        after = cluster.get(PROMETHEUSRULES, 'alertrule-llm-error-rate', 'team-a')
+        assert after['metadata']['uid'] == before['metadata']['uid']
+        assert after['spec'] != before['spec']
+        assert after['spec'] == expected_objects(live)['PrometheusRule/alertrule-llm-error-rate']['spec']
+        assert names(cluster, PROMETHEUSRULES, 'team-a') == ['alertrule-llm-error-rate']
+        assert names(cluster, AMCONFIGS, 'team-a') == ['alertrule-llm-error-rate']
+        assert condition(live, 'Ready')['observedGeneration'] == 2
+
+
+async def test_objects_no_longer_generated_are_pruned_and_others_left_alone():
+    async with cluster_context() as cluster, running_operator(cluster):
+        cluster.seed(example('alertrules/llm-error-rate.yaml'))
+        live = await cluster.until(lambda: settled(cluster, ALERTRULES, 'llm-error-rate', 'team-a'))
+        rule = cluster.get(PROMETHEUSRULES, 'alertrule-llm-error-rate', 'team-a')
+        rule['metadata'] = {k: rule['metadata'][k] for k in ('name', 'namespace', 'labels', 'annotations', 'ownerReferences')}
+        # As if an earlier, larger spec had been split into a second object.
+        cluster.seed({**rule, 'metadata': {**rule['metadata'], 'name': 'alertrule-llm-error-rate-2'}})
+        # Same labels, but another owner (a deleted namesake awaiting the garbage collector): not ours.
+        foreign_ref = {**rule['metadata']['ownerReferences'][0], 'uid': 'another-uid'}
+        cluster.seed({**rule, 'metadata': {**rule['metadata'], 'name': 'alertrule-llm-error-rate-3',
+                                           'ownerReferences': [foreign_ref]}})
+        cluster.patch(ALERTRULES, 'llm-error-rate', 'team-a', {'spec': {'routing': None}})
+        live = await cluster.until(lambda: at_generation(cluster, ALERTRULES, 'llm-error-rate', 'team-a', 2))
+        assert names(cluster, PROMETHEUSRULES, 'team-a') == ['alertrule-llm-error-rate', 'alertrule-llm-error-rate-3']
+        assert names(cluster, AMCONFIGS, 'team-a') == []
+        assert 'alertmanagerConfig' not in live['status']
+        assert live['status']['prometheusRules'] == ['alertrule-llm-error-rate']
+
+
+async def test_delete_and_rename_leave_nothing_behind():
+    async with cluster_context() as cluster, running_operator(cluster):
+        cluster.seed(example('slos/llm-availability.yaml'))
+        await cluster.until(lambda: settled(cluster, SLOS, 'llm-availability', 'team-a'))
+        # A rename is a new resource and the deletion of the old one.
+        cluster.seed(example('slos/llm-availability.yaml', name='chat-availability'))
+        cluster.delete(SLOS, 'llm-availability', 'team-a')
+        await cluster.until(lambda: settled(cluster, SLOS, 'chat-availability', 'team-a'))
+        await cluster.until(lambda: names(cluster, PROMETHEUSRULES, 'team-a') == ['slo-chat-availability'])
+        assert names(cluster, AMCONFIGS, 'team-a') == ['slo-chat-availability']
+        cluster.delete(SLOS, 'chat-availability', 'team-a')
+        await cluster.until(lambda: not names(cluster, PROMETHEUSRULES, 'team-a') and not names(cluster, AMCONFIGS, 'team-a'))
+
+
+async def test_invalid_spec_reports_the_field_writes_nothing_and_recovers_when_fixed():
+    good, bad = 'sum(rate(llm_calls_total[5m]))', 'up{namespace="kube-system"}'
+    async with cluster_context() as cluster, running_operator(cluster) as controller:
+        cluster.seed(threshold_rule('calls', good))
+        await cluster.until(lambda: settled(cluster, ALERTRULES, 'calls', 'team-a'))
+        last_good = cluster.get(PROMETHEUSRULES, 'alertrule-calls', 'team-a')
+        cluster.clear_requests()
+        cluster.patch(ALERTRULES, 'calls', 'team-a', {'spec': {'threshold': {'expr': bad}}})
+        live = await cluster.until(lambda: at_generation(cluster, ALERTRULES, 'calls', 'team-a', 2))
+        valid, ready = condition(live, 'Valid'), condition(live, 'Ready')
+        assert (valid['status'], valid['reason'], ready['status'], ready['reason']) == ('False', 'InvalidSpec', 'False', 'InvalidSpec')
+        assert valid['message'].startswith('spec.threshold.expr: ') and 'own namespace' in valid['message']
+        assert live['status']['prometheusRules'] == ['alertrule-calls']  # the last good one, still there
+        # No retry loop: after the status and one event, nothing more is written.
+        await asyncio.sleep(1.0)
+        assert cluster.write_counts() == {'alertrules/status': 1, 'events': 2, 'alertrules': 1}
+        assert cluster.get(PROMETHEUSRULES, 'alertrule-calls', 'team-a') == last_good
+        assert controller.metrics.registry.get_sample_value(
+            'observatory_reconcile_total', {'kind': 'AlertRule', 'result': 'invalid'}) == 1
+        warning = [e for e in cluster.list(EVENTS, 'team-a') if e['reason'] == 'InvalidSpec' and e['type'] == 'Warning']
+        assert any('spec.threshold.expr' in e['note'] for e in warning)
+
+        cluster.patch(ALERTRULES, 'calls', 'team-a', {'spec': {'threshold': {'expr': 'sum(rate(llm_calls_total[10m]))'}}})
+        live = await cluster.until(lambda: at_generation(cluster, ALERTRULES, 'calls', 'team-a', 3))
+        assert condition(live, 'Valid')['status'] == condition(live, 'Ready')['status'] == 'True'
+        assert '10m' in json.dumps(cluster.get(PROMETHEUSRULES, 'alertrule-calls', 'team-a')['spec'])
+
+
+async def test_invalid_from_the_start_generates_nothing():
+    async with cluster_context() as cluster, running_operator(cluster):
+        cluster.seed(threshold_rule('calls', 'sum(rate(x[5m])'))
+        live = await cluster.until(lambda: settled(cluster, ALERTRULES, 'calls', 'team-a'))
+        assert condition(live, 'Valid')['status'] == 'False'
+        assert 'invalid PromQL' in condition(live, 'Valid')['message']
+        assert live['status']['prometheusRules'] == []
+        assert names(cluster, PROMETHEUSRULES, 'team-a') == []
+
+
+async def test_shared_price_catalogue_is_owned_by_each_cost_rule_and_goes_with_the_last():
+    def owners() -> list[str]:
+        prices = cluster.get(PROMETHEUSRULES, 'observatory-llm-prices', 'team-a')
+        return sorted(r['name'] for r in prices['metadata']['ownerReferences']) if prices else []
+
+    async with cluster_context() as cluster, running_operator(cluster):
+        cluster.seed(example('alertrules/llm-daily-budget.yaml'))
+        cluster.seed(example('alertrules/llm-hourly-budget.yaml'))
+        await cluster.until(lambda: owners() == ['llm-daily-budget', 'llm-hourly-budget'])
+        prices = cluster.get(PROMETHEUSRULES, 'observatory-llm-prices', 'team-a')
+        assert not any(r.get('controller') for r in prices['metadata']['ownerReferences'])
+        assert prices['metadata']['labels']['release'] == 'kube-prometheus-stack'
+        # A rule that stops being a cost rule lets go of the catalogue.
+        cluster.patch(ALERTRULES, 'llm-hourly-budget', 'team-a',
+                      {'spec': {'cost': None, 'groupBy': None, 'errorRate': {'threshold': 0.1}}})
+        await cluster.until(lambda: owners() == ['llm-daily-budget'])
+        cluster.delete(ALERTRULES, 'llm-daily-budget', 'team-a')
+        await cluster.until(lambda: cluster.get(PROMETHEUSRULES, 'observatory-llm-prices', 'team-a') is None)

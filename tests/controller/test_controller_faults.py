@@ -1,0 +1,99 @@
+"""API failures are retried with backoff and converge; a restart re-reconciles without writing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from controller_harness import (
+    ALERTRULES,
+    PROMETHEUSRULES,
+    SLOS,
+    at_generation,
+    condition,
+    example,
+    names,
+    running_operator,
+    settled,
+    threshold_rule,
+)
+from k8s.emulator import cluster_context
+
+
+def requests_to(cluster, method: str, plural: str) -> int:
+    return sum(1 for r in cluster.requests
+               if r.method == method and r.resource is not None and r.resource.plural == plural)
+
+
+@pytest.mark.parametrize('method, path, status', [
+    ('PATCH', r'/prometheusrules/', 500),   # the apply
+    ('PATCH', r'/prometheusrules/', 409),   # a conflict
+    ('GET', r'/prometheusrules$', 503),     # listing what the resource owns
+    ('PATCH', r'/alertrules/[^/]+/status$', 500),
+])
+async def test_failing_requests_are_retried_until_they_succeed(method, path, status):
+    async with cluster_context() as cluster, running_operator(cluster):
+        cluster.fail(method, path, status=status, times=2)
+        cluster.seed(example('alertrules/llm-error-rate.yaml'))
+        live = await cluster.until(lambda: settled(cluster, ALERTRULES, 'llm-error-rate', 'team-a'), timeout=10)
+        assert condition(live, 'Ready')['status'] == 'True'
+        assert names(cluster, PROMETHEUSRULES, 'team-a') == ['alertrule-llm-error-rate']
+        assert not cluster.emulator._faults  # both failures were served
+
+
+async def test_a_hanging_request_times_out_and_is_retried():
+    async with cluster_context() as cluster, running_operator(cluster, timeout=0.5):
+        cluster.hang('PATCH', r'/prometheusrules/', seconds=30)
+        cluster.seed(example('slos/llm-availability.yaml'))
+        await cluster.until(lambda: settled(cluster, SLOS, 'llm-availability', 'team-a'), timeout=10)
+        assert requests_to(cluster, 'PATCH', 'prometheusrules') == 2
+        assert names(cluster, PROMETHEUSRULES, 'team-a') == ['slo-llm-availability']
+
+
+async def test_changes_after_a_dropped_watch_are_still_handled():
+    async with cluster_context() as cluster, running_operator(cluster):
+        cluster.seed(threshold_rule('calls', 'sum(rate(llm_calls_total[5m]))'))
+        await cluster.until(lambda: settled(cluster, ALERTRULES, 'calls', 'team-a'))
+        cluster.drop_watches(abrupt=True)
+        cluster.patch(ALERTRULES, 'calls', 'team-a', {'spec': {'threshold': {'value': 7}}})
+        await cluster.until(lambda: at_generation(cluster, ALERTRULES, 'calls', 'team-a', 2), timeout=10)
+        assert '7' in cluster.get(PROMETHEUSRULES, 'alertrule-calls', 'team-a')['spec']['groups'][0]['rules'][0]['expr']
+
+
+async def test_restart_re_reconciles_everything_without_writing():
+    resources = [
+        (ALERTRULES, example('alertrules/llm-error-rate.yaml')),       # with routing
+        (ALERTRULES, example('alertrules/llm-daily-budget.yaml')),     # shares the price catalogue
+        (ALERTRULES, example('alertrules/llm-hourly-budget.yaml')),
+        (SLOS, example('slos/llm-availability.yaml')),
+        (ALERTRULES, threshold_rule('broken', 'sum(rate(x[5m])')),       # invalid
+    ]
+
+    def handled_by_kopf(plural: str, obj: dict) -> bool:
+        live = settled(cluster, plural, obj['metadata']['name'], 'team-a')
+        return bool(live) and 'observatory.dev/last-handled-configuration' in live['metadata'].get('annotations', {})
+
+    async with cluster_context() as cluster:
+        async with running_operator(cluster):
+            for _, obj in resources:
+                cluster.seed(obj)
+            await cluster.until(lambda: all(handled_by_kopf(p, o) for p, o in resources), timeout=10)
+        before = {o['metadata']['name']: o for o in cluster.list(PROMETHEUSRULES, 'team-a')}
+        cluster.clear_requests()
+        async with running_operator(cluster) as controller:
+            def reconciled() -> float:
+                return sum(controller.metrics.registry.get_sample_value(
+                    'observatory_reconcile_total', {'kind': kind, 'result': result}) or 0
+                    for kind in ('AlertRule', 'SLO') for result in ('applied', 'unchanged', 'invalid', 'error'))
+            await cluster.until(lambda: reconciled() == len(resources))
+            await asyncio.sleep(0.5)  # time for any write that would follow
+            assert cluster.write_counts() == {}
+            assert controller.metrics.registry.get_sample_value(
+                'observatory_reconcile_total', {'kind': 'AlertRule', 'result': 'unchanged'}) == 3
+            # The restarted operator still acts on changes.
+            cluster.patch(ALERTRULES, 'llm-error-rate', 'team-a', {'spec': {'errorRate': {'threshold': 0.3}}})
+            await cluster.until(lambda: at_generation(cluster, ALERTRULES, 'llm-error-rate', 'team-a', 2))
+        after = {o['metadata']['name']: o for o in cluster.list(PROMETHEUSRULES, 'team-a')}
+        assert sorted(after) == sorted(before)
+        assert after['alertrule-llm-error-rate']['spec'] != before['alertrule-llm-error-rate']['spec']
+        assert all(after[n] == before[n] for n in after if n != 'alertrule-llm-error-rate')
