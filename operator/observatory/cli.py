@@ -128,6 +128,19 @@ def cmd_crds(args: argparse.Namespace) -> int:
     return 1 if stale else 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from .controller.app import run
+    from .controller.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    run(settings)
+    return 0
+
+
 def _add_input(parser: argparse.ArgumentParser, default_files: list[str] | None = None) -> None:
     parser.add_argument("-f", "--file", action="extend", nargs="+", required=default_files is None,
                         help="files or folders of YAML (multi-document); - for stdin")
@@ -153,6 +166,8 @@ def parser() -> argparse.ArgumentParser:
     crds.add_argument("--out", action="append", required=True, help="output folder (repeatable)")
     crds.add_argument("--check", action="store_true", help="only report stale files, exit 1 if any")
     crds.set_defaults(handler=cmd_crds)
+    run = commands.add_parser("run", help="run the operator (kopf); configured by OBSERVATORY_* environment variables")
+    run.set_defaults(handler=cmd_run)
     return top
 
 

@@ -1,0 +1,74 @@
+"""`observatory run`: the real process, configured by environment, against the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+import urllib.request
+from pathlib import Path
+
+import yaml
+from controller_harness import ALERTRULES, PROMETHEUSRULES, example, settled
+from k8s.emulator import cluster_context
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def kubeconfig(path: Path, server: str) -> Path:
+    path.write_text(yaml.safe_dump({
+        'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'emulator',
+        'clusters': [{'name': 'emulator', 'cluster': {'server': server}}],
+        'users': [{'name': 'tester', 'user': {'token': 'not-a-secret'}}],
+        'contexts': [{'name': 'emulator', 'context': {'cluster': 'emulator', 'user': 'tester'}}]}))
+    return path
+
+
+def fetch(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, response.read().decode()
+
+
+async def test_observatory_run_reconciles_and_serves_health_and_metrics(tmp_path):
+    health, metrics = free_port(), free_port()
+    async with cluster_context() as cluster:
+        env = {**os.environ, 'KUBECONFIG': str(kubeconfig(tmp_path / 'kubeconfig', cluster.url)),
+               'OBSERVATORY_WATCH_NAMESPACES': 'team-a', 'OBSERVATORY_LOG_FORMAT': 'plain',
+               'OBSERVATORY_RULE_SELECTOR_LABELS': json.dumps({'release': 'prometheus'}),
+               'OBSERVATORY_HEALTH_PORT': str(health), 'OBSERVATORY_METRICS_PORT': str(metrics)}
+        proc = await asyncio.create_subprocess_exec(sys.executable, '-m', 'observatory', 'run', env=env,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        try:
+            cluster.seed(example('alertrules/llm-error-rate.yaml'))
+            cluster.seed(example('alertrules/llm-error-rate.yaml', namespace='team-b'))  # not watched
+            await cluster.until(lambda: settled(cluster, ALERTRULES, 'llm-error-rate', 'team-a'), timeout=30)
+            rule = cluster.get(PROMETHEUSRULES, 'alertrule-llm-error-rate', 'team-a')
+            assert rule['metadata']['labels']['release'] == 'prometheus'
+            assert cluster.get(PROMETHEUSRULES, 'alertrule-llm-error-rate', 'team-b') is None
+            status, _ = await asyncio.to_thread(fetch, f'http://127.0.0.1:{health}/healthz')
+            assert status == 200
+            # The status is written before the reconcile is counted: wait for the count.
+            text = await cluster.until(lambda: (text := fetch(f'http://127.0.0.1:{metrics}/metrics')[1])
+                                       and 'observatory_reconcile_total{kind="AlertRule",result="applied"} 1.0' in text
+                                       and text)
+            assert 'observatory_managed_objects{kind="AlertRule"} 2.0' in text
+            assert 'observatory_reconcile_duration_seconds_count{kind="AlertRule"} 1.0' in text
+        finally:
+            proc.terminate()
+            output, _ = await asyncio.wait_for(proc.communicate(), 15)
+        assert proc.returncode == 0, output.decode()[-3000:]
+
+
+async def test_observatory_run_rejects_bad_configuration():
+    env = {**os.environ, 'OBSERVATORY_RULE_SELECTOR_LABELS': '[1]'}
+    proc = await asyncio.create_subprocess_exec(sys.executable, '-m', 'observatory', 'run', env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert 'OBSERVATORY_RULE_SELECTOR_LABELS: must be a JSON object of strings' in err.decode()
