@@ -5,8 +5,9 @@ Shared by the promtool behaviour tests of tests/compile (rule types and SLO burn
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from observatory.compile import compile_bundle
 from observatory.models.common import CustomResource

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from observatory.models import parse_resource
 from promtool_cases import explain, run_promtool
 
@@ -29,7 +28,8 @@ REQUIRED_CASES = {
     "cost": ["cost"],
     "quality": ["quality-min-score", "quality-max-score"],
     "drift": ["drift-ks", "drift-psi"],
-    "anomaly": ["anomaly-request-rate-up", "anomaly-error-ratio-both", "anomaly-custom-down"],
+    "anomaly": ["anomaly-request-rate-up", "anomaly-error-ratio-both", "anomaly-error-ratio-first-errors",
+                "anomaly-custom-down"],
     "absent": ["absent", "absent-custom"],
 }
 

@@ -12,12 +12,12 @@ other SLO periods) on its own; it does not read the compile core's tables.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pytest
-
 from observatory.compile import compile_resource
 from observatory.models import parse_resource
 from promtool_cases import explain, run_promtool
