@@ -180,7 +180,10 @@ def anomaly_signal(name: str, signals: Signals) -> pp.Expr:
     if name == "requestRate":
         return signals.rate_sum(signals.operations(), window)
     if name == "errorRatio":
-        return signals.ratio(signals.failed_operations(), signals.operations(), window)
+        # An error-free baseline must hold zeros, or the first errors have no baseline to stand out from.
+        total = signals.rate_sum(signals.operations(), window)
+        errors = signals.or_zero(signals.rate_sum(signals.failed_operations(), window), total)
+        return promql.build("__arg_e__ / __arg_t__", {"e": errors, "t": total})
     if name == "latencyP95":
         return signals.quantile(0.95, signals.conventions.operation_duration_metric, window)
     if name == "tokenRate":

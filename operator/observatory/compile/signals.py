@@ -67,6 +67,11 @@ class Signals:
     def rate_sum(self, selector: pp.Expr, window: str) -> pp.Expr:
         return promql.build(f"sum by ({self.by()}) (rate(__arg_s__[{window}]))", {"s": selector})
 
+    def or_zero(self, errors: pp.Expr, total: pp.Expr) -> pp.Expr:
+        """`errors`, or 0 wherever `total` has traffic: a failed-call series exists only after a failure,
+        and averages or baselines over time must count the minutes before it as zero errors."""
+        return promql.build("__arg_e__ or 0 * __arg_t__", {"e": errors, "t": total})
+
     def increase_sum(self, selector: pp.Expr, window: str) -> pp.Expr:
         return promql.build(f"sum by ({self.by()}) (increase(__arg_s__[{window}]))", {"s": selector})
 

@@ -145,10 +145,8 @@ def compile_slo(slo: SLO, tenant: Tenant) -> list[RuleGroup]:
     fast_group = RuleGroup(
         name=f"{c.rule_group_prefix}.slo.{slo.name}",
         rules=(
-            # No failed-call series yet means no errors (OpenTelemetry exports one only after a failure):
-            # record 0 wherever there is traffic, or the long windows would average only the failing minutes.
-            Rule(expr=promql.build("__arg_e__ or 0 * __arg_t__", {"e": events.errors, "t": events.total}),
-                 record=c.slo_errors_rate_metric, labels=identity),
+            # Without the zeros the long windows would average only the minutes since the first error.
+            Rule(expr=signals.or_zero(events.errors, events.total), record=c.slo_errors_rate_metric, labels=identity),
             Rule(expr=events.total, record=c.slo_requests_rate_metric, labels=identity),
             *alerts,
         ),
