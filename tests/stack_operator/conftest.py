@@ -27,7 +27,7 @@ def cluster():
 
 @pytest.fixture()
 async def acluster():
-    async with cluster_context(HelmEmulator) as cluster:
+    async with cluster_context(emulator_class=HelmEmulator) as cluster:
         yield cluster
 
 

@@ -1,0 +1,120 @@
+"""API calls the ObservabilityStack reconcile needs beyond the AlertRule/SLO ones: the generated
+Secret (created once, never rewritten), the `<stack>-otel` ConfigMap, prerequisite CRDs, workload
+readiness and PVC clean-up. An extension of the Kubernetes adapter: same field manager, same
+permission declarations, same error mapping (`ApiProblem`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client
+
+from .kube import FIELD_MANAGER, ApiProblem, Kube, Owner
+
+INSTANCE_LABEL = "app.kubernetes.io/instance"  # set by the upstream charts on every workload
+
+
+class StackKube(Kube):
+    def __init__(self, api_client: client.ApiClient, *args: Any, **kwargs: Any):
+        super().__init__(api_client, *args, **kwargs)
+        self._apps = client.AppsV1Api(api_client)
+        self._extensions = client.ApiextensionsV1Api(api_client)
+
+    # --- the generated Secret -------------------------------------------------------------------
+
+    def read_secret_data(self, namespace: str, name: str) -> tuple[dict[str, str], str] | None:
+        """(base64 data, resourceVersion) of a Secret, or None when it does not exist."""
+        try:
+            secret = self._call("", "secrets", "get", self._core.read_namespaced_secret, name, namespace)
+        except ApiProblem as e:
+            if e.code == 404:
+                return None
+            raise
+        return dict(secret.data or {}), secret.metadata.resource_version
+
+    def create_secret(self, namespace: str, name: str, labels: Mapping[str, str], data: Mapping[str, str]) -> None:
+        """Create a Secret (base64 `data`); 409 AlreadyExists propagates so the caller re-reads."""
+        body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)}, "data": dict(data)}
+        self._call("", "secrets", "create", self._core.create_namespaced_secret, namespace, body)
+
+    def add_secret_keys(self, namespace: str, name: str, resource_version: str, data: Mapping[str, str]) -> None:
+        """Add keys to a Secret; the resourceVersion makes a concurrent writer's change a 409."""
+        body = {"metadata": {"resourceVersion": resource_version}, "data": dict(data)}
+        self._call("", "secrets", "patch", self._core.patch_namespaced_secret, name, namespace, body)
+
+    def delete_secret(self, namespace: str, name: str) -> None:
+        self._delete_ignoring_absent("secrets", self._core.delete_namespaced_secret, name, namespace)
+
+    # --- the apps' ConfigMap ----------------------------------------------------------------------
+
+    def apply_configmap(self, owner: Owner, name: str, labels: Mapping[str, str], data: Mapping[str, str]) -> bool:
+        """Server-side apply of an owned ConfigMap; False (and no write) when it already holds `data`."""
+        try:
+            live = self._call("", "configmaps", "get", self._core.read_namespaced_config_map, name, owner.namespace)
+        except ApiProblem as e:
+            if e.code != 404:
+                raise
+            live = None
+        refs = [owner.reference()]
+        if (live is not None and dict(live.data or {}) == dict(data)
+                and all((live.metadata.labels or {}).get(k) == v for k, v in labels.items())
+                and [r.uid for r in live.metadata.owner_references or []] == [owner.uid]):
+            return False
+        body = {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": owner.namespace, "labels": dict(labels), "ownerReferences": refs},
+                "data": dict(data)}
+        self._call("", "configmaps", "patch", self._core.patch_namespaced_config_map, name, owner.namespace, body,
+                   field_manager=FIELD_MANAGER, force=True, _content_type="application/apply-patch+yaml")
+        return True
+
+    # --- prerequisites and readiness --------------------------------------------------------------
+
+    def missing_crds(self, names: list[str]) -> list[str]:
+        """Which of the CustomResourceDefinitions (plural.group) are not installed."""
+        missing = []
+        for name in names:
+            try:
+                # Existence is all that matters: skip deserialising a possibly huge schema.
+                self._call("apiextensions.k8s.io", "customresourcedefinitions", "get",
+                           self._extensions.read_custom_resource_definition, name, _preload_content=False).release_conn()
+            except ApiProblem as e:
+                if e.code != 404:
+                    raise
+                missing.append(name)
+        return missing
+
+    def workloads(self, namespace: str, release: str) -> list[dict[str, Any]]:
+        """The release's Deployments and StatefulSets as {kind, name, replicas, available, current}."""
+        selector = f"{INSTANCE_LABEL}={release}"
+        found = []
+        for kind, resource, lister in (("Deployment", "deployments", self._apps.list_namespaced_deployment),
+                                       ("StatefulSet", "statefulsets", self._apps.list_namespaced_stateful_set)):
+            answer = self._call("apps", resource, "list", lister, namespace, label_selector=selector)
+            for item in answer.items:
+                status = item.status
+                wanted = item.spec.replicas if item.spec.replicas is not None else 1
+                available = (status.available_replicas if kind == "Deployment" else status.ready_replicas) if status else 0
+                found.append({"kind": kind, "name": item.metadata.name, "replicas": wanted, "available": available or 0,
+                              # the controller has seen the latest spec
+                              "current": bool(status and (status.observed_generation or 0) >= (item.metadata.generation or 0))})
+        return found
+
+    def delete_pvcs(self, namespace: str, release: str) -> list[str]:
+        """Delete the release's PersistentVolumeClaims (kept by helm uninstall)."""
+        answer = self._call("", "persistentvolumeclaims", "list", self._core.list_namespaced_persistent_volume_claim,
+                            namespace, label_selector=f"{INSTANCE_LABEL}={release}")
+        names = [item.metadata.name for item in answer.items]
+        for name in names:
+            self._delete_ignoring_absent("persistentvolumeclaims",
+                                         self._core.delete_namespaced_persistent_volume_claim, name, namespace)
+        return names
+
+    def _delete_ignoring_absent(self, resource: str, fn: Any, name: str, namespace: str) -> None:
+        try:
+            self._call("", resource, "delete", fn, name, namespace)
+        except ApiProblem as e:
+            if e.code != 404:
+                raise

@@ -1,0 +1,262 @@
+"""One idempotent reconcile for ObservabilityStacks: secrets, prerequisites, Helm releases, the
+apps' ConfigMap, the default rule pack and status.
+
+Secrets are generated once with `secrets` into a Secret the operator labels as its own, and only
+ever read afterwards, so a restart (or another replica) sees the same values. Their values never
+reach status, logs or events: helm's error output is scrubbed of them first.
+
+A release is upgraded only when its chart reference or values changed (the digest helm records
+in the release description) or its last revision did not deploy. Workload readiness is refreshed
+by a cheap timer (`refresh`) that reads Deployments/StatefulSets and never calls helm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import secrets
+import string
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from ..compile import CompileError, CompileOptions, compile_resource
+from ..compile.rules import owner_labels
+from ..compile.stack import (
+    ChartRef,
+    Component,
+    ReleasePlan,
+    SecretSpec,
+    configmap_name,
+    endpoints,
+    otel_configmap_data,
+    release_name,
+    release_plans,
+    required_secrets,
+    secret_name,
+)
+from ..helm import Helm, HelmError, release_digest
+from ..models import parse_resource
+from ..models.stack import ObservabilityStack
+from .kube import ApiProblem, Owner
+from .metrics import Metrics
+from .reconcile import REFUSED_RETRY_SECONDS, backoff
+from .stack_kube import StackKube
+from .stack_status import ComponentState, build_status, conditions, readiness
+from .status import now_rfc3339, transitions
+
+log = logging.getLogger(__name__)
+
+KIND, PLURAL = "ObservabilityStack", "observabilitystacks"
+COMPONENTS: tuple[Component, ...] = ("phoenix", "langfuse", "collector")
+# The Langfuse chart 2.x deploys ClickHouse through the ClickHouse operator and its certificates
+# through cert-manager; without these CRDs its install fails half-way.
+LANGFUSE_PREREQUISITES = ("clickhouseclusters.clickhouse.com", "keeperclusters.clickhouse.com",
+                          "certificates.cert-manager.io")
+PASSWORD_ALPHABET = string.ascii_letters + string.digits
+
+
+def generate(spec: SecretSpec) -> str:
+    """A fresh value for one generated key (see SecretSpec for the kinds)."""
+    if spec.kind == "token":
+        return secrets.token_urlsafe(32)
+    if spec.kind == "hex32":
+        return secrets.token_hex(32)
+    if spec.kind == "password":
+        return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(24))
+    prefix = {"langfuse-public-key": "pk-lf-", "langfuse-secret-key": "sk-lf-"}[spec.kind]
+    return prefix + str(uuid.UUID(bytes=secrets.token_bytes(16), version=4))
+
+
+def _b64(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()
+
+
+@dataclass
+class StackController:
+    kube: StackKube
+    helm: Helm
+    options: CompileOptions
+    metrics: Metrics
+    charts: Mapping[Component, ChartRef] = field(default_factory=dict)  # the operator's (env) chart sources
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    # Last reconciled stack and component states by uid, for the readiness refresh.
+    _last: dict[str, tuple[ObservabilityStack, list[ComponentState]]] = field(default_factory=dict)
+
+    def _lock(self, uid: str) -> asyncio.Lock:
+        return self._locks.setdefault(uid, asyncio.Lock())
+
+    async def _api(self, fn: Any, *args: Any) -> Any:
+        """The Kubernetes adapter blocks; keep kopf's event loop free."""
+        return await asyncio.to_thread(fn, *args)
+
+    # --- reconcile --------------------------------------------------------------------------------
+
+    async def reconcile(self, body: Mapping[str, Any], retry: int = 0) -> None:
+        started = time.perf_counter()
+        result = "error"
+        try:
+            async with self._lock(body["metadata"]["uid"]):
+                result = await self._reconcile(body, retry)
+        except ApiProblem as e:
+            self.metrics.errors.labels(KIND, "transient" if e.transient else "rejected").inc()
+            raise kopf.TemporaryError(f"API: {e}", delay=backoff(retry) if e.transient else REFUSED_RETRY_SECONDS) from None
+        finally:
+            self.metrics.reconciles.labels(KIND, result).inc()
+            self.metrics.duration.labels(KIND).observe(time.perf_counter() - started)
+
+    async def _reconcile(self, body: Mapping[str, Any], retry: int) -> str:
+        meta = body["metadata"]
+        owner = Owner(body["apiVersion"], KIND, meta["namespace"], meta["name"], meta["uid"])
+        generation, previous = meta.get("generation"), body.get("status") or {}
+        try:
+            stack = parse_resource({k: v for k, v in body.items() if k != "status"})
+            plans = release_plans(stack, self.options.conventions, self.charts)
+            rules = compile_resource(stack, self.options)
+        except CompileError as err:
+            message = "; ".join(str(e) for e in err.errors)
+            await self._report(owner, generation, previous, conditions([], invalid=message))
+            return "invalid"  # nothing installed or changed; a fixed spec triggers the next reconcile
+
+        secret_values = await self._api(self._ensure_secrets, stack)
+        if any(p.component == "langfuse" for p in plans) and stack.spec.langfuse.dedicated.clickhouse is None:
+            missing = await self._api(self.kube.missing_crds, list(LANGFUSE_PREREQUISITES))
+            if missing:
+                message = ("the Langfuse chart needs the ClickHouse operator and cert-manager; missing CRDs: "
+                           + ", ".join(missing) + " (or set spec.langfuse.dedicated.clickhouse to an external ClickHouse)")
+                states = [ComponentState(p.component, p.name, "Blocked" if p.component == "langfuse" else "Progressing",
+                                         message if p.component == "langfuse" else "waiting for the Langfuse prerequisites")
+                          for p in plans]
+                await self._report(owner, generation, previous, conditions(states), states=states, stack=stack)
+                raise kopf.TemporaryError(message, delay=REFUSED_RETRY_SECONDS)
+
+        await self._api(self.kube.sync_owned, owner, rules)
+        labels = owner_labels(self.options.conventions, KIND, stack.name)
+        await self._api(self.kube.apply_configmap, owner, configmap_name(stack), labels, otel_configmap_data(stack))
+
+        states = [await self._release(plan, secret_values) for plan in plans]
+        await self._uninstall_stale(stack, plans, previous, secret_values)
+        await self._report(owner, generation, previous, conditions(states), states=states, stack=stack)
+        self._last[owner.uid] = (stack, states)
+        self.metrics.owned(KIND, owner.uid, len(rules))
+        if any(s.phase == "Failed" for s in states):
+            raise kopf.TemporaryError("; ".join(f"{s.component}: {s.message}" for s in states if s.phase == "Failed"),
+                                      delay=backoff(retry))
+        return "applied"
+
+    def _ensure_secrets(self, stack: ObservabilityStack) -> list[str]:
+        """Create the generated Secret(s) or add missing keys; existing values are never changed.
+        Returns every value, for scrubbing helm's output."""
+        values: list[str] = []
+        labels = owner_labels(self.options.conventions, KIND, stack.name)
+        for name, specs in required_secrets(stack).items():
+            for _attempt in range(3):  # a concurrent writer (another replica) makes us re-read
+                current = self.kube.read_secret_data(stack.namespace, name)
+                data, version = current if current is not None else ({}, None)
+                new = {spec.key: _b64(generate(spec)) for spec in specs if spec.key not in data}
+                try:
+                    if current is None:
+                        self.kube.create_secret(stack.namespace, name, labels, new)
+                    elif new:
+                        self.kube.add_secret_keys(stack.namespace, name, version, new)
+                except ApiProblem as e:
+                    if e.code == 409:
+                        continue
+                    raise
+                values += [base64.b64decode(v).decode() for v in {**data, **new}.values()]
+                break
+            else:
+                raise ApiProblem(409, f"Secret {name} kept changing while its keys were added")
+        return values
+
+    async def _release(self, plan: ReleasePlan, secret_values: list[str]) -> ComponentState:
+        digest = release_digest(plan)
+        try:
+            release = await self.helm.status(plan.name, plan.namespace)
+            if release is None or release.digest != digest or release.status != "deployed":
+                log.info("helm upgrade of %s/%s (%s)", plan.namespace, plan.name,
+                         "install" if release is None else f"was revision {release.revision}, {release.status}")
+                release = await self.helm.upgrade(plan, secrets=secret_values)
+        except HelmError as e:
+            return ComponentState(plan.component, plan.name, "Failed", e.message)
+        workloads = await self._api(self.kube.workloads, plan.namespace, plan.name)
+        ready, message = readiness(workloads)
+        return ComponentState(plan.component, plan.name, "Ready" if ready else "Progressing", message,
+                              chart=release.chart, revision=release.revision)
+
+    async def _uninstall_stale(self, stack: ObservabilityStack, plans: list[ReleasePlan], previous: Mapping[str, Any],
+                               secret_values: list[str]) -> None:
+        """Releases of components the spec no longer has (e.g. Langfuse switched to external)."""
+        wanted = {p.name for p in plans}
+        for component, reported in sorted(((previous.get("components") or {})).items()):
+            name = (reported or {}).get("release")
+            if name and name not in wanted and name == release_name(stack, component):
+                await self.helm.uninstall(name, stack.namespace, secrets=secret_values)
+
+    # --- readiness refresh ------------------------------------------------------------------------
+
+    async def refresh(self, body: Mapping[str, Any]) -> None:
+        """Re-read workload readiness of the last reconciled releases; writes status only on change."""
+        meta = body["metadata"]
+        async with self._lock(meta["uid"]):
+            last = self._last.get(meta["uid"])
+            if last is None or meta.get("generation") != (body.get("status") or {}).get("observedGeneration"):
+                return  # not reconciled by this process yet, or a reconcile is due anyway
+            stack, states = last
+            fresh = []
+            for state in states:
+                if state.phase in ("Ready", "Progressing"):
+                    ready, message = readiness(await self._api(self.kube.workloads, stack.namespace, state.release))
+                    state = ComponentState(state.component, state.release, "Ready" if ready else "Progressing", message,
+                                           chart=state.chart, revision=state.revision)
+                fresh.append(state)
+            self._last[meta["uid"]] = (stack, fresh)
+            owner = Owner(body["apiVersion"], KIND, meta["namespace"], meta["name"], meta["uid"])
+            await self._report(owner, meta.get("generation"), body.get("status") or {}, conditions(fresh),
+                               states=fresh, stack=stack)
+
+    # --- deletion -----------------------------------------------------------------------------------
+
+    async def delete(self, body: Mapping[str, Any]) -> None:
+        """Uninstall every release of the stack; with deletionPolicy Delete also its PVCs and Secret."""
+        meta = body["metadata"]
+        # Names depend on the stack's name only, so a stack with an invalid spec is cleaned up too.
+        stack = parse_resource({"apiVersion": body["apiVersion"], "kind": KIND,
+                                "metadata": {"name": meta["name"], "namespace": meta["namespace"]}})
+        remove_data = (body.get("spec") or {}).get("deletionPolicy") == "Delete"
+        async with self._lock(meta["uid"]):
+            current = await self._api(self.kube.read_secret_data, stack.namespace, secret_name(stack))
+            secret_values = [base64.b64decode(v).decode() for v in (current[0] if current else {}).values()]
+            try:
+                for component in COMPONENTS:
+                    name = release_name(stack, component)
+                    await self.helm.uninstall(name, stack.namespace, secrets=secret_values)
+                    if remove_data:
+                        await self._api(self.kube.delete_pvcs, stack.namespace, name)
+            except HelmError as e:
+                raise kopf.TemporaryError(str(e), delay=REFUSED_RETRY_SECONDS) from None
+            if remove_data:
+                await self._api(self.kube.delete_secret, stack.namespace, secret_name(stack))
+        self._last.pop(meta["uid"], None)
+        self._locks.pop(meta["uid"], None)
+        self.metrics.owned(KIND, meta["uid"], None)
+
+    # --- status -------------------------------------------------------------------------------------
+
+    async def _report(self, owner: Owner, generation: int | None, previous: Mapping[str, Any], conds: list,
+                      *, states: list[ComponentState] = (), stack: ObservabilityStack | None = None) -> None:
+        status = build_status(previous, conds, generation, now_rfc3339(), states=states,
+                              endpoints=endpoints(stack) if stack else None,
+                              config_map=configmap_name(stack) if stack and states else None)
+        if status == previous:
+            return
+        await self._api(self.kube.patch_status, PLURAL, owner.namespace, owner.name, status, previous)
+        for cond in transitions(previous, status):
+            bad = cond["status"] == ("True" if cond["type"] == "Degraded" else "False") and cond["type"] != "Progressing"
+            note = f"{cond['type']}={cond['status']}" + (f": {cond['message']}" if cond["message"] else "")
+            await self._api(self.kube.post_event, owner, "Warning" if bad else "Normal", cond["reason"], note)

@@ -1,0 +1,260 @@
+"""The ObservabilityStack operator end to end: kopf in-process, the emulator, the real helm binary
+installing the first-party stand-in charts (tests/stack_operator/charts)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from conftest import CHARTS
+from k8s.emulator import kopf_operator, kopf_settings
+from k8s.helm_support import kubeconfig, set_available
+from observatory.compile import CompileOptions
+from observatory.controller.app import configure
+from observatory.controller.handlers import stack as stack_handlers
+from observatory.controller.metrics import Metrics
+from observatory.controller.stack_kube import StackKube
+from observatory.controller.stack_reconcile import (
+    LANGFUSE_PREREQUISITES,
+    StackController,
+)
+from observatory.conventions import DEFAULT
+from observatory.helm import REDACTED, Helm, operator_charts
+
+NS = "team-a"
+STACKS = "observatory.dev/v1alpha1/observabilitystacks"
+SECRETS, CONFIGMAPS, PVCS = "v1/secrets", "v1/configmaps", "v1/persistentvolumeclaims"
+DEPLOYMENTS = "apps/v1/deployments"
+RELEASES = ("s1-phoenix", "s1-langfuse", "s1-collector")
+
+
+def stack(spec: dict | None = None) -> dict:
+    return {"apiVersion": "observatory.dev/v1alpha1", "kind": "ObservabilityStack",
+            "metadata": {"name": "s1", "namespace": NS}, "spec": spec or {}}
+
+
+def seed_prerequisites(cluster) -> None:
+    for name in LANGFUSE_PREREQUISITES:
+        plural, _, group = name.partition(".")
+        kind = {"clickhouseclusters": "ClickHouseCluster", "keeperclusters": "KeeperCluster"}.get(plural, "Certificate")
+        cluster.seed({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                      "metadata": {"name": name},
+                      "spec": {"group": group, "scope": "Namespaced",
+                               "names": {"plural": plural, "kind": kind, "singular": kind.lower(), "listKind": f"{kind}List"},
+                               "versions": [{"name": "v1", "served": True, "storage": True,
+                                             "schema": {"openAPIV3Schema": {"type": "object"}}}]}})
+
+
+@contextlib.asynccontextmanager
+async def operator(cluster, helm_binary) -> AsyncIterator[StackController]:
+    """One operator incarnation: its own adapter, helm and kopf; charts from the operator's env."""
+    env = {f"OBSERVATORY_{c.upper()}_CHART": str(CHARTS / chart) for c, chart in
+           (("phoenix", "phoenix-helm"), ("langfuse", "langfuse"), ("collector", "opentelemetry-collector"))}
+    api_client = cluster.api_client()
+    controller = StackController(kube=StackKube(api_client, DEFAULT), options=CompileOptions(),
+                                 helm=Helm(executable=str(helm_binary), kubeconfig=kubeconfig(cluster)),
+                                 metrics=Metrics(), charts=operator_charts(env))
+    import kopf
+    registry = kopf.OperatorRegistry()
+    stack_handlers.register(registry, controller, resync_seconds=3600, readiness_seconds=0.2)
+    settings = configure(kopf_settings())
+    # kopf keeps the finalizer until timers exit and polls for that every 60 s by default.
+    settings.background.cancellation_polling = 0.1
+    try:
+        async with kopf_operator(cluster, registry, settings=settings, namespaces=(NS,)):
+            yield controller
+    finally:
+        controller.helm.close()
+        api_client.close()
+
+
+def status(cluster) -> dict:
+    return (cluster.get(STACKS, "s1", NS) or {}).get("status") or {}
+
+
+def condition(cluster, type_: str) -> dict:
+    return next((c for c in status(cluster).get("conditions") or [] if c["type"] == type_), {})
+
+
+def release_records(cluster) -> dict[str, list[str]]:
+    """helm's release records: release name -> statuses of its revisions."""
+    out: dict[str, list[str]] = {}
+    for record in cluster.list(SECRETS, NS, labelSelector="owner=helm"):
+        labels = record["metadata"]["labels"]
+        out.setdefault(labels["name"], []).append(labels["status"])
+    return out
+
+
+def generated_secret(cluster) -> dict[str, str]:
+    secret = cluster.get(SECRETS, "s1-observatory-secrets", NS)
+    return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+
+
+def assert_no_secret_leaks(cluster, values) -> None:
+    """No generated value in status, events, the apps' ConfigMap or any release's values."""
+    exposed = json.dumps([cluster.get(STACKS, "s1", NS), cluster.list("events.k8s.io/v1/events", NS),
+                          cluster.get(CONFIGMAPS, "s1-otel", NS),
+                          *[d["spec"] for d in cluster.list(DEPLOYMENTS, NS)]])
+    for value in values:
+        assert value not in exposed
+
+
+async def test_create_update_ready_and_delete(acluster, helm):
+    cluster = acluster
+    seed_prerequisites(cluster)
+    async with operator(cluster, helm) as controller:
+        cluster.seed(stack())
+        await cluster.until(lambda: condition(cluster, "Progressing").get("status") == "True", timeout=30)
+        assert sorted(release_records(cluster)) == sorted(RELEASES)
+        assert controller.helm.upgrades == 3
+
+        # The generated Secret holds every required key; values only ever referenced.
+        secret = generated_secret(cluster)
+        assert sorted(secret) == sorted(["PHOENIX_SECRET", "PHOENIX_ADMIN_SECRET", "PHOENIX_DEFAULT_ADMIN_INITIAL_PASSWORD",
+                                         "langfuse-salt", "langfuse-encryption-key", "langfuse-nextauth-secret",
+                                         "langfuse-public-key", "langfuse-secret-key"])
+        assert secret["langfuse-public-key"].startswith("pk-lf-") and len(secret["langfuse-encryption-key"]) == 64
+        assert_no_secret_leaks(cluster, secret.values())
+
+        # The apps' ConfigMap points at the collector endpoint the status reports.
+        st = status(cluster)
+        otel = cluster.get(CONFIGMAPS, "s1-otel", NS)
+        assert otel["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == st["endpoints"]["otlpHttp"] \
+            == f"http://s1-collector.{NS}.svc.cluster.local:4318"
+        assert st["endpoints"]["otlpGrpc"].endswith(":4317") and st["endpoints"]["phoenixUI"].endswith(":6006")
+        assert st["endpoints"]["langfuseUI"] == f"http://s1-langfuse-web.{NS}.svc.cluster.local:3000"
+        assert st["configMap"] == "s1-otel"
+        assert otel["metadata"]["ownerReferences"][0]["kind"] == "ObservabilityStack"
+        assert cluster.list("monitoring.coreos.com/v1/prometheusrules", NS), "the default rule pack"
+        assert {c: st["components"][c]["revision"] for c in ("phoenix", "langfuse", "collector")} == \
+            {"phoenix": 1, "langfuse": 1, "collector": 1}
+        assert condition(cluster, "Ready")["status"] == "False"
+
+        # The Deployment controller reports them available: the readiness timer turns the stack Ready.
+        assert sorted(set_available(cluster, NS)) == ["s1-collector", "s1-langfuse-web", "s1-phoenix"]
+        await cluster.until(lambda: condition(cluster, "Ready").get("status") == "True", timeout=10)
+        assert condition(cluster, "Progressing")["status"] == "False"
+        assert condition(cluster, "CollectorReady")["message"] == "1 workload(s) available"
+
+        # Update: only the collector's values change, so only its release is upgraded.
+        cluster.patch(STACKS, "s1", NS, {"spec": {"collector": {"replicas": 2}}})
+        await cluster.until(lambda: status(cluster).get("components", {}).get("collector", {}).get("revision") == 2,
+                            timeout=30)
+        assert controller.helm.upgrades == 4
+        assert {name: len(revisions) for name, revisions in release_records(cluster).items()} == \
+            {"s1-phoenix": 1, "s1-langfuse": 1, "s1-collector": 2}
+        assert cluster.get(DEPLOYMENTS, "s1-collector", NS)["spec"]["replicas"] == 2
+        # The new replica is not available yet: the stack is Progressing again until it is.
+        await cluster.until(lambda: condition(cluster, "CollectorReady").get("status") == "False", timeout=10)
+        set_available(cluster, NS)
+        await cluster.until(lambda: condition(cluster, "Ready").get("status") == "True", timeout=10)
+        assert generated_secret(cluster) == secret
+
+        # Delete (deletionPolicy Retain): releases uninstalled, Phoenix's PVC and the Secret kept.
+        assert cluster.get(PVCS, "s1-phoenix-data", NS) is not None
+        cluster.delete(STACKS, "s1", NS)
+        await cluster.until(lambda: cluster.get(STACKS, "s1", NS) is None, timeout=30)
+        assert release_records(cluster) == {}
+        assert cluster.list(DEPLOYMENTS, NS) == []
+        assert cluster.get(CONFIGMAPS, "s1-otel", NS) is None  # owned: garbage-collected
+        assert cluster.get(PVCS, "s1-phoenix-data", NS) is not None
+        assert generated_secret(cluster) == secret
+
+
+async def test_delete_policy_delete_removes_pvcs_and_secret(acluster, helm):
+    cluster = acluster
+    async with operator(cluster, helm):
+        cluster.seed(stack({"deletionPolicy": "Delete", "langfuse": {"enabled": False}}))
+        await cluster.until(lambda: sorted(release_records(cluster)) == ["s1-collector", "s1-phoenix"], timeout=30)
+        # Without helm's keep annotation Phoenix's PVC would go with the release anyway; the operator
+        # deletes PVCs itself because upstream charts' StatefulSet PVCs outlive their releases.
+        cluster.seed({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                      "metadata": {"name": "data-s1-phoenix-0", "namespace": NS,
+                                   "labels": {"app.kubernetes.io/instance": "s1-phoenix"}}, "spec": {}})
+        cluster.delete(STACKS, "s1", NS)
+        await cluster.until(lambda: cluster.get(STACKS, "s1", NS) is None, timeout=30)
+        assert cluster.list(PVCS, NS) == []
+        assert cluster.get(SECRETS, "s1-observatory-secrets", NS) is None
+        assert release_records(cluster) == {}
+
+
+async def test_helm_failure_is_degraded_scrubbed_and_recovers(acluster, helm):
+    """The stand-in Phoenix chart fails rendering, quoting a generated secret; fixing the spec recovers."""
+    cluster = acluster
+    async with operator(cluster, helm) as controller:
+        cluster.seed(stack({"langfuse": {"enabled": False},
+                            "phoenix": {"values": {"failOnSecretKey": "PHOENIX_ADMIN_SECRET"}}}))
+        await cluster.until(lambda: condition(cluster, "Degraded").get("status") == "True", timeout=30)
+        secret = generated_secret(cluster)
+        degraded = condition(cluster, "Degraded")
+        assert degraded["reason"] == "HelmFailed"
+        assert f"cannot render with {REDACTED}" in degraded["message"]
+        assert status(cluster)["components"]["phoenix"]["ready"] is False
+        # The collector does not depend on Phoenix's release: it is installed regardless.
+        assert "s1-collector" in release_records(cluster) and "s1-phoenix" not in release_records(cluster)
+        # Retried with backoff while the spec is unchanged.
+        await cluster.until(lambda: controller.helm.upgrades >= 4, timeout=10)
+        assert_no_secret_leaks(cluster, secret.values())
+
+        cluster.patch(STACKS, "s1", NS, {"spec": {"phoenix": {"values": None}}})
+        await cluster.until(lambda: condition(cluster, "Degraded").get("status") == "False", timeout=30)
+        assert release_records(cluster)["s1-phoenix"] == ["deployed"]
+        assert generated_secret(cluster) == secret
+
+
+async def test_api_500_during_install_is_retried(acluster, helm):
+    cluster = acluster
+    async with operator(cluster, helm):
+        # helm 3 creates chart objects with POST; the first Deployment create fails.
+        cluster.fail("POST", rf"^/apis/apps/v1/namespaces/{NS}/deployments$", status=500, times=1)
+        cluster.seed(stack({"langfuse": {"enabled": False}}))
+        await cluster.until(lambda: condition(cluster, "Degraded").get("status") == "True", timeout=30)
+        assert "500" in condition(cluster, "Degraded")["message"] or "nternal" in condition(cluster, "Degraded")["message"]
+        await cluster.until(lambda: condition(cluster, "Degraded").get("status") == "False", timeout=30)
+        set_available(cluster, NS)
+        await cluster.until(lambda: condition(cluster, "Ready").get("status") == "True", timeout=10)
+        assert sorted(cluster.get(DEPLOYMENTS, n, NS)["metadata"]["name"] for n in ("s1-phoenix", "s1-collector"))
+
+
+async def test_secrets_survive_restarts_and_nothing_is_rewritten(acluster, helm):
+    cluster = acluster
+    seed_prerequisites(cluster)
+    async with operator(cluster, helm):
+        cluster.seed(stack())
+        await cluster.until(lambda: len(status(cluster).get("components", {})) == 3, timeout=30)
+        set_available(cluster, NS)
+        await cluster.until(lambda: condition(cluster, "Ready").get("status") == "True", timeout=10)
+    first = cluster.get(SECRETS, "s1-observatory-secrets", NS)
+    cluster.clear_requests()
+    async with operator(cluster, helm) as restarted:
+        # kopf's resume handler runs the full reconcile once.
+        await cluster.until(lambda: restarted.metrics.registry.get_sample_value(
+            "observatory_reconcile_total", {"kind": "ObservabilityStack", "result": "applied"}), timeout=30)
+    assert restarted.helm.upgrades == 0
+    assert cluster.get(SECRETS, "s1-observatory-secrets", NS) == first
+    writes = cluster.write_counts()
+    assert writes["secrets"] == 0 and writes["configmaps"] == 0 and writes["observabilitystacks/status"] == 0, writes
+
+
+async def test_missing_langfuse_prerequisites_install_nothing(acluster, helm):
+    cluster = acluster
+    async with operator(cluster, helm) as controller:
+        cluster.seed(stack())
+        await cluster.until(lambda: condition(cluster, "LangfuseReady").get("reason") == "PrerequisiteMissing",
+                            timeout=30)
+        message = condition(cluster, "LangfuseReady")["message"]
+        assert all(crd in message for crd in LANGFUSE_PREREQUISITES)
+        assert condition(cluster, "Ready")["status"] == "False" and condition(cluster, "Degraded")["status"] == "True"
+    assert controller.helm.upgrades == 0 and release_records(cluster) == {}
+
+
+@pytest.mark.parametrize("spec", [{"langfuse": {"mode": "dedicated", "dedicated": {"clickhouse": {
+    "host": "ch.example", "passwordSecret": {"name": "ch"}}}}}])
+async def test_external_clickhouse_needs_no_prerequisites(acluster, helm, spec):
+    cluster = acluster
+    async with operator(cluster, helm):
+        cluster.seed(stack(spec))
+        await cluster.until(lambda: sorted(release_records(cluster)) == sorted(RELEASES), timeout=30)
