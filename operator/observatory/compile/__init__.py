@@ -39,7 +39,7 @@ def compile_resource(resource: CustomResource, options: CompileOptions = Compile
         if not resource.spec.default_rules.enabled:
             return []
         groups = price_groups(catalogue_for(resource, options.catalogue), tenant)
-        groups += [compile_alertrule(rule, tenant) for rule in default_alert_rules(resource)]
+        groups += [compile_alertrule(rule, tenant) for rule in default_alert_rules(resource, c)]
         return prometheus_rules(base_name, groups, tenant, labels)
     if isinstance(resource, AlertRule):
         groups = [compile_alertrule(resource, tenant)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..conventions import Conventions
 from ..models.alertrule import AlertRule
 from ..models.common import API_VERSION
 from ..models.stack import ObservabilityStack
@@ -15,12 +16,24 @@ def catalogue_for(stack: ObservabilityStack, defaults: tuple[ModelPrice, ...]) -
     return tuple(sorted({**{p.model: p for p in defaults}, **own}.values(), key=lambda p: p.model))
 
 
-def default_alert_rules(stack: ObservabilityStack) -> list[AlertRule]:
+def default_alert_rules(stack: ObservabilityStack, conventions: Conventions) -> list[AlertRule]:
     settings = stack.spec.default_rules
+    c = conventions
     specs = {
         "errors": {"severity": "critical", "errorRate": {"threshold": settings.error_rate_threshold, "window": "5m"}},
-        "latency": {"severity": "warning", "for": "5m", "groupBy": ["gen_ai_request_model"],
+        "latency": {"severity": "warning", "for": "5m", "groupBy": [c.model_label],
                     "latency": {"quantile": 0.95, "thresholdSeconds": settings.p95_latency_seconds, "window": "10m"}},
+    }
+    # Token usage of a model missing from the catalogue would silently cost $0 in every budget.
+    specs["unpriced-model"] = {
+        "severity": "info", "for": "15m",
+        "annotations": {"summary": f"Model {{{{ $labels.{c.model_label} }}}} has no price: its spend counts as $0; "
+                                   "add it to spec.pricing"},
+        "threshold": {
+            "expr": f"sum by ({c.model_label}) (rate({c.token_usage_metric}_sum[1h]))"
+                    f" unless on ({c.model_label}) group by ({c.model_label}) ({c.token_price_metric})",
+            "op": ">", "value": 0,
+        },
     }
     if settings.daily_budget_usd is not None:
         specs["daily-budget"] = {"severity": "critical", "cost": {"budgetUSD": settings.daily_budget_usd, "window": "1d"}}
