@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gzip
 import json
+import shutil
 from collections.abc import AsyncIterator
 
+import kopf
 import pytest
 from conftest import CHARTS
 from k8s.emulator import kopf_operator, kopf_settings
@@ -20,9 +23,10 @@ from observatory.controller.stack_kube import StackKube
 from observatory.controller.stack_reconcile import (
     LANGFUSE_PREREQUISITES,
     StackController,
+    build_stack_controller,
 )
 from observatory.conventions import DEFAULT
-from observatory.helm import REDACTED, Helm, operator_charts
+from observatory.helm import REDACTED
 
 NS = "team-a"
 STACKS = "observatory.dev/v1alpha1/observabilitystacks"
@@ -54,10 +58,8 @@ async def operator(cluster, helm_binary) -> AsyncIterator[StackController]:
     env = {f"OBSERVATORY_{c.upper()}_CHART": str(CHARTS / chart) for c, chart in
            (("phoenix", "phoenix-helm"), ("langfuse", "langfuse"), ("collector", "opentelemetry-collector"))}
     api_client = cluster.api_client()
-    controller = StackController(kube=StackKube(api_client, DEFAULT), options=CompileOptions(),
-                                 helm=Helm(executable=str(helm_binary), kubeconfig=kubeconfig(cluster)),
-                                 metrics=Metrics(), charts=operator_charts(env))
-    import kopf
+    controller = build_stack_controller(StackKube(api_client, DEFAULT), CompileOptions(), Metrics(),
+                                        kubeconfig=kubeconfig(cluster), helm_executable=str(helm_binary), env=env)
     registry = kopf.OperatorRegistry()
     stack_handlers.register(registry, controller, resync_seconds=3600, readiness_seconds=0.2)
     settings = configure(kopf_settings())
@@ -94,10 +96,14 @@ def generated_secret(cluster) -> dict[str, str]:
 
 
 def assert_no_secret_leaks(cluster, values) -> None:
-    """No generated value in status, events, the apps' ConfigMap or any release's values."""
+    """No generated value in status, events, the apps' ConfigMap, rendered workloads or helm's
+    release records (which hold each release's values and rendered manifests)."""
+    records = [gzip.decompress(base64.b64decode(base64.b64decode(r["data"]["release"]))).decode()
+               for r in cluster.list(SECRETS, NS, labelSelector="owner=helm")]
+    assert records
     exposed = json.dumps([cluster.get(STACKS, "s1", NS), cluster.list("events.k8s.io/v1/events", NS),
                           cluster.get(CONFIGMAPS, "s1-otel", NS),
-                          *[d["spec"] for d in cluster.list(DEPLOYMENTS, NS)]])
+                          *[d["spec"] for d in cluster.list(DEPLOYMENTS, NS)], *records])
     for value in values:
         assert value not in exposed
 
@@ -251,10 +257,27 @@ async def test_missing_langfuse_prerequisites_install_nothing(acluster, helm):
     assert controller.helm.upgrades == 0 and release_records(cluster) == {}
 
 
-@pytest.mark.parametrize("spec", [{"langfuse": {"mode": "dedicated", "dedicated": {"clickhouse": {
-    "host": "ch.example", "passwordSecret": {"name": "ch"}}}}}])
-async def test_external_clickhouse_needs_no_prerequisites(acluster, helm, spec):
+@pytest.mark.parametrize("binary_name", ["helm", "helm4"])
+async def test_external_clickhouse_needs_no_prerequisites(acluster, request, binary_name):
     cluster = acluster
-    async with operator(cluster, helm):
-        cluster.seed(stack(spec))
+    async with operator(cluster, request.getfixturevalue(binary_name)):
+        cluster.seed(stack({"langfuse": {"dedicated": {"clickhouse": {"host": "ch.example", "passwordSecret": {"name": "ch"}}}}}))
         await cluster.until(lambda: sorted(release_records(cluster)) == sorted(RELEASES), timeout=30)
+        await cluster.until(lambda: condition(cluster, "Progressing").get("status") == "True", timeout=10)
+
+
+async def test_per_stack_chart_override_upgrades_that_release_only(acluster, helm, tmp_path):
+    """spec.phoenix.chart.path (a mirror copy with a newer version) replaces the operator's chart."""
+    cluster = acluster
+    mirror = tmp_path / "phoenix-helm"
+    shutil.copytree(CHARTS / "phoenix-helm", mirror)
+    chart = (mirror / "Chart.yaml").read_text().replace("version: 12.0.4", "version: 12.0.5")
+    (mirror / "Chart.yaml").write_text(chart)
+    async with operator(cluster, helm) as controller:
+        cluster.seed(stack({"langfuse": {"enabled": False}}))
+        await cluster.until(lambda: status(cluster).get("components", {}).get("phoenix", {}).get("revision") == 1, timeout=30)
+        cluster.patch(STACKS, "s1", NS, {"spec": {"phoenix": {"chart": {"path": str(mirror)}}}})
+        await cluster.until(lambda: status(cluster).get("components", {}).get("phoenix", {}).get("revision") == 2, timeout=30)
+        assert status(cluster)["components"]["phoenix"]["chart"] == "phoenix-helm-12.0.5"
+        assert status(cluster)["components"]["collector"]["revision"] == 1
+        assert controller.helm.upgrades == 3

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import secrets
 import string
 import time
@@ -40,7 +41,7 @@ from ..compile.stack import (
     required_secrets,
     secret_name,
 )
-from ..helm import Helm, HelmError, release_digest
+from ..helm import Helm, HelmError, operator_charts, release_digest
 from ..models import parse_resource
 from ..models.stack import ObservabilityStack
 from .kube import ApiProblem, Owner
@@ -71,6 +72,16 @@ def generate(spec: SecretSpec) -> str:
         return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(24))
     prefix = {"langfuse-public-key": "pk-lf-", "langfuse-secret-key": "sk-lf-"}[spec.kind]
     return prefix + str(uuid.UUID(bytes=secrets.token_bytes(16), version=4))
+
+
+def build_stack_controller(kube: StackKube, options: CompileOptions, metrics: Metrics, *, kubeconfig: str | None = None,
+                           helm_executable: str = "helm", env: Mapping[str, str] | None = None) -> StackController:
+    """The stack controller as the operator runs it: chart sources from the operator's environment.
+
+    `kubeconfig` None lets helm use the pod's in-cluster credentials (it re-reads the rotating
+    service-account token itself); tests pass one for the emulator."""
+    return StackController(kube=kube, helm=Helm(executable=helm_executable, kubeconfig=kubeconfig), options=options,
+                           metrics=metrics, charts=operator_charts(os.environ if env is None else env))
 
 
 def _b64(value: str) -> str:
