@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Sequence
 
@@ -16,6 +15,7 @@ from .compile import CompileOptions
 from .compile.prices import ModelPrice
 from .compile.rules import count_rules
 from .conventions import Conventions
+from .local import cli as local_cli
 from .yamlio import dump, dump_all
 
 
@@ -90,23 +90,9 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    started = time.monotonic()
-    print(f"Observatory demo: compiling and proving the policies in {', '.join(args.file)}\n")
-    loaded, objects = _load(args)
-    if _report(loaded):
-        return 1
-    for obj in objects:
-        meta = obj["metadata"]
-        detail = {
-            "PrometheusRule": lambda: f"{sum(len(g['rules']) for g in obj['spec']['groups'])} rules",
-            "AlertmanagerConfig": lambda: f"{len(obj['spec']['receivers']) - 1} receiver(s)",
-            "HelmReleasePlan": lambda: obj["spec"]["chart"]["reference"],
-        }[obj["kind"]]()
-        print(f"  {obj['kind']:<20} {meta['namespace']}/{meta['name']:<40} {detail}")
-    print()
-    status = run_tests(args)
-    print(f"\ndone in {time.monotonic() - started:.1f}s; see `observatory render -f examples/` for the objects")
-    return status
+    from .local.cli import cmd_demo as run_local_demo
+
+    return run_local_demo(args, _options(args))
 
 
 def cmd_crds(args: argparse.Namespace) -> int:
@@ -157,11 +143,13 @@ def parser() -> argparse.ArgumentParser:
         ("render", cmd_render, "print the generated objects as multi-document YAML", None),
         ("validate", cmd_validate, "check every resource; report FILE: Kind/namespace/name: field: reason", None),
         ("test", cmd_test, "render, run promtool check rules and the promtool test files given", None),
-        ("demo", cmd_demo, "render and prove the examples", ["examples"]),
+        ("demo", cmd_demo, "run the examples on a local stack through a scripted incident", ["examples"]),
     ):
         sub = commands.add_parser(name, help=text)
         _add_input(sub, default_files)
         sub.set_defaults(handler=handler)
+    local_cli.add_demo_arguments(commands.choices["demo"])
+    local_cli.register(commands, _add_input, _options)
     crds = commands.add_parser("crds", help="write the CustomResourceDefinitions generated from the models")
     crds.add_argument("--out", action="append", required=True, help="output folder (repeatable)")
     crds.add_argument("--check", action="store_true", help="only report stale files, exit 1 if any")
