@@ -1,0 +1,209 @@
+"""SLO rule evaluation cost, Observatory vs a Sloth-structured baseline, on a real Prometheus.
+
+    python -m bench.slo_eval            # from the repository root; see bench/slo_eval/README.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
+
+from observatory.models.common import duration_seconds
+
+from . import backfill, data, equivalence, measure, report, rulesets, synth
+from .prom import Prometheus, overlapping_blocks, write_config
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.slo_eval", description=__doc__.splitlines()[0])
+    p.add_argument("--ks", default="10,100,500", help="numbers of SLOs to measure")
+    p.add_argument("--pods", type=int, default=2, help="pods per service (series per service = 2 routes x pods x 3 codes)")
+    p.add_argument("--days", type=float, default=4, help="days of history")
+    p.add_argument("--scrape", type=int, default=60, help="scrape interval of the history, seconds")
+    p.add_argument("--rule-interval", default="30s", help="production evaluation interval (history of recorded series)")
+    p.add_argument("--schedule", default="10:2s:12,100:5s:12,500:20s:6",
+                   help="K:interval:cycles - evaluation interval while measuring (every group is evaluated at it) "
+                        "and complete cycles measured, per K; the last entry serves larger K")
+    p.add_argument("--max-age", type=float, default=30, help="minutes after which cached data is rebuilt")
+    p.add_argument("--data", default=os.path.join(HERE, ".data"), help="cache and work directory (gitignored)")
+    p.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"), help="results file to update")
+    p.add_argument("--skip-cost", action="store_true", help="only run the alerting equivalence")
+    p.add_argument("--skip-equivalence", action="store_true", help="only measure evaluation cost")
+    return p.parse_args(argv)
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.ks = sorted(int(k) for k in args.ks.split(","))
+        schedule = {int(k): (interval, int(cycles)) for k, interval, cycles in
+                    (item.split(":") for item in args.schedule.split(","))}
+        self.plan = {k: schedule.get(k, schedule[max(schedule)]) for k in self.ks}
+        self.tsdb = os.path.join(args.data, "tsdb")
+        self.work = os.path.join(args.data, "work")
+        os.makedirs(self.work, exist_ok=True)
+        self.rule_seconds = int(duration_seconds(args.rule_interval))
+        self.exporter: synth.Exporter | None = None
+        self.rendered: dict[tuple[str, int], list[dict]] = {}
+
+    # --- rule sets -------------------------------------------------------------------------
+    def groups(self, which: str, k: int) -> list[dict]:
+        if (which, k) not in self.rendered:
+            folder = os.path.join(self.work, f"slos-{k}")
+            rulesets.write_slos(folder, k)
+            self.rendered[which, k] = rulesets.rule_groups(which, folder)
+        return self.rendered[which, k]
+
+    # --- the server ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def server(self, rule_file: str | None, interval: str) -> Iterator[Prometheus]:
+        config = os.path.join(self.work, "prometheus.yml")
+        write_config(config, rule_file, interval, self.exporter.port, f"{self.args.scrape}s")
+        with Prometheus(self.tsdb, config, os.path.join(self.work, "prometheus.log"), data.BLOCK_FLAG) as prom:
+            yield prom
+
+    # --- data ------------------------------------------------------------------------------
+    def prepare(self, history: list[list[dict]]) -> dict:
+        a = self.args
+        key = {"services": max(self.ks), "pods": a.pods, "scrape": a.scrape, "days": a.days,
+               "rule_interval": a.rule_interval,
+               "history": hashlib.sha256(json.dumps(history, sort_keys=True).encode()).hexdigest()[:16]}
+        info_path = os.path.join(a.data, "dataset.json")
+        info = None
+        if os.path.exists(info_path) and os.path.isdir(self.tsdb):
+            with open(info_path) as f:
+                info = json.load(f)
+        if info and info["key"] == key and info["end"] >= time.time() - 60 * a.max_age:
+            _log(f"reusing data generated {(time.time() - info['end']) / 60:.0f} min ago")
+            self.exporter = synth.Exporter(key["services"], a.pods, info["origin"], a.scrape)
+            return info
+        if os.path.exists(info_path):
+            os.remove(info_path)
+        end = int(time.time()) // a.scrape * a.scrape
+        ds = data.Dataset(services=key["services"], pods=a.pods, step=a.scrape,
+                          origin=end - int(a.days * 86400), end=end)
+        _log(f"generating {ds.series} series x {(ds.end - ds.origin) // ds.step} samples ({ds.samples / 1e6:.1f} M)")
+        built = data.build(ds, self.tsdb, self.work)
+        _log(f"raw history imported in {built['build_seconds']} s")
+        self.exporter = synth.Exporter(ds.services, ds.pods, ds.origin, ds.step)
+        began = time.monotonic()
+        self.exporter.render()  # accumulate the counters up to now before the first scrape
+        done = self.backfill(history, ds)
+        info = {"key": key, **built, "history": done, "history_seconds": round(time.monotonic() - began, 1)}
+        with open(info_path, "w") as f:
+            json.dump(info, f, indent=1)
+        return info
+
+    def backfill(self, history: list[list[dict]], ds: data.Dataset) -> list[dict]:
+        done = []
+        for n, level in enumerate(history):
+            began = time.monotonic()
+            with self.server(None, self.args.rule_interval) as prom:
+                paths = backfill.write_history(prom, level, ds.origin, ds.end, self.rule_seconds,
+                                               data.BLOCK_SECONDS, self.work)
+            data.import_openmetrics(sorted(paths.values()), self.tsdb)
+            records = sorted({r["record"] for g in level for r in g["rules"]})
+            done.append({"level": n, "rules": sum(len(g["rules"]) for g in level), "records": records,
+                         "seconds": round(time.monotonic() - began, 1)})
+            _log(f"history level {n}: {done[-1]['rules']} recording rules ({', '.join(records)}) in {done[-1]['seconds']} s")
+        return done
+
+    def settle(self, prom: Prometheus, timeout: float = 600) -> float:
+        """Wait until the TSDB merged the overlapping history blocks (it does so in the background)."""
+        began = time.monotonic()
+        while time.monotonic() - began < timeout:
+            busy = [d for d in os.listdir(self.tsdb) if ".tmp" in d]
+            if not busy and overlapping_blocks(self.tsdb) == 0:
+                return time.monotonic() - began
+            time.sleep(2)
+        raise TimeoutError(f"TSDB compaction still running after {timeout}s")
+
+    # --- measurement -----------------------------------------------------------------------
+    def measure_all(self) -> list[dict]:
+        rule_file = os.path.join(self.work, "rules.yml")
+        rulesets.write_rule_file(rule_file, [])
+        rows = []
+        with self.server(rule_file, self.plan[self.ks[0]][0]) as prom:
+            waited = self.settle(prom)
+            _log(f"TSDB settled after {waited:.0f} s")
+            for k in self.ks:
+                interval, cycles = self.plan[k]
+                row: dict = {"k": k, "interval": interval, "cycles": cycles}
+                for which in rulesets.SETS:
+                    groups = self.groups(which, k)
+                    production = {g["name"]: duration_seconds(g.get("interval", self.args.rule_interval)) for g in groups}
+                    measured = [{**g, "interval": interval} for g in groups]
+                    rulesets.write_rule_file(rule_file, measured)
+                    write_config(os.path.join(self.work, "prometheus.yml"), rule_file, interval, self.exporter.port,
+                                 f"{self.args.scrape}s")
+                    prom.reload()
+                    seconds = duration_seconds(interval)
+                    result = measure.measure(prom, len(groups), seconds, cycles, timeout=seconds * (cycles + 6) + 120)
+                    per_group = result.pop("per_group_median_s")
+                    # Cost per production cycle: a group with a longer interval runs that much less often.
+                    result["amortised_s"] = sum(v * self.rule_seconds / production[g.split(";", 1)[1]]
+                                                for g, v in per_group.items())
+                    row[which] = {**rulesets.counts(groups), "rules_per_slo": rulesets.counts(groups)["rules"] / k,
+                                  **result}
+                    _log(f"K={k} {which}: median {result['median_s'] * 1000:.1f} ms per cycle "
+                         f"({result['cycles']} cycles, cpu {result['cpu_utilisation']:.2f}, missed {result['iterations_missed']:.0f})")
+                rulesets.write_rule_file(rule_file, [])
+                prom.reload()
+                row["ratio"] = row["observatory"]["median_s"] / row["baseline"]["median_s"]
+                row["ratio_amortised"] = row["observatory"]["amortised_s"] / row["baseline"]["amortised_s"]
+                rows.append(row)
+        return rows
+
+    def run(self) -> None:
+        began = time.monotonic()
+        results: dict = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+        if not rulesets.observatory_available():
+            sys.exit("`observatory render` is not available in this venv; install the project first")
+        with ThreadPoolExecutor(1) as background:
+            # promtool's unit tests need no server: run them while the data is prepared.
+            equivalence_done = None if self.args.skip_equivalence else background.submit(
+                equivalence.run, os.path.join(self.work, "equivalence"))
+            if not self.args.skip_cost:
+                kmax = max(self.ks)
+                per_set = [backfill.levels(self.groups(which, kmax)) for which in rulesets.SETS]
+                # Level n of both sets together: each level is one pass over the history.
+                history = [[g for levels in per_set if n < len(levels) for g in levels[n]]
+                           for n in range(max(len(levels) for levels in per_set))]
+                try:
+                    results["data"] = self.prepare(history)
+                    if equivalence_done:
+                        results["equivalence"] = equivalence_done.result()
+                    results["cost"] = self.measure_all()
+                finally:
+                    if self.exporter:
+                        self.exporter.close()
+            if equivalence_done:
+                results["equivalence"] = equivalence_done.result()
+        results["seconds"] = round(time.monotonic() - began, 1)
+        with open(os.path.join(self.args.data, "results.json"), "w") as f:
+            json.dump(results, f, indent=1)
+        report.update(self.args.results, results, self.args)
+        _log(f"done in {results['seconds'] / 60:.1f} min; wrote {self.args.results}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    Bench(_args(argv)).run()
+
+
+if __name__ == "__main__":
+    main()

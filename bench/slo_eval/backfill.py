@@ -1,0 +1,135 @@
+"""History of the recorded series that rules read over ranges, backfilled by promtool.
+
+In production both rule sets have been running for weeks: Sloth's 30d ratio averages weeks of its
+recorded 5m ratio, and Observatory's windows average its recorded 5m rates. Without that history
+either set would read almost nothing and look cheaper than it is. So every recording rule whose
+output some rule reads over a range (plus what those rules read themselves) is evaluated over the
+whole synthetic history with `promtool tsdb create-blocks-from rules`, level by level: a rule that
+reads another recorded series can only be backfilled once that series' blocks are loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO
+
+import promql_parser as pp
+
+from observatory.models.common import duration_seconds
+
+from .prom import Prometheus
+
+
+def _reads(expr: str) -> tuple[set[str], set[str]]:
+    """(metric names read at all, metric names read over a range) by one expression."""
+    every: set[str] = set()
+    ranged: set[str] = set()
+
+    def visit(node: pp.Expr) -> None:
+        if isinstance(node, pp.MatrixSelector):
+            ranged.add(node.vector_selector.name)
+        elif isinstance(node, pp.VectorSelector) and node.name:
+            every.add(node.name)
+
+    pp.walk(pp.parse(expr), visit)
+    return every, ranged
+
+
+def levels(groups: list[dict]) -> list[list[dict]]:
+    """Rule groups to backfill, in order: level n reads only raw series and levels below n."""
+    records = {r["record"] for g in groups for r in g["rules"] if "record" in r}
+    reads = {}
+    needed: set[str] = set()
+    for g in groups:
+        for r in g["rules"]:
+            every, ranged = _reads(r["expr"])
+            if "record" in r:
+                reads.setdefault(r["record"], set()).update(every & records)
+            needed |= ranged & records
+    # Whatever a backfilled rule reads must have history too.
+    todo = list(needed)
+    while todo:
+        for dep in reads.get(todo.pop(), ()):
+            if dep not in needed:
+                needed.add(dep)
+                todo.append(dep)
+    depth: dict[str, int] = {}
+
+    def level(name: str, seen: tuple[str, ...] = ()) -> int:
+        if name in seen:
+            raise ValueError(f"recording rules read each other in a cycle: {' -> '.join(seen + (name,))}")
+        if name not in depth:
+            depth[name] = 1 + max((level(d, seen + (name,)) for d in reads.get(name, ()) if d in needed), default=-1)
+        return depth[name]
+
+    out: list[list[dict]] = []
+    for name in sorted(needed):
+        level(name)
+    for n in range(max(depth.values(), default=-1) + 1):
+        picked = []
+        for g in groups:
+            rules = [r for r in g["rules"] if r.get("record") in needed and depth[r["record"]] == n]
+            if rules:
+                picked.append({**{k: v for k, v in g.items() if k != "rules"}, "rules": rules})
+        out.append(picked)
+    return out
+
+
+def _query_ranges(start: int, end: int, step: int) -> list[tuple[int, int]]:
+    # The query API returns at most 11,000 points per series.
+    span = 10000 * step
+    return [(s, min(s + span - step, end)) for s in range(start, end + 1, span)]
+
+
+def _series(prom: Prometheus, rule: dict, start: int, end: int, step: int) -> dict[str, list[tuple[int, str]]]:
+    """Samples of one recording rule as Prometheus evaluates it: label text -> [(t, value)]."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    for s, e in _query_ranges(start, end, step):
+        result = prom.get("/api/v1/query_range", query=rule["expr"], start=str(s), end=str(e), step=f"{step}s")["result"]
+        for series in result:
+            labels = {k: v for k, v in series["metric"].items() if k != "__name__"}
+            labels.update(rule.get("labels", {}))
+            text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+            out.setdefault(text, []).extend((int(t), v) for t, v in series["values"])
+    return out
+
+
+def write_history(prom: Prometheus, groups: list[dict], start: int, end: int, default_step: int,
+                  chunk_seconds: int, workdir: str, threads: int = 2) -> dict[int, str]:
+    """Evaluate the recording rules of `groups` over [start, end] into OpenMetrics files, one per
+    aligned chunk of `chunk_seconds` (so that each becomes one block); returns chunk start -> path."""
+    files: dict[int, IO[str]] = {}
+    paths: dict[int, str] = {}
+    by_record: dict[str, list[tuple[dict, int]]] = {}
+    for g in groups:
+        step = int(duration_seconds(g["interval"])) if g.get("interval") else default_step
+        for r in g["rules"]:
+            by_record.setdefault(r["record"], []).append((r, step))
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            for record in sorted(by_record):
+                # A metric family must be contiguous in OpenMetrics: one record at a time.
+                for f in files.values():
+                    f.write(f"# TYPE {record} gauge\n")
+                begun = set(files)
+                for s in pool.map(lambda rs: _series(prom, rs[0], _align(start, rs[1]), end, rs[1]), by_record[record]):
+                    for labels, points in s.items():
+                        for t, v in points:
+                            chunk = t - t % chunk_seconds
+                            if chunk not in files:
+                                paths[chunk] = os.path.join(workdir, f"history-{chunk}.om")
+                                files[chunk] = open(paths[chunk], "w")
+                            if chunk not in begun:
+                                files[chunk].write(f"# TYPE {record} gauge\n")
+                                begun.add(chunk)
+                            files[chunk].write(f"{record}{{{labels}}} {v} {t}\n")
+    finally:
+        for f in files.values():
+            f.write("# EOF\n")
+            f.close()
+    return paths
+
+
+def _align(t: int, step: int) -> int:
+    return t + (-t) % step

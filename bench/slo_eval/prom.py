@@ -1,0 +1,127 @@
+"""A real Prometheus on 127.0.0.1: start, reload, query, stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+import yaml
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(path: str, rule_file: str | None, evaluation_interval: str, exporter_port: int | None,
+                 scrape_interval: str) -> None:
+    config: dict = {"global": {"scrape_interval": scrape_interval, "evaluation_interval": evaluation_interval}}
+    if rule_file:
+        config["rule_files"] = [rule_file]
+    if exporter_port:
+        config["scrape_configs"] = [{
+            "job_name": "synthetic",
+            "honor_labels": True,
+            "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}],
+            # The history has no job/instance labels; drop them so scrapes continue the same series.
+            "metric_relabel_configs": [{"action": "labeldrop", "regex": "job|instance"}],
+        }]
+    with open(path, "w") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
+
+
+class Prometheus:
+    """`with Prometheus(...) as p:` runs the server and always stops it."""
+
+    def __init__(self, data_dir: str, config_file: str, log_file: str, max_block: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = ["prometheus", f"--config.file={config_file}", f"--storage.tsdb.path={data_dir}",
+                     "--storage.tsdb.retention.time=10y",
+                     # Keep the history's blocks as they are: no compaction into longer blocks mid-run.
+                     f"--storage.tsdb.max-block-duration={max_block}",
+                     f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle"]
+        self.log_file = log_file
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Prometheus":
+        log = open(self.log_file, "a")
+        self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        try:
+            self._wait_ready(120)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"prometheus exited with {self.proc.returncode}; see {self.log_file}")
+            try:
+                with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"prometheus not ready after {timeout}s; see {self.log_file}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def get(self, path: str, **params: str) -> dict:
+        url = self.url + path + ("?" + urllib.parse.urlencode(params) if params else "")
+        with urllib.request.urlopen(url, timeout=60) as r:
+            body = json.load(r)
+        if body.get("status") != "success":
+            raise RuntimeError(f"{path}: {body}")
+        return body["data"]
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.url + "/metrics", timeout=30) as r:
+            return r.read().decode()
+
+    def reload(self) -> None:
+        req = urllib.request.Request(self.url + "/-/reload", method="POST")
+        with urllib.request.urlopen(req, timeout=120) as r:
+            if r.status != 200:
+                raise RuntimeError(f"reload failed: {r.status}")
+
+    def query(self, expr: str) -> list:
+        return self.get("/api/v1/query", query=expr)["result"]
+
+
+def overlapping_blocks(data_dir: str) -> int:
+    """Blocks whose time range overlaps another's (the TSDB compacts those in the background)."""
+    ranges = []
+    for name in os.listdir(data_dir):
+        meta = os.path.join(data_dir, name, "meta.json")
+        if os.path.exists(meta):
+            with open(meta) as f:
+                m = json.load(f)
+            ranges.append((m["minTime"], m["maxTime"]))
+    ranges.sort()
+    overlaps, reach = 0, None
+    for low, high in ranges:
+        if reach is not None and low < reach:
+            overlaps += 1
+        reach = high if reach is None else max(reach, high)
+    return overlaps

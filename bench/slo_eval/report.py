@@ -1,0 +1,98 @@
+"""The "SLO rule evaluation cost" section of bench/RESULTS.md, rewritten from a run's results."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+HEADING = "## SLO rule evaluation cost"
+
+
+def _when(minute: int | None) -> str:
+    if minute is None:
+        return "still firing"
+    days, rest = divmod(minute, 1440)
+    return (f"{days}d" if days else "") + f"{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _timeline(spans: list) -> str:
+    return "never" if not spans else ", ".join(f"{_when(a)} → {_when(b)}" for a, b in spans)
+
+
+def _delta(base: list, obs: list) -> str:
+    if base == obs:
+        return "same"
+    if len(base) != len(obs):
+        return "different number of firings"
+    parts = []
+    for (b0, b1), (o0, o1) in zip(base, obs):
+        if b0 != o0:
+            parts.append(f"fires {o0 - b0:+d} min")
+        if b1 != o1:
+            parts.append("resolves " + (f"{o1 - b1:+d} min" if None not in (b1, o1) else "differently"))
+    return ", ".join(parts)
+
+
+def section(results: dict, args: argparse.Namespace) -> str:
+    lines = [HEADING, ""]
+    lines.append(f"Reproduce: `make bench-slo-eval` (`bench/slo_eval/run.sh`); run of {results['started']}, "
+                 f"{results['seconds'] / 60:.1f} min on this machine. Method and caveats: `bench/slo_eval/README.md`.")
+    lines.append("")
+    if "cost" in results:
+        d = results["data"]
+        lines.append(f"Data: {d['series']} request counters ({d['services']} services x {d['series'] // d['services']} "
+                     f"label sets) over {args.days:g} days at a {d['step']} s scrape interval, {d['samples'] / 1e6:.1f} M "
+                     f"samples, plus the history of every recorded series a rule reads over a range, evaluated "
+                     f"every {args.rule_interval} (Prometheus 2.42, 127.0.0.1). Each rule set is loaded alone into the "
+                     f"same server with the same data; every group is evaluated once per cycle (the measuring interval "
+                     f"per K is in the table) and a cycle's cost is the sum of all groups' `evaluationTime` "
+                     f"(`/api/v1/rules`); the medians from `prometheus_rule_group_last_duration_seconds` are given "
+                     f"alongside. \"Amortised\" weights each group by how often it runs in production (global interval "
+                     f"{args.rule_interval}; Observatory's budget group every 5m).")
+        lines.append("")
+        lines.append("| K | rules per SLO (baseline / Observatory) | interval | baseline median per cycle | "
+                     "Observatory median per cycle | ratio | same from /metrics | amortised ratio | "
+                     "Prometheus CPU (baseline / Observatory) |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        for row in results["cost"]:
+            b, o = row["baseline"], row["observatory"]
+            metric_ratio = (f"{o['median_metrics_s'] / b['median_metrics_s']:.3f}"
+                            if b["median_metrics_s"] and o["median_metrics_s"] else "n/a")
+            lines.append(
+                f"| {row['k']} | {b['rules_per_slo']:g} / {o['rules_per_slo']:g} | {row['interval']} | "
+                f"{b['median_s'] * 1000:.1f} ms | {o['median_s'] * 1000:.1f} ms | **{row['ratio']:.3f}** | "
+                f"{metric_ratio} | {row['ratio_amortised']:.3f} | "
+                f"{b['cpu_utilisation']:.2f} / {o['cpu_utilisation']:.2f} cores |")
+        lines.append("")
+        missed = sum(row[s]["iterations_missed"] for row in results["cost"] for s in ("baseline", "observatory"))
+        cycles = ", ".join(f"K={row['k']}: {row['cycles']}" for row in results["cost"])
+        lines.append(f"Cycles per measurement: {cycles}; evaluation iterations missed while measuring: {missed:.0f}.")
+        lines.append("")
+    if "equivalence" in results:
+        rows = results["equivalence"]["rows"]
+        same = sum(r["same"] for r in rows)
+        lines.append(f"Alerting equivalence (`promtool test rules`, one SLO of 99.9 %, rules evaluated every minute; "
+                     f"times are evaluation steps from the start of the scenario, firing → first step not firing): "
+                     f"{same} of {len(rows)} scenario/tier pairs identical.")
+        lines.append("")
+        lines.append("| scenario | tier | baseline (Sloth structure) | Observatory | difference |")
+        lines.append("|---|---|---|---|---|")
+        for r in rows:
+            lines.append(f"| {r['scenario']} ({r['description']}) | {r['tier']} | {_timeline(r['baseline'])} | "
+                         f"{_timeline(r['observatory'])} | {_delta(r['baseline'], r['observatory'])} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def update(path: str, results: dict, args: argparse.Namespace) -> None:
+    """Replace this section in `path` (or append it), keeping every other section as it is."""
+    text = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
+    new = section(results, args).rstrip() + "\n"
+    start = text.find(HEADING)
+    if start < 0:
+        text = text.rstrip() + "\n\n" + new
+    else:
+        end = text.find("\n## ", start + len(HEADING))
+        text = text[:start] + new + (text[end:] if end >= 0 else "")
+    with open(path, "w") as f:
+        f.write(text)
