@@ -92,6 +92,10 @@ SUMMARY = " or ".join((
 ))
 
 
+def _test_times(s: Scenario) -> range:
+    return range(BUCKET * STEP, s.minutes * 60, BUCKET * STEP)
+
+
 def test_file(s: Scenario, rule_file: str) -> dict:
     return {
         "rule_files": [rule_file],
@@ -100,7 +104,7 @@ def test_file(s: Scenario, rule_file: str) -> dict:
             "interval": f"{STEP}s",
             "input_series": input_series(s),
             "promql_expr_test": [{"expr": SUMMARY, "eval_time": format_duration(t), "exp_samples": []}
-                                 for t in range(BUCKET * STEP, s.minutes * 60, BUCKET * STEP)],
+                                 for t in _test_times(s)],
         }],
     }
 
@@ -150,8 +154,8 @@ def _run(args: tuple[Scenario, str, str]) -> dict[str, list[tuple[int, int | Non
     if proc.returncode != 0 and "FAILED" not in output:
         raise RuntimeError(f"promtool test rules {path} failed: {output[-2000:]}")
     fired = firing(output)
-    last = scenario.minutes
-    return {t: [(a, None if b >= last else b) for a, b in intervals(m)] for t, m in fired.items()}
+    last = _test_times(scenario)[-1] // STEP  # the last step the tests saw
+    return {t: [(a, None if b > last else b) for a, b in intervals(m)] for t, m in fired.items()}
 
 
 def run(workdir: str) -> dict:
