@@ -45,3 +45,11 @@ def prometheus_query(base_url: str, query: str, time: float | None = None) -> li
     if body.get("status") != "success":
         raise RuntimeError(f"Prometheus query failed: {body.get('error')}")
     return body["data"]["result"]
+
+
+def prometheus_range(base_url: str, query: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+    """Range query; the result matrix (raises on a Prometheus error)."""
+    body = get_json(f"{base_url.rstrip('/')}/api/v1/query_range", {"query": query, "start": start, "end": end, "step": step})
+    if body.get("status") != "success":
+        raise RuntimeError(f"Prometheus query failed: {body.get('error')}")
+    return body["data"]["result"]
