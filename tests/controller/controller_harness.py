@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,13 @@ def settled(cluster: Cluster, resource: str, name: str, namespace: str) -> dict[
     if obj and (obj.get('status') or {}).get('observedGeneration') == obj['metadata']['generation']:
         return obj
     return None
+
+
+def handled(cluster: Cluster, resource: str, name: str, namespace: str) -> dict[str, Any] | None:
+    """Settled, and kopf has recorded the current spec as handled (its last write for the change)."""
+    obj = settled(cluster, resource, name, namespace)
+    recorded = (obj or {}).get('metadata', {}).get('annotations', {}).get('observatory.dev/last-handled-configuration')
+    return obj if recorded and json.loads(recorded)['spec'] == obj['spec'] else None
 
 
 def threshold_rule(name: str, expr: str, namespace: str = 'team-a') -> dict[str, Any]:

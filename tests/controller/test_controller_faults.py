@@ -12,6 +12,7 @@ from controller_harness import (
     at_generation,
     condition,
     example,
+    handled,
     names,
     running_operator,
     settled,
@@ -28,7 +29,7 @@ def requests_to(cluster, method: str, plural: str) -> int:
 @pytest.mark.parametrize('method, path, status', [
     ('PATCH', r'/prometheusrules/', 500),   # the apply
     ('PATCH', r'/prometheusrules/', 409),   # a conflict
-    ('GET', r'/prometheusrules$', 503),     # listing what the resource owns
+    ('GET', r'/prometheusrules/', 503),     # reading what the resource owns
     ('PATCH', r'/alertrules/[^/]+/status$', 500),
 ])
 async def test_failing_requests_are_retried_until_they_succeed(method, path, status):
@@ -69,15 +70,11 @@ async def test_restart_re_reconciles_everything_without_writing():
         (ALERTRULES, threshold_rule('broken', 'sum(rate(x[5m])')),       # invalid
     ]
 
-    def handled_by_kopf(plural: str, obj: dict) -> bool:
-        live = settled(cluster, plural, obj['metadata']['name'], 'team-a')
-        return bool(live) and 'observatory.dev/last-handled-configuration' in live['metadata'].get('annotations', {})
-
     async with cluster_context() as cluster:
         async with running_operator(cluster):
             for _, obj in resources:
                 cluster.seed(obj)
-            await cluster.until(lambda: all(handled_by_kopf(p, o) for p, o in resources), timeout=10)
+            await cluster.until(lambda: all(handled(cluster, p, o['metadata']['name'], 'team-a') for p, o in resources), timeout=10)
         before = {o['metadata']['name']: o for o in cluster.list(PROMETHEUSRULES, 'team-a')}
         cluster.clear_requests()
         async with running_operator(cluster) as controller:

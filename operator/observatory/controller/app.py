@@ -19,13 +19,16 @@ from .settings import Settings
 # kopf keeps its progress in annotations: the status schema is structural, so an apiserver would
 # silently drop a `status.kopf` stanza (kopf's default keeps it there too).
 ANNOTATION_PREFIX = "observatory.dev"
+# How stale the list of Prometheus objects behind RulesLoaded may be (at most the resync interval).
+PROMETHEUS_CACHE_SECONDS = 5.0
 
 
 def build_controller(api_client, settings: Settings, *, timeout: float = 10.0) -> Controller:
     conventions = settings.conventions()
     instance = os.environ.get("POD_ID") or socket.gethostname()
     return Controller(kube=kube.Kube(api_client, conventions, timeout=timeout, instance=instance),
-                      options=CompileOptions(conventions=conventions), metrics=Metrics())
+                      options=CompileOptions(conventions=conventions), metrics=Metrics(),
+                      prometheus_ttl=min(PROMETHEUS_CACHE_SECONDS, settings.resync_seconds))
 
 
 def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorRegistry:

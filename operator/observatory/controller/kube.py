@@ -161,14 +161,36 @@ class Kube:
             if e.code != 404:
                 raise
 
-    def sync_owned(self, owner: Owner, desired: Iterable[Mapping[str, Any]]) -> Sync:
+    def _get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        group, version, plural = GENERATED[kind]
+        try:
+            obj = self._call(group, plural, "get", self._custom.get_namespaced_custom_object,
+                             group, version, namespace, plural, name)
+        except ApiProblem as e:
+            if e.code == 404:
+                return None
+            raise
+        return dict(obj, kind=kind)
+
+    def _find(self, namespace: str, labels: Mapping[str, str], names: Iterable[tuple[str, str]] | None) -> list[dict[str, Any]]:
+        """Live objects: by name (cheap, one GET each) or, with `names` None, every one with `labels`."""
+        if names is None:
+            return [o for kind in GENERATED for o in self._list(kind, namespace, labels)]
+        return [o for kind, name in sorted(set(names)) if (o := self._get(kind, namespace, name)) is not None]
+
+    def sync_owned(self, owner: Owner, desired: Iterable[Mapping[str, Any]],
+                   previous: Iterable[tuple[str, str]] | None = None) -> Sync:
         """Make the owner's generated objects exactly `desired`: apply what differs, delete the rest.
 
-        Objects are found by the owner labels and kept only if `owner` is their controller, so an
-        object a previous incarnation of the resource left for the garbage collector is not ours.
+        `previous` names (kind, name) what the owner had before (from its status): only those and
+        the desired ones are read. With None, every object carrying the owner labels is listed,
+        which also finds what a status never recorded. Either way an object counts as the owner's
+        only if `owner` is its controller: one a deleted namesake left for the garbage collector is not.
         """
+        desired = list(desired)
+        names = None if previous is None else [*previous, *((o["kind"], o["metadata"]["name"]) for o in desired)]
         labels = owner_labels(self._conventions, owner.kind, owner.name)
-        live = {_key(o): o for kind in GENERATED for o in self._list(kind, owner.namespace, labels)
+        live = {_key(o): o for o in self._find(owner.namespace, labels, names)
                 if any(r.get("uid") == owner.uid and r.get("controller") for r in o["metadata"].get("ownerReferences") or [])}
         applied = []
         wanted = set()
@@ -193,17 +215,20 @@ class Kube:
         return body
 
     def sync_shared(self, owner: Owner, namespace: str, labels: Mapping[str, str],
-                    desired: Iterable[Mapping[str, Any]]) -> Sync:
+                    desired: Iterable[Mapping[str, Any]], names: Iterable[tuple[str, str]] | None = None) -> Sync:
         """Objects several resources need (the price catalogue): each needing one is an owner (not
         the controller), so the garbage collector removes the object with its last owner.
 
-        `labels` find the live objects of this kind in `namespace`; `owner` is added to the owners
-        of `desired` and removed from the others, which are deleted when no owner is left.
+        `names` (kind, name) or, with None, `labels` find the live objects in `namespace`; `owner` is
+        added to the owners of `desired` and removed from the others, deleted when no owner is left.
         """
+        desired = list(desired)
         with self._locks_guard:
             lock = self._shared_locks[namespace]
         with lock:
-            live = {_key(o): o for kind in GENERATED for o in self._list(kind, namespace, labels)}
+            if names is not None:
+                names = [*names, *((o["kind"], o["metadata"]["name"]) for o in desired)]
+            live = {_key(o): o for o in self._find(namespace, labels, names)}
             applied, deleted, wanted = [], [], set()
             for obj in desired:
                 key = _key(obj)

@@ -16,7 +16,7 @@ from typing import Any
 import kopf
 
 from ..compile import CompileError, CompileOptions, compile_resource, shared_objects
-from ..compile.rules import count_rules, owner_labels
+from ..compile.rules import count_rules, object_name, owner_labels
 from ..models import parse_resource
 from ..models.common import CustomResource
 from ..models.stack import ObservabilityStack
@@ -49,6 +49,8 @@ class Controller:
     kube: Kube
     options: CompileOptions
     metrics: Metrics
+    prometheus_ttl: float = 5.0
+    _prometheus_cache: tuple[float, list[dict[str, Any]]] = field(default=(0.0, []), init=False)
     # The latest body of every live resource, from the watch events: what `resync` goes over.
     _live: dict[str, tuple[KindInfo, Mapping[str, Any]]] = field(default_factory=dict, init=False)
     _live_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -73,15 +75,16 @@ class Controller:
             if body["metadata"].get("deletionTimestamp"):
                 continue
             try:
-                self.reconcile(kind, body)
+                self.reconcile(kind, body, thorough=True)
             except kopf.TemporaryError as e:
                 log.info("resync of %s/%s failed: %s", body["metadata"].get("namespace"), body["metadata"]["name"], e)
 
-    def reconcile(self, kind: KindInfo, body: Mapping[str, Any], retry: int = 0) -> None:
+    def reconcile(self, kind: KindInfo, body: Mapping[str, Any], retry: int = 0, thorough: bool = False) -> None:
+        """`thorough` lists generated objects by label instead of reading the ones the status names."""
         started = time.perf_counter()
         result = "error"
         try:
-            result = self._reconcile(kind, body)
+            result = self._reconcile(kind, body, thorough)
         except ApiProblem as e:
             self.metrics.errors.labels(kind.kind, "transient" if e.transient else "rejected").inc()
             if e.transient:
@@ -92,7 +95,7 @@ class Controller:
             self.metrics.reconciles.labels(kind.kind, result).inc()
             self.metrics.duration.labels(kind.kind).observe(time.perf_counter() - started)
 
-    def _reconcile(self, kind: KindInfo, body: Mapping[str, Any]) -> str:
+    def _reconcile(self, kind: KindInfo, body: Mapping[str, Any], thorough: bool) -> str:
         meta = body["metadata"]
         owner = Owner(body["apiVersion"], kind.kind, meta["namespace"], meta["name"], meta["uid"])
         generation = meta.get("generation")
@@ -107,9 +110,11 @@ class Controller:
                 Cond(READY, "False", "InvalidSpec", "the spec is invalid; the last good rules stay in place"),
                 Cond(VALID, "False", "InvalidSpec", message), *_kept(previous, RULES_LOADED)])
             return "invalid"
-        sync = self.kube.sync_owned(owner, objects)
+        known = None if thorough else [("PrometheusRule", n) for n in previous.get("prometheusRules") or []] + \
+            [("AlertmanagerConfig", n) for n in [previous.get("alertmanagerConfig")] if n]
+        sync = self.kube.sync_owned(owner, objects, known)
         if kind.shares_prices:
-            sync_prices = self._sync_prices(owner, resource)
+            sync_prices = self._sync_prices(owner, resource, thorough)
             wrote = bool(sync.applied or sync.deleted or sync_prices.applied or sync_prices.deleted)
         else:
             wrote = bool(sync.applied or sync.deleted)
@@ -125,7 +130,7 @@ class Controller:
         self.metrics.owned(kind.kind, owner.uid, len(objects))
         return "applied" if wrote else "unchanged"
 
-    def _sync_prices(self, owner: Owner, resource: CustomResource):
+    def _sync_prices(self, owner: Owner, resource: CustomResource, thorough: bool):
         """Join (or leave) the owners of the namespace's price catalogue."""
         resources: list[CustomResource] = [resource]
         desired = shared_objects(resources, self.options)
@@ -138,11 +143,25 @@ class Controller:
                 if isinstance(parsed, ObservabilityStack):
                     resources.append(parsed)
             desired = shared_objects(resources, self.options)
-        labels = owner_labels(self.options.conventions, "Namespace", owner.namespace)
-        return self.kube.sync_shared(owner, owner.namespace, labels, desired)
+        conventions = self.options.conventions
+        labels = owner_labels(conventions, "Namespace", owner.namespace)
+        names = None if thorough else [("PrometheusRule", object_name(conventions.prices_object_name))]
+        return self.kube.sync_shared(owner, owner.namespace, labels, desired, names)
+
+    def _prometheuses(self) -> list[dict[str, Any]]:
+        """Prometheus objects, listed at most once per `prometheus_ttl` (a cluster-wide list per
+        reconcile would cost more than the reconcile)."""
+        with self._live_lock:
+            expires, cached = self._prometheus_cache
+        if time.monotonic() < expires:
+            return cached
+        listed = self.kube.list_prometheuses()
+        with self._live_lock:
+            self._prometheus_cache = (time.monotonic() + self.prometheus_ttl, listed)
+        return listed
 
     def _rules_loaded(self, rules: list[dict[str, Any]]) -> Cond:
-        prometheuses = self.kube.list_prometheuses()
+        prometheuses = self._prometheuses()
         namespace = rules[0]["metadata"]["namespace"] if rules else ""
         ns_labels = self.kube.namespace_labels(namespace) if rules and loading.needs_namespace_labels(prometheuses) else {}
         labels = rules[0]["metadata"]["labels"] if rules else {}
@@ -157,10 +176,12 @@ class Controller:
         if status == previous:
             return
         self.kube.patch_status(kind.plural, owner.namespace, owner.name, status, previous)
-        for cond in transitions(previous, status):
-            problem = cond["status"] == "False" or (cond["type"] == RULES_LOADED and cond["status"] != "True")
-            self.kube.post_event(owner, "Warning" if problem else "Normal", cond["reason"],
-                                 f"{cond['type']}={cond['status']}: {cond['message']}" if cond["message"] else f"{cond['type']}={cond['status']}")
+        changed = transitions(previous, status)
+        if changed:  # one Event per reconcile, named after its most important transition
+            problem = any(c["status"] == "False" or (c["type"] == RULES_LOADED and c["status"] != "True") for c in changed)
+            note = "; ".join(f"{c['type']}={c['status']} ({c['reason']})" + (f": {c['message']}" if c["message"] else "")
+                             for c in changed)
+            self.kube.post_event(owner, "Warning" if problem else "Normal", changed[0]["reason"], note)
 
     def _refused(self, kind: KindInfo, body: Mapping[str, Any], problem: ApiProblem) -> None:
         meta = body["metadata"]

@@ -1,0 +1,283 @@
+"""Reconcile 1,000 AlertRules and SLOs with `observatory run` against the apiserver emulator.
+
+Run: .venv/bin/python bench/reconcile/bench_reconcile.py [--crs 1000] [--runs 3] [--steady 50]
+Prints a Markdown section for bench/RESULTS.md.
+
+Each run, on a fresh emulator: the operator (a real `observatory run` subprocess, all namespaces)
+receives a burst of CRs created as fast as the emulator takes them (wall time, CR→PrometheusRule
+latency from the emulator's own commit times, RSS, writes), then CRs created one at a time
+(latency of an idle operator), then a restart (time to re-reconcile everything, writes: should be
+0). The floor replays the exact write requests the operator made in the burst as raw HTTP
+requests (urllib3, 1 and 8 threads, the faster counts) against a fresh emulator holding the same CRs:
+the time the writes alone take.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+from k8s import emulator as emu
+
+# Commit times of ADDED objects, taken on the emulator's loop: (plural, namespace, name) -> seconds.
+COMMITS: dict[tuple[str, str | None, str], float] = {}
+_commit = emu.Emulator._commit
+
+
+def _timed_commit(self, key, obj, event, old=None):
+    if event == "ADDED":
+        COMMITS.setdefault((key[0].plural, key[1], key[2]), time.perf_counter())
+    return _commit(self, key, obj, event, old)
+
+
+emu.Emulator._commit = _timed_commit  # bench-only instrumentation
+
+NAMESPACES = 10
+ROUTING = {"receivers": [{"name": "oncall", "severities": ["critical"],
+                          "pagerduty": {"routingKey": {"name": "pagerduty", "key": "routingKey"}}}]}
+ALERT_TYPES = (
+    {"errorRate": {"threshold": 0.05, "window": "5m"}},
+    {"latency": {"thresholdSeconds": 2.0}},
+    {"threshold": {"expr": 'sum(rate(llm_calls_total{service="svc"}[5m]))', "value": 100}},
+    {"cost": {"budgetUSD": 100, "window": "1d"}},
+    {"absent": {}},
+)
+SLO_INDICATORS = ({"llm": {"preset": "availability"}}, {"llm": {"preset": "latency", "latencyThresholdSeconds": 2.56}})
+
+
+def resource(i: int) -> dict:
+    """Half AlertRules of five types, half SLOs of two presets, half with routing, 10 namespaces."""
+    meta = {"name": f"r{i}" if i % 2 == 0 else f"s{i}", "namespace": f"bench-{i % NAMESPACES}"}
+    if i % 2 == 0:
+        spec = {"severity": "warning", **ALERT_TYPES[(i // 2) % len(ALERT_TYPES)]}
+        kind = "AlertRule"
+    else:
+        spec = {"objective": 99.5, "indicator": SLO_INDICATORS[(i // 2) % len(SLO_INDICATORS)]}
+        kind = "SLO"
+    if i % 4 < 2:
+        spec["routing"] = ROUTING
+    return {"apiVersion": "observatory.dev/v1alpha1", "kind": kind, "metadata": meta, "spec": spec}
+
+
+def rule_key(obj: dict) -> tuple[str, str, str]:
+    meta = obj["metadata"]
+    return "prometheusrules", meta["namespace"], f"{obj['kind'].lower()}-{meta['name']}"
+
+
+def cr_key(obj: dict) -> tuple[str, str, str]:
+    return ("alertrules" if obj["kind"] == "AlertRule" else "slos"), obj["metadata"]["namespace"], obj["metadata"]["name"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Operator:
+    """`observatory run` as a subprocess pointed at the emulator."""
+
+    def __init__(self, cluster: emu.Cluster, workdir: Path):
+        kubeconfig = workdir / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "e",
+            "clusters": [{"name": "e", "cluster": {"server": cluster.url}}],
+            "users": [{"name": "u", "user": {"token": "bench"}}],
+            "contexts": [{"name": "e", "context": {"cluster": "e", "user": "u"}}]}))
+        self.metrics_port = free_port()
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig), "OBSERVATORY_LOG_FORMAT": "plain",
+               "OBSERVATORY_HEALTH_PORT": str(free_port()), "OBSERVATORY_METRICS_PORT": str(self.metrics_port)}
+        cluster.clear_requests()
+        with open(workdir / "operator.log", "ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen([sys.executable, "-m", "observatory", "run"], env=env,
+                                         stdout=log, stderr=subprocess.STDOUT)
+        wait(lambda: {"alertrules", "slos"} <= {r.resource.plural for r in cluster.requests if r.resource is not None
+                                                and r.params.get("watch") == "true"}, 60)
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def rss_mib(self) -> tuple[float, float]:
+        """(current, peak) resident memory."""
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines())
+        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+    def reconciles(self) -> float:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("observatory_reconcile_total{"))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def wait(predicate, timeout: float, interval: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not done within {timeout}s")
+        time.sleep(interval)
+    return result
+
+
+def settled_count(cluster: emu.Cluster) -> int:
+    def count() -> int:
+        return sum(1 for key, obj in cluster.emulator._live() if key[0].plural in ("alertrules", "slos")
+                   and (obj.get("status") or {}).get("observedGeneration") == obj["metadata"].get("generation"))
+    return cluster.call(count)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def recorded_writes(cluster: emu.Cluster) -> list[dict]:
+    writes = []
+    for r in cluster.requests:
+        if r.method not in emu.WRITE_METHODS or r.resource is None:
+            continue
+        body = r.body.decode()
+        if r.data and isinstance(r.data, dict) and (r.data.get("metadata") or {}).get("resourceVersion"):
+            data = json.loads(json.dumps(r.data))
+            del data["metadata"]["resourceVersion"]  # versions differ in the fresh emulator
+            body = json.dumps(data)
+        query = f"?{urllib.parse.urlencode(r.params)}" if r.params else ""  # the logged URL has no query
+        writes.append({"method": r.method, "path": r.url.path + query, "contentType": r.headers.get("Content-Type"), "body": body})
+    return writes
+
+
+def seed_all(cluster: emu.Cluster, objects: list[dict]) -> None:
+    for obj in objects:
+        cluster.seed(obj)
+
+
+def one_run(n: int, steady: int, workdir: Path) -> dict:
+    COMMITS.clear()
+    objects = [resource(i) for i in range(n)]
+    with emu.running_cluster(event_window=1_000_000) as cluster:
+        for i in range(NAMESPACES):
+            cluster.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"bench-{i}"}})
+        operator = Operator(cluster, workdir)
+        cluster.clear_requests()
+        cpu_before, bench_cpu_before = operator.cpu_seconds(), time.process_time()
+        seed_all(cluster, objects)
+        wait(lambda: settled_count(cluster) == n, 600, interval=0.1)  # polling costs the emulator
+        done = time.perf_counter()
+        operator_cpu, emulator_cpu = operator.cpu_seconds() - cpu_before, time.process_time() - bench_cpu_before
+        start = min(COMMITS[cr_key(o)] for o in objects)
+        latencies = [COMMITS[rule_key(o)] - COMMITS[cr_key(o)] for o in objects]
+        rules_done = max(COMMITS[rule_key(o)] for o in objects)
+        rss, peak = operator.rss_mib()
+        time.sleep(1.0)  # let kopf's trailing annotation patches land before counting writes
+        writes = recorded_writes(cluster)
+        write_kinds = collections.Counter(cluster.write_counts())
+
+        steady_latencies = []
+        for i in range(n, n + steady):
+            obj = resource(i)
+            cluster.seed(obj)
+            key = rule_key(obj)
+            wait(lambda: key in COMMITS, 30, interval=0.002)  # noqa: B023 (called before `key` changes)
+            steady_latencies.append(COMMITS[rule_key(obj)] - COMMITS[cr_key(obj)])
+            time.sleep(0.05)
+        operator.stop()
+
+        restarted = Operator(cluster, workdir)
+        restart_start = time.perf_counter()
+        wait(lambda: restarted.reconciles() >= n + steady, 600, interval=0.1)
+        restart_seconds = time.perf_counter() - restart_start
+        time.sleep(1.0)
+        restart_writes = sum(cluster.write_counts().values())
+        restart_rss = restarted.rss_mib()[1]
+        restarted.stop()
+
+    floors = {}
+    path = workdir / "writes.json"
+    path.write_text(json.dumps(writes))
+    for threads in (1, 8):
+        with emu.running_cluster(event_window=1_000_000) as cluster:
+            for i in range(NAMESPACES):
+                cluster.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"bench-{i}"}})
+            seed_all(cluster, objects)
+            out = subprocess.run([sys.executable, str(Path(__file__).with_name("replay_writes.py")), cluster.url,
+                                  str(path), str(threads)], capture_output=True, text=True, check=False)
+            if out.returncode:
+                raise RuntimeError(out.stderr[-2000:])
+            floors[threads] = float(out.stdout.strip())
+    return {
+        "wall_rules": rules_done - start, "wall_status": done - start,
+        "p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
+        "steady_p50": percentile(steady_latencies, 50), "steady_p95": percentile(steady_latencies, 95),
+        "operator_cpu": operator_cpu, "emulator_cpu": emulator_cpu, "rss": rss, "peak_rss": peak, "writes": len(writes), "write_kinds": dict(write_kinds),
+        "floor": min(floors.values()), "floor_1": floors[1], "floor_8": floors[8],
+        "restart_seconds": restart_seconds, "restart_writes": restart_writes, "restart_peak_rss": restart_rss,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--crs", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--steady", type=int, default=50)
+    args = parser.parse_args()
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="bench-reconcile-") as tmp:
+        for i in range(args.runs):
+            result = one_run(args.crs, args.steady, Path(tmp))
+            runs.append(result)
+            print(f"run {i + 1}: " + json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}),
+                  file=sys.stderr)
+
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    def each(key: str, fmt: str) -> str:
+        return ", ".join(format(r[key], fmt) for r in runs)
+
+    ratio = [r["wall_status"] / r["floor"] for r in runs]
+    print(f"""## Operator reconcile: {args.crs} AlertRules and SLOs (bench/reconcile)
+
+`observatory run` (subprocess, all namespaces) against the apiserver emulator (tests/k8s), a burst of
+{args.crs} CRs (half AlertRules of five types, half SLOs, half with routing, {NAMESPACES} namespaces)
+created as fast as the emulator takes them. Medians of {args.runs} runs (each run's value in brackets).
+Latency is CR commit → PrometheusRule commit, both timed on the emulator. The floor replays the operator's
+exact write requests of the burst ({med('writes'):.0f}: {', '.join(f'{k} {v}' for k, v in sorted(runs[0]['write_kinds'].items()))})
+as raw HTTP requests against a fresh emulator holding the same CRs (faster of 1 and 8 threads).
+
+| measure | median | runs | goal |
+|---|---|---|---|
+| wall time, burst → all PrometheusRules | {med('wall_rules'):.2f} s | {each('wall_rules', '.2f')} | |
+| wall time, burst → all statuses written | {med('wall_status'):.2f} s | {each('wall_status', '.2f')} | |
+| floor: same writes replayed raw | {med('floor'):.2f} s | {each('floor', '.2f')} (1 thread: {each('floor_1', '.2f')}; 8: {each('floor_8', '.2f')}) | |
+| ratio wall (statuses) / floor | {statistics.median(ratio):.2f}× | {', '.join(f'{x:.2f}' for x in ratio)} | ≤ 2× |
+| p50 / p95 latency in the burst | {med('p50') * 1000:.0f} / {med('p95') * 1000:.0f} ms | {each('p50', '.3f')} / {each('p95', '.3f')} s | |
+| p50 / p95 latency, one CR at a time ({args.steady}) | {med('steady_p50') * 1000:.0f} / {med('steady_p95') * 1000:.0f} ms | {each('steady_p50', '.3f')} / {each('steady_p95', '.3f')} s | p50 ≤ 100 ms |
+| CPU in the burst: operator / emulator process | {med('operator_cpu'):.1f} / {med('emulator_cpu'):.1f} s | {each('operator_cpu', '.1f')} / {each('emulator_cpu', '.1f')} | |
+| operator RSS after the burst (peak) | {med('rss'):.0f} MiB ({med('peak_rss'):.0f}) | {each('peak_rss', '.0f')} | ≤ 200 MB |
+| restart: all {args.crs + args.steady} re-reconciled | {med('restart_seconds'):.2f} s | {each('restart_seconds', '.2f')} | |
+| restart: writes | {med('restart_writes'):.0f} | {each('restart_writes', '.0f')} | 0 |
+
+Machine: {os.cpu_count()} cores; operator, emulator and bench share them.
+""")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""The physical floor: replay recorded API writes as raw HTTP requests, as fast as one process can.
+
+Run by bench_reconcile.py in a subprocess (so that, like the operator, it does not share the
+emulator's interpreter): replay_writes.py SERVER WRITES.json THREADS -> prints the seconds taken.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import urllib3
+
+
+def main() -> None:
+    server, path, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    with open(path) as f:
+        writes = json.load(f)
+    http = urllib3.PoolManager(maxsize=threads)
+
+    def send(write: dict) -> None:
+        response = http.request(write["method"], server + write["path"], body=write["body"],
+                                headers={"Content-Type": write["contentType"]} if write["contentType"] else {})
+        if response.status >= 400:
+            raise RuntimeError(f"{write['method']} {write['path']}: {response.status} {response.data[:300]!r}")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(send, writes))
+    print(f"{time.perf_counter() - started:.4f}")
+
+
+if __name__ == "__main__":
+    main()
