@@ -7,12 +7,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-
+from localhelpers import REPO
 from observatory import loader
 from observatory.compile import CompileOptions
-from observatory.local.amconfig import ConversionError, LocalSecrets, Sink, alertmanager_yaml
+from observatory.local.amconfig import (
+    ConversionError,
+    LocalSecrets,
+    Sink,
+    alertmanager_yaml,
+)
 
-REPO = Path(__file__).resolve().parents[2]
 SINK = Sink("http://127.0.0.1:9", "127.0.0.1:25")
 
 

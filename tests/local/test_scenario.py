@@ -6,7 +6,7 @@ import io
 from dataclasses import replace
 
 from observatory.compile import CompileOptions
-from observatory.local.demo import Display, plan, run_scenario
+from observatory.local.demo import Display, plan, run_scenario, summary
 
 
 def test_error_burst_pages_and_cost_spike_warns_at_the_local_receiver(local_stack) -> None:
@@ -29,3 +29,8 @@ def test_error_burst_pages_and_cost_spike_warns_at_the_local_receiver(local_stac
     assert result.traces_stored == result.requests > 0
     assert result.spans_stored == 2 * result.requests
     assert result.pii_prompts > 0 and result.redactions >= result.pii_prompts and result.leaks == 0
+    summary(local_stack, scenario, result, 60.0, Display(out))
+    printed = out.getvalue()
+    assert "result        PASS" in printed
+    assert all(url in printed for url in local_stack.info.urls.values())
+    assert f"{result.traces_stored} traces" in printed and f"{result.leaks} raw values found" in printed

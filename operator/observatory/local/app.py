@@ -79,9 +79,6 @@ class Stats:
     tokens: dict[str, int] = field(default_factory=dict)  # "model/input|output" → tokens
     pii_values: list[str] = field(default_factory=list)  # the raw PII sent, to prove none was stored
 
-    def error_ratio(self) -> float:
-        return self.errors / self.requests if self.requests else 0.0
-
 
 _PII_KINDS = {
     "email": lambda n: f"jane.doe{n}@example.com",

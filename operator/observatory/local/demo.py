@@ -187,6 +187,7 @@ def run_scenario(stack: LocalStack, scenario: Scenario, conventions: Conventions
             display.line(f"phase: {title}" + (f" -> waiting for {expected.alertname}" if expected else ""))
             app.knobs = knobs
             began, began_wall = time.monotonic(), time.time()
+            base_requests, base_errors = app.stats.requests, app.stats.errors
             while time.monotonic() - began < limit:
                 result.notifications = stack.receiver.notifications()
                 for n in result.notifications:
@@ -196,9 +197,10 @@ def run_scenario(stack: LocalStack, scenario: Scenario, conventions: Conventions
                 if expected and expected.alertname in result.arrived:
                     break
                 stats = app.stats
+                requests, errors = stats.requests - base_requests, stats.errors - base_errors
                 result.spend_usd = _spend(info.urls["prometheus"], conventions, scenario.namespace)
-                display.status(f"{stats.requests} requests, {stats.error_ratio():.1%} failed, "
-                               f"spend ${result.spend_usd:.2f}, {len(result.notifications)} notification(s) received")
+                display.status(f"{requests} requests in this phase, {errors / max(requests, 1):.0%} failed; "
+                               f"spend this hour ${result.spend_usd:.2f}; {len(result.notifications)} notification(s) received")
                 time.sleep(1)
             if expected and expected.alertname not in result.arrived:
                 display.line(f"  !! {expected.alertname} did not arrive within {limit:.0f} s")

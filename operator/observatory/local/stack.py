@@ -28,7 +28,7 @@ from ..models.stack import ObservabilityStack
 from ..yamlio import dump
 from . import phoenix
 from .amconfig import LocalSecrets, RootRoute, Sink, alertmanager_yaml
-from .net import free_port, is_up, port_in_use
+from .net import free_port, is_up
 from .receiver import LocalReceiver, Notification
 
 COMPONENTS = ("phoenix", "prometheus", "alertmanager")
@@ -279,11 +279,6 @@ class LocalStack:
         if self.receiver:
             self.receiver.stop()
             self.receiver = None
-
-    def busy_ports(self) -> list[int]:
-        """Ports of this stack that still accept connections (empty after a clean stop)."""
-        ports = [port for ports in (self.info.ports.values() if self.info else []) for port in ports]
-        return [p for p in ports if port_in_use(p)]
 
     def __enter__(self) -> Self:
         self.start()
