@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -102,3 +103,9 @@ def expected_objects(live: dict[str, Any]) -> dict[str, dict[str, Any]]:
     from observatory.models import parse_resource
     objects = compile_resource(parse_resource({k: v for k, v in live.items() if k != 'status'}))
     return {f"{o['kind']}/{o['metadata']['name']}": o for o in objects}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]

@@ -5,20 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 import urllib.request
 from pathlib import Path
 
 import yaml
-from controller_harness import ALERTRULES, PROMETHEUSRULES, example, settled
+from controller_harness import ALERTRULES, PROMETHEUSRULES, example, free_port, settled
 from k8s.emulator import cluster_context
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def kubeconfig(path: Path, server: str) -> Path:

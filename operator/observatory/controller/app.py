@@ -10,11 +10,12 @@ import socket
 import kopf
 
 from ..compile import CompileOptions
-from . import kube
-from .handlers import alertrule, slo
+from .handlers import alertrule, slo, stack
 from .metrics import Metrics
 from .reconcile import Controller
 from .settings import Settings
+from .stack_kube import StackKube
+from .stack_reconcile import StackController, build_stack_controller
 
 # kopf keeps its progress in annotations: the status schema is structural, so an apiserver would
 # silently drop a `status.kopf` stanza (kopf's default keeps it there too).
@@ -26,15 +27,24 @@ PROMETHEUS_CACHE_SECONDS = 5.0
 def build_controller(api_client, settings: Settings, *, timeout: float = 10.0) -> Controller:
     conventions = settings.conventions()
     instance = os.environ.get("POD_ID") or socket.gethostname()
-    return Controller(kube=kube.Kube(api_client, conventions, timeout=timeout, instance=instance),
+    # StackKube extends the adapter with the calls stacks need; rules and stacks share one client.
+    return Controller(kube=StackKube(api_client, conventions, timeout=timeout, instance=instance),
                       options=CompileOptions(conventions=conventions), metrics=Metrics(),
                       prometheus_ttl=min(PROMETHEUS_CACHE_SECONDS, settings.resync_seconds))
 
 
-def build_registry(controller: Controller, settings: Settings) -> kopf.OperatorRegistry:
+def build_stacks(controller: Controller) -> StackController:
+    """The ObservabilityStack controller on the same adapter, options and metrics as the rules."""
+    return build_stack_controller(controller.kube, controller.options, controller.metrics)
+
+
+def build_registry(controller: Controller, settings: Settings,
+                   stacks: StackController | None = None) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     alertrule.register(registry, controller)
     slo.register(registry, controller)
+    if stacks is not None:
+        stack.register(registry, stacks, settings.resync_seconds)
     # One resync loop for all resources; kopf timers would cost a task and a finalizer per object.
     resync: list[asyncio.Task] = []
 
@@ -66,6 +76,8 @@ def configure(kopf_settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
     kopf_settings.posting.level = logging.WARNING
     # Handlers are synchronous (the official client blocks) and run in this many threads.
     kopf_settings.execution.max_workers = 16
+    # kopf waits this long for a stack's timers to stop before releasing its finalizer (default 60 s).
+    kopf_settings.background.cancellation_polling = 1.0
     return kopf_settings
 
 
@@ -80,7 +92,7 @@ def run(settings: Settings) -> None:
     kopf.login_via_client(logger=logging.getLogger(__name__), settings=kopf.OperatorSettings())
     api_client = kubernetes.client.ApiClient(kubernetes.client.Configuration.get_default_copy())
     controller = build_controller(api_client, settings)
-    registry = build_registry(controller, settings)
+    registry = build_registry(controller, settings, build_stacks(controller))
 
     @kopf.on.login(registry=registry)
     def login(**kwargs):
