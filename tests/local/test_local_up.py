@@ -77,3 +77,17 @@ def test_receiver_takes_alertmanager_email_over_smtp(tmp_path) -> None:
         ("email", "team-a/alertrule-llm-daily-budget/finops", "firing")
     assert notification.mentions("LlmDailyBudget") and not notification.mentions("LlmDaily")
     assert json.loads((tmp_path / "notifications.jsonl").read_text())["receiver"] == notification.receiver
+
+
+def test_up_refuses_resources_that_do_not_compile_and_load_needs_a_running_stack(tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: observatory.dev/v1alpha1\nkind: AlertRule\nmetadata: {name: x, namespace: a}\n"
+                   "spec: {severity: loud, errorRate: {threshold: 0.05}}\n")
+    up = subprocess.run([sys.executable, "-m", "observatory", "local", "up", "-f", str(bad), "--data-dir", str(tmp_path)],
+                        capture_output=True, text=True, timeout=60, check=False)
+    assert up.returncode == 1
+    assert "the resources do not compile" in up.stderr and "AlertRule/a/x: spec.severity" in up.stderr
+    assert not (tmp_path / "logs").exists()  # nothing was started
+    load = subprocess.run([sys.executable, "-m", "observatory", "local", "load", "--data-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert load.returncode == 1 and "no local stack is running" in load.stderr

@@ -280,8 +280,12 @@ def run_demo(files: list[str], options: CompileOptions, data_dir: Path, keep_run
         info = stack.info
         display.line(f"  ready after {time.monotonic() - started:.0f} s: "
                      + ", ".join(f"{k} {v}" for k, v in sorted(info.urls.items())))
-        scenario = replace(plan(stack, options.conventions, options), healthy_seconds=healthy_seconds,
-                           phase_timeout=phase_timeout)
+        try:
+            scenario = replace(plan(stack, options.conventions, options), healthy_seconds=healthy_seconds,
+                               phase_timeout=phase_timeout)
+        except LocalError as err:
+            display.line(f"error: {err}")
+            return 1
         display.line(f"  {len(info.rule_files)} rule files loaded; expecting {scenario.page.alertname} "
                      f"and {scenario.cost.alertname} from namespace {scenario.namespace}\n")
         result = run_scenario(stack, scenario, options.conventions, display)

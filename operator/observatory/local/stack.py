@@ -199,8 +199,11 @@ class LocalStack:
         urls["receiver"] = self.receiver.url
         if "phoenix" in s.components:
             venv = phoenix.venv_path()
-            if phoenix.ensure_venv(venv, self.log):
-                self.log(f"created {venv}")
+            try:
+                if phoenix.ensure_venv(venv, self.log):
+                    self.log(f"created {venv}")
+            except (OSError, RuntimeError) as err:
+                raise LocalError(f"cannot create the Phoenix virtualenv {venv}: {err}") from err
             port, grpc_port = free_port(), free_port()
             work = data / "phoenix"
             work.mkdir(parents=True, exist_ok=True)
