@@ -149,6 +149,33 @@ def crd(kind: str, model: type[CustomResource]) -> dict[str, Any]:
     }
 
 
+def kopf_peering_crd(kind: str, scope: str) -> dict[str, Any]:
+    """kopf's peering resource: replicas of the operator elect the active one through it (HA)."""
+    plural = f"{kind.lower()}s"
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.kopf.dev"},
+        "spec": {
+            "group": "kopf.dev",
+            "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower()},
+            "scope": scope,
+            "versions": [{
+                "name": "v1", "served": True, "storage": True,
+                "schema": {"openAPIV3Schema": {
+                    "description": "Keep-alives of the operator replicas sharing this peering (kopf).",
+                    "type": "object",
+                    "properties": {"status": {"description": "One entry per live replica, written by kopf.",
+                                              "type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                }},
+            }],
+        },
+    }
+
+
 def all_crds() -> dict[str, dict[str, Any]]:
-    """File name → CRD object, for every kind."""
-    return {f"{GROUP}_{NAMES[kind].plural}.yaml": crd(kind, model) for kind, model in sorted(KINDS.items())}
+    """File name → CRD object: every Observatory kind, and kopf's peering kinds for HA replicas."""
+    crds = {f"{GROUP}_{NAMES[kind].plural}.yaml": crd(kind, model) for kind, model in sorted(KINDS.items())}
+    for kind, scope in (("ClusterKopfPeering", "Cluster"), ("KopfPeering", "Namespaced")):
+        crds[f"kopf.dev_{kind.lower()}s.yaml"] = kopf_peering_crd(kind, scope)
+    return crds

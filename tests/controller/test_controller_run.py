@@ -65,3 +65,12 @@ async def test_observatory_run_rejects_bad_configuration():
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2
     assert 'OBSERVATORY_RULE_SELECTOR_LABELS: must be a JSON object of strings' in err.decode()
+
+
+def test_replicas_get_distinct_stable_peering_priorities():
+    from observatory.controller.app import peering_priority
+
+    pods = [f'observatory-7d9f8c6b5-{suffix}' for suffix in ('x2k4p', 'q8z7m', 'b5n3r')]
+    priorities = [peering_priority(pod) for pod in pods]
+    assert len(set(priorities)) == len(pods)
+    assert priorities == [peering_priority(pod) for pod in pods]

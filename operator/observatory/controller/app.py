@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import socket
@@ -31,6 +32,11 @@ def build_controller(api_client, settings: Settings, *, timeout: float = 10.0) -
     return Controller(kube=StackKube(api_client, conventions, timeout=timeout, instance=instance),
                       options=CompileOptions(conventions=conventions), metrics=Metrics(),
                       prometheus_ttl=min(PROMETHEUS_CACHE_SECONDS, settings.resync_seconds))
+
+
+def peering_priority(instance: str) -> int:
+    """A stable priority per replica: kopf pauses every peer when priorities tie, so replicas differ."""
+    return int(hashlib.sha256(instance.encode()).hexdigest()[:8], 16)
 
 
 def build_stacks(controller: Controller) -> StackController:
@@ -104,6 +110,7 @@ def run(settings: Settings) -> None:
         settings=configure(kopf.OperatorSettings()),
         standalone=settings.peering_name is None,
         peering_name=settings.peering_name,
+        priority=peering_priority(os.environ.get("POD_ID") or socket.gethostname()),
         clusterwide=settings.clusterwide,
         namespaces=settings.watch_namespaces,
         liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
