@@ -219,6 +219,7 @@ class LocalStack:
             (am_dir / "data").mkdir(parents=True, exist_ok=True)
             am_file = am_dir / "alertmanager.yml"
             am_file.touch(mode=0o600)  # may hold Secret values when receivers are real
+            am_file.chmod(0o600)  # also when an earlier run left it
             am_file.write_text(dump(config))
             urls["alertmanager"] = f"http://127.0.0.1:{am_port}"
             self._spawn("alertmanager", [_binary("prometheus-alertmanager", "alertmanager"), f"--config.file={am_file}",
