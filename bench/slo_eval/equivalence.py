@@ -35,6 +35,7 @@ class Scenario:
     description: str
     # (minutes, burn as a multiple of the error budget, traffic as a multiple of the usual)
     segments: tuple[tuple[int, float, float], ...]
+    steady: bool = False  # one constant burn after the clean start
 
     @property
     def minutes(self) -> int:
@@ -43,7 +44,7 @@ class Scenario:
 
 def _steady(burn: float) -> Scenario:
     return Scenario(f"steady {burn:g}x", f"6h clean, {burn:g}x for 1d, clean for 12h",
-                    ((360, 0, 1), (1440, burn, 1), (720, 0, 1)))
+                    ((360, 0, 1), (1440, burn, 1), (720, 0, 1)), steady=True)
 
 
 SCENARIOS = (
@@ -176,5 +177,6 @@ def run(workdir: str) -> dict:
         base, obs = timelines[2 * i], timelines[2 * i + 1]
         for tier in TIERS:
             rows.append({"scenario": s.name, "description": s.description, "tier": tier,
+                         "steady": s.steady, "burn": max(b for _, b, _ in s.segments),
                          "baseline": base[tier], "observatory": obs[tier], "same": base[tier] == obs[tier]})
     return {"step_seconds": STEP, "rows": rows}

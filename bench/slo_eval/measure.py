@@ -54,19 +54,27 @@ def _from_metrics(text: str) -> tuple[dict[str, tuple[float, float]], dict[str, 
     return {g: (stamps[g], d) for g, d in durations.items() if stamps.get(g, 0) > 0}, counters
 
 
-def _cycles(seen: dict[str, dict[float, float]], interval: float, start: float) -> list[float]:
-    """Per complete cycle, the summed evaluation time of all groups."""
+def _cycles(seen: dict[str, dict[float, float]], interval: float, after: dict[str, float]) -> list[float]:
+    """Per complete cycle, the summed evaluation time of the groups in `after`, counting each
+    group's evaluations later than its entry there."""
     slots: dict[int, list[float]] = {}
-    groups = 0
-    for evaluations in seen.values():
-        stamps = sorted(t for t in evaluations if t >= start)
-        if not stamps:
-            continue
-        groups += 1
-        first = stamps[0]
+    for group, skip in after.items():
+        evaluations = seen.get(group, {})
+        stamps = sorted(t for t in evaluations if t > skip)
         for t in stamps:
-            slots.setdefault(round((t - first) / interval), []).append(evaluations[t])
-    return [sum(v) for _, v in sorted(slots.items()) if len(v) == groups]
+            slots.setdefault(round((t - stamps[0]) / interval), []).append(evaluations[t])
+    return [sum(v) for _, v in sorted(slots.items()) if len(v) == len(after)]
+
+
+def idle_cpu(prom: Prometheus, seconds: float) -> float:
+    """Cores Prometheus uses with no rules while polled as `measure` polls (scrapes, API, GC)."""
+    _, before = _from_metrics(prom.metrics())
+    began = time.monotonic()
+    while time.monotonic() - began < seconds:
+        _from_api(prom)
+        time.sleep(seconds / 10)
+    _, after = _from_metrics(prom.metrics())
+    return (after["process_cpu_seconds_total"] - before["process_cpu_seconds_total"]) / (time.monotonic() - began)
 
 
 def measure(prom: Prometheus, groups: int, interval: float, cycles: int, timeout: float) -> dict:
@@ -74,12 +82,11 @@ def measure(prom: Prometheus, groups: int, interval: float, cycles: int, timeout
     api_seen: dict[str, dict[float, float]] = {}
     metric_seen: dict[str, dict[float, float]] = {}
     deadline = time.monotonic() + timeout
-    # The first evaluation of a new group reads cold data; start one interval after all groups ran.
-    while time.monotonic() < deadline:
-        if len(_from_api(prom)) >= groups:
-            break
+    # The first evaluation of a new group reads cold data: wait until every group ran once, skip that.
+    warm: dict[str, float] = {}
+    while time.monotonic() < deadline and len(warm) < groups:
+        warm = {g: t for g, (t, _) in _from_api(prom).items()}
         time.sleep(interval / 4)
-    start = time.time() + interval
     _, before = _from_metrics(prom.metrics())
     began = time.monotonic()
     result: list[float] = []
@@ -89,13 +96,14 @@ def measure(prom: Prometheus, groups: int, interval: float, cycles: int, timeout
         parsed, after = _from_metrics(prom.metrics())
         for g, (t, d) in parsed.items():
             metric_seen.setdefault(g, {})[t] = d
-        result = _cycles(api_seen, interval, start)
-        if len(result) > cycles:  # the last slot may still be filling
+        result = _cycles(api_seen, interval, warm)
+        if len(result) >= cycles:
             break
         time.sleep(interval / 3)
     elapsed = time.monotonic() - began
     result = result[:cycles]
-    from_metrics = _cycles(metric_seen, interval, start)[:cycles]
+    # The gauges name a group "file;name" as the API does.
+    from_metrics = _cycles(metric_seen, interval, warm)[:cycles]
     if len(result) < cycles:
         raise TimeoutError(f"only {len(result)} complete evaluation cycles of {groups} groups in {timeout:.0f}s")
     return {
@@ -104,8 +112,8 @@ def measure(prom: Prometheus, groups: int, interval: float, cycles: int, timeout
         "min_s": min(result),
         "max_s": max(result),
         "median_metrics_s": statistics.median(from_metrics) if from_metrics else None,
-        "per_group_median_s": {g: statistics.median(sorted(d for t, d in ev.items() if t >= start) or [0.0])
-                               for g, ev in api_seen.items()},
+        "per_group_median_s": {g: statistics.median([d for t, d in api_seen[g].items() if t > warm[g]] or [0.0])
+                               for g in warm},
         "cpu_utilisation": round((after.get("process_cpu_seconds_total", 0) - before.get("process_cpu_seconds_total", 0))
                                  / elapsed, 3),
         "iterations_missed": after.get("prometheus_rule_group_iterations_missed_total", 0)

@@ -38,10 +38,13 @@ class Conventions:
 
     # --- Series Observatory records.
     token_price_metric: str = "observatory:gen_ai_token_price_usd"
-    slo_errors_rate_metric: str = "observatory:slo_errors:rate5m"
+    # Errors per second divided by the error budget: averaged and divided by requests, a burn rate.
+    slo_errors_rate_metric: str = "observatory:slo_errors_per_budget:rate5m"
     slo_requests_rate_metric: str = "observatory:slo_requests:rate5m"
-    slo_errors_rate1h_metric: str = "observatory:slo_errors:rate1h"
-    slo_requests_rate1h_metric: str = "observatory:slo_requests:rate1h"
+    slo_errors_rate_sampled_metric: str = "observatory:slo_errors_per_budget:rate5m_every5m"
+    slo_requests_rate_sampled_metric: str = "observatory:slo_requests:rate5m_every5m"
+    slo_burn_rate_metric: str = "observatory:slo_burn_rate"  # per window (burn_window_label)
+    slo_burning_metric: str = "observatory:slo_burning"  # per tier: a pair of windows is over its factor
     slo_objective_metric: str = "observatory:slo_objective:ratio"
     slo_budget_remaining_metric: str = "observatory:slo_error_budget_remaining:ratio"
     signal_metric_prefix: str = "observatory:alert_signal"
@@ -53,6 +56,7 @@ class Conventions:
     alertrule_label: str = "observatory_alertrule"
     slo_tier_label: str = "slo_tier"
     window_label: str = "window"
+    burn_window_label: str = "burn_window"
     managed_by_label: str = "app.kubernetes.io/managed-by"
     managed_by_value: str = "observatory"
     owner_kind_label: str = "observatory.dev/owner-kind"
@@ -66,6 +70,7 @@ class Conventions:
     # --- Rule groups and objects.
     rule_group_prefix: str = "observatory"
     prices_object_name: str = "observatory-llm-prices"
+    slo_windows_object_name: str = "observatory-slo-windows"  # one per namespace and SLO period
 
     # --- prometheus-operator loads a PrometheusRule only when its ruleSelector matches.
     rule_selector_labels: Mapping[str, str] = field(default_factory=lambda: {"release": "kube-prometheus-stack"})

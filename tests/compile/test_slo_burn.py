@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from observatory.compile import compile_resource
+from observatory.compile import compile_resource, shared_objects
 from observatory.models import parse_resource
 from promtool_cases import explain, run_promtool
 
@@ -174,7 +174,8 @@ def expected_alerts(slo: dict[str, Any], models: list[tuple[Group, Model]], k: i
             if tier in model.tiers(k):
                 labels = {key: value for key, value in group.labels.items() if key in slo["spec"].get("groupBy", [])}
                 labels.update({"namespace": NAMESPACE, "severity": "critical" if tier == "page" else "warning",
-                               "slo": slo["metadata"]["name"], "slo_tier": tier, "team": "chat"})
+                               "slo": slo["metadata"]["name"], "slo_tier": tier, "team": "chat",
+                               "window": slo["spec"]["window"]})
                 exp.append({"exp_labels": labels, "exp_annotations": {"summary": f"{slo['metadata']['name']} {tier}"}})
         checks.append({"eval_time": f"{k * step}s", "alertname": alert_name(slo, tier), "exp_alerts": exp})
     return checks
@@ -313,9 +314,21 @@ INDICATORS = {
 
 @pytest.mark.parametrize("indicator", INDICATORS.values(), ids=INDICATORS.keys())
 @pytest.mark.parametrize("period", ["7d", "30d", "90d"])
-def test_at_most_eight_rules_per_slo(indicator: dict[str, Any], period: str) -> None:
-    slo = parse_resource(slo_resource(period, group_by=["gen_ai_request_model"], indicator=indicator))
-    rules = [rule for obj in compile_resource(slo) if obj["kind"] == "PrometheusRule"
+def test_five_rules_per_slo_and_windows_shared_by_the_namespace(indicator: dict[str, Any], period: str) -> None:
+    """Each SLO owns 5 rules; its windows live in one object per namespace and period, whatever the
+    number of SLOs using it."""
+    slos = [parse_resource(slo_resource(period, name=f"slo-{i}", group_by=["gen_ai_request_model"], indicator=indicator))
+            for i in range(3)]
+    other = parse_resource({**slo_resource(period), "metadata": {"name": "x", "namespace": OTHER_NAMESPACE}})
+    rules = [rule for obj in compile_resource(slos[0]) if obj["kind"] == "PrometheusRule"
              for group in obj["spec"]["groups"] for rule in group["rules"]]
     assert sum("alert" in r for r in rules) == 2
-    assert len(rules) <= 8
+    assert len(rules) == 5
+    shared = shared_objects([*slos, other])
+    assert sorted((o["metadata"]["namespace"], o["metadata"]["name"]) for o in shared) == \
+        sorted([(NAMESPACE, f"observatory-slo-windows-{period}"), (OTHER_NAMESPACE, f"observatory-slo-windows-{period}")])
+    assert shared_objects(slos[:1]) == [o for o in shared if o["metadata"]["namespace"] == NAMESPACE]
+    for obj in shared:
+        shared_rules = [rule for group in obj["spec"]["groups"] for rule in group["rules"]]
+        assert len(shared_rules) <= 13
+        assert all(f'namespace="{obj["metadata"]["namespace"]}"' in r["expr"] for r in shared_rules if "vector(" not in r["expr"])

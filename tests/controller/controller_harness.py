@@ -97,11 +97,13 @@ def names(cluster: Cluster, resource: str, namespace: str) -> list[str]:
     return [o['metadata']['name'] for o in cluster.list(resource, namespace)]
 
 
-def expected_objects(live: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """What the compile core makes of a live resource (default settings), by `Kind/name`."""
-    from observatory.compile import compile_resource
+def expected_objects(live: dict[str, Any], shared: bool = False) -> dict[str, dict[str, Any]]:
+    """What the compile core makes of a live resource (default settings), by `Kind/name`; with
+    `shared`, the namespace's shared objects it needs instead of those it owns."""
+    from observatory.compile import compile_resource, shared_objects
     from observatory.models import parse_resource
-    objects = compile_resource(parse_resource({k: v for k, v in live.items() if k != 'status'}))
+    resource = parse_resource({k: v for k, v in live.items() if k != 'status'})
+    objects = shared_objects([resource]) if shared else compile_resource(resource)
     return {f"{o['kind']}/{o['metadata']['name']}": o for o in objects}
 
 

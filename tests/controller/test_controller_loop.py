@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from controller_harness import (
     ALERTRULES,
@@ -24,6 +25,8 @@ from controller_harness import (
 from k8s.emulator import cluster_context
 from observatory.compile.rules import count_rules
 from observatory.controller.settings import Settings
+
+WINDOWS_30D = 'observatory-slo-windows-30d'
 
 
 async def test_create_generates_owned_objects_with_rule_selector_labels():
@@ -106,7 +109,7 @@ async def test_delete_and_rename_leave_nothing_behind():
         cluster.seed(example('slos/llm-availability.yaml', name='chat-availability'))
         cluster.delete(SLOS, 'llm-availability', 'team-a')
         await cluster.until(lambda: settled(cluster, SLOS, 'chat-availability', 'team-a'))
-        await cluster.until(lambda: names(cluster, PROMETHEUSRULES, 'team-a') == ['slo-chat-availability'])
+        await cluster.until(lambda: names(cluster, PROMETHEUSRULES, 'team-a') == [WINDOWS_30D, 'slo-chat-availability'])
         assert names(cluster, AMCONFIGS, 'team-a') == ['slo-chat-availability']
         cluster.delete(SLOS, 'chat-availability', 'team-a')
         await cluster.until(lambda: not names(cluster, PROMETHEUSRULES, 'team-a') and not names(cluster, AMCONFIGS, 'team-a'))
@@ -148,6 +151,26 @@ async def test_invalid_from_the_start_generates_nothing():
         assert 'invalid PromQL' in condition(live, 'Valid')['message']
         assert live['status']['prometheusRules'] == []
         assert names(cluster, PROMETHEUSRULES, 'team-a') == []
+
+
+def owners_of(cluster: Any, name: str) -> list[str]:
+    shared = cluster.get(PROMETHEUSRULES, name, 'team-a')
+    return sorted(r['name'] for r in shared['metadata']['ownerReferences']) if shared else []
+
+
+async def test_slo_windows_are_shared_per_period_and_follow_a_changed_period():
+    async with cluster_context() as cluster, running_operator(cluster):
+        cluster.seed(example('slos/llm-availability.yaml'))
+        cluster.seed(example('slos/llm-availability.yaml', name='chat-availability'))
+        await cluster.until(lambda: owners_of(cluster, WINDOWS_30D) == ['chat-availability', 'llm-availability'])
+        cluster.patch(SLOS, 'chat-availability', 'team-a', {'spec': {'window': '7d'}})
+        await cluster.until(lambda: owners_of(cluster, WINDOWS_30D) == ['llm-availability'])
+        await cluster.until(lambda: owners_of(cluster, 'observatory-slo-windows-7d') == ['chat-availability'])
+        expected = expected_objects(cluster.get(SLOS, 'chat-availability', 'team-a'), shared=True)
+        assert cluster.get(PROMETHEUSRULES, 'observatory-slo-windows-7d', 'team-a')['spec'] == \
+            expected['PrometheusRule/observatory-slo-windows-7d']['spec']
+        cluster.delete(SLOS, 'llm-availability', 'team-a')
+        await cluster.until(lambda: cluster.get(PROMETHEUSRULES, WINDOWS_30D, 'team-a') is None)
 
 
 async def test_shared_price_catalogue_is_owned_by_each_cost_rule_and_goes_with_the_last():

@@ -16,10 +16,11 @@ from .errors import CompileError, FieldError
 from .prices import DEFAULT_CATALOGUE, ModelPrice, price_groups, price_objects
 from .routing import alertmanager_config
 from .rules import Tenant, object_name, owner_labels, prometheus_rules
-from .slo import compile_slo
+from .slo import compile_slo, slo_window_groups, slo_windows_name
 from .stack import release_plans
 
-__all__ = ["CompileError", "CompileOptions", "FieldError", "compile_resource", "compile_bundle", "plan_documents", "shared_objects", "sort_objects", "ModelPrice"]
+__all__ = ["CompileError", "CompileOptions", "FieldError", "compile_resource", "compile_bundle", "needs_prices", "plan_documents",
+           "shared_objects", "sort_objects", "ModelPrice"]
 
 
 @dataclass(frozen=True)
@@ -96,16 +97,22 @@ def compile_bundle(resources: Iterable[CustomResource], options: CompileOptions 
 
 
 def shared_objects(resources: Iterable[CustomResource], options: CompileOptions = CompileOptions()) -> list[dict[str, Any]]:
-    """Objects a namespace needs once, whichever resources need them: the price catalogue.
+    """Objects a namespace needs once, whichever resources need them: the price catalogue, and the
+    burn-rate windows of its SLOs, one object per SLO period.
 
     A namespace with an ObservabilityStack gets its prices from the stack's rule pack instead.
     """
     resources = list(resources)
+    c = options.conventions
     priced_by_stack = {r.namespace for r in resources
                        if isinstance(r, ObservabilityStack) and r.spec.default_rules.enabled}
     objects: list[dict[str, Any]] = []
     for namespace in sorted({r.namespace for r in resources if needs_prices(r)} - priced_by_stack):
-        objects.extend(price_objects(options.catalogue, Tenant(namespace, options.conventions), "Namespace", namespace))
+        objects.extend(price_objects(options.catalogue, Tenant(namespace, c), "Namespace", namespace))
+    for namespace, period in sorted({(r.namespace, r.spec.window) for r in resources if isinstance(r, SLO)}):
+        tenant = Tenant(namespace, c)
+        objects.extend(prometheus_rules(slo_windows_name(period, c), slo_window_groups(period, tenant), tenant,
+                                        owner_labels(c, "Namespace", namespace)))
     return objects
 
 

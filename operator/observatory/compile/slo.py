@@ -1,10 +1,16 @@
-"""SLO → multi-window multi-burn-rate rules in at most 8 rules.
+"""SLO → multi-window multi-burn-rate rules: 5 rules per SLO, the windows shared by the namespace.
 
-Sloth records `rate()` over the raw series for every alert window (5m to 3d) plus a 30d rule:
-17 rules, and each window re-reads every raw series. Here only two rules read raw series, over 5m;
-every longer window averages those two recorded series (ratio of sums: errors and requests are
-averaged separately, then divided). The error budget, which needs the whole period, reads an hourly
-average that a slow group records every 5 minutes.
+Sloth records `rate()` over the raw series for every alert window (5m to 3d) plus a 30d rule: 17
+rules per SLO, each window re-reading every raw series, each a query of its own. Here each SLO has
+5 rules: two read the raw series over 5m (errors, divided by the error budget, and requests), one
+records the objective, and the two alerts read one recorded series each. The burn rates over every
+window, the alert conditions and the error budget are computed once per namespace and SLO period
+for all its SLOs together (`slo_window_objects`): a rule's fixed cost is paid once, not once per
+SLO. Every window is a ratio of sums (errors and requests are averaged separately, then divided);
+dividing errors by the budget first makes the ratio the burn rate itself, so the workbook's factors
+are the thresholds for every SLO alike. Windows of 6h and more, and the budget over the period,
+average a copy of the 5m rates that a slow group takes every 5 minutes: the copies tile time
+without overlap, so their average is the same, from a tenth of the samples.
 """
 
 from __future__ import annotations
@@ -14,16 +20,20 @@ from dataclasses import dataclass
 import promql_parser as pp
 
 from .. import promql
+from ..conventions import Conventions
 from ..models.common import duration_seconds, format_duration
 from ..models.slo import DEFAULT_TIER_SEVERITY, SLO, AlertTier
 from .alertrule import alert_name
 from .errors import CompileError
-from .rules import Rule, RuleGroup, Tenant
+from .rules import Rule, RuleGroup, Tenant, object_name
 from .signals import Signals, le_pattern, number, parse_field
 
 BASE_PERIOD = "30d"
 SHORTEST_WINDOW = "5m"  # the resolution of the recorded rates
-SLOW_GROUP_INTERVAL = "5m"
+SLOW_GROUP_INTERVAL = "5m"  # equal to SHORTEST_WINDOW, so the sampled 5m rates tile time
+# From here on a window reads the sampled rates: a change reaches them up to 5 minutes later,
+# which is noise against 6 hours; the page tier's 1h and 5m windows stay on the 30s series.
+SAMPLED_FROM = "6h"
 
 
 @dataclass(frozen=True)
@@ -99,39 +109,28 @@ def _latency_events(signals: Signals, histogram: str, threshold: float, window: 
     return Events(promql.build("__arg_t__ - __arg_f__", {"t": total, "f": fast}), total)
 
 
+def _identity(slo: SLO, c: Conventions) -> dict[str, str]:
+    return {c.slo_label: slo.name, c.window_label: slo.spec.window}
+
+
 def compile_slo(slo: SLO, tenant: Tenant) -> list[RuleGroup]:
     spec = slo.spec
     c = tenant.conventions
     signals = Signals(tenant, None, tuple(spec.group_by))
     events = _events(slo, signals)
-    identity = {c.slo_label: slo.name}
-    budget = 1 - spec.objective / 100
-
-    def recorded(metric: str) -> pp.Expr:
-        return promql.selector(metric, [promql.equal(k, v) for k, v in identity.items()])
-
-    errors5m, requests5m = recorded(c.slo_errors_rate_metric), recorded(c.slo_requests_rate_metric)
-
-    def burn_ratio(window: str) -> pp.Expr:
-        if window == SHORTEST_WINDOW:
-            return promql.build("__arg_e__ / __arg_r__", {"e": errors5m, "r": requests5m})
-        return promql.build(f"avg_over_time(__arg_e__[{window}]) / avg_over_time(__arg_r__[{window}])",
-                            {"e": errors5m, "r": requests5m})
+    identity = _identity(slo, c)
+    budget = number(1 - spec.objective / 100)
 
     alerts = []
     for tier_name in ("page", "ticket"):
         tier: AlertTier = getattr(spec.alerting, tier_name)
         if not tier.enabled:
             continue
-        conditions = []
-        for w in (w for w in BURN_WINDOWS if w.tier == tier_name):
-            threshold = number(w.factor * budget)
-            long, short = scaled_window(w.long, spec.window), scaled_window(w.short, spec.window)
-            conditions.append(promql.build(f"(__arg_long__) > {threshold} and (__arg_short__) > {threshold}",
-                                           {"long": burn_ratio(long), "short": burn_ratio(short)}))
-        expr = promql.build("(__arg_a__) or (__arg_b__)", {"a": conditions[0], "b": conditions[1]})
+        burning = promql.selector(c.slo_burning_metric, [promql.equal(c.slo_label, slo.name),
+                                                         promql.equal(c.window_label, spec.window),
+                                                         promql.equal(c.slo_tier_label, tier_name)])
         labels = {**spec.labels, **tier.labels, c.severity_label: tier.severity or DEFAULT_TIER_SEVERITY[tier_name],
-                  c.slo_tier_label: tier_name, **identity}
+                  c.slo_tier_label: tier_name, c.slo_label: slo.name}
         speed = "fast" if tier_name == "page" else "slowly but steadily"
         annotations = {c.summary_annotation: tier.annotations.summary or
                        f"SLO {slo.name} ({spec.objective:g}% over {spec.window}) is burning its error budget {speed}"}
@@ -140,32 +139,72 @@ def compile_slo(slo: SLO, tenant: Tenant) -> list[RuleGroup]:
         if tier.annotations.runbook_url:
             annotations[c.runbook_annotation] = tier.annotations.runbook_url
         name = tier.name or f"{alert_name(slo.name)}ErrorBudgetBurn{tier_name.capitalize()}"
-        alerts.append(Rule(expr=expr, alert=name, for_=tier.for_, labels=labels, annotations=annotations))
+        alerts.append(Rule(expr=burning, alert=name, for_=tier.for_, labels=labels, annotations=annotations))
 
-    fast_group = RuleGroup(
+    # Without the zeros the long windows would average only the minutes since the first error.
+    errors = promql.build(f"(__arg_e__) / {budget}", {"e": signals.or_zero(events.errors, events.total)})
+    return [RuleGroup(
         name=f"{c.rule_group_prefix}.slo.{slo.name}",
         rules=(
-            # Without the zeros the long windows would average only the minutes since the first error.
-            Rule(expr=signals.or_zero(events.errors, events.total), record=c.slo_errors_rate_metric, labels=identity),
+            Rule(expr=errors, record=c.slo_errors_rate_metric, labels=identity),
             Rule(expr=events.total, record=c.slo_requests_rate_metric, labels=identity),
+            Rule(expr=promql.parse(f"vector({number(spec.objective / 100)})"), record=c.slo_objective_metric, labels=identity),
             *alerts,
         ),
-    )
-    errors1h, requests1h = recorded(c.slo_errors_rate1h_metric), recorded(c.slo_requests_rate1h_metric)
-    period = spec.window
-    budget_remaining = promql.build(
-        f"1 - (avg_over_time(__arg_e__[{period}]) / avg_over_time(__arg_r__[{period}])) / {number(budget)}",
-        {"e": errors1h, "r": requests1h},
-    )
-    slow_group = RuleGroup(
-        name=f"{c.rule_group_prefix}.slo.{slo.name}.budget",
-        interval=SLOW_GROUP_INTERVAL,
-        rules=(
-            Rule(expr=promql.build("avg_over_time(__arg_e__[1h])", {"e": errors5m}), record=c.slo_errors_rate1h_metric, labels=identity),
-            Rule(expr=promql.build("avg_over_time(__arg_r__[1h])", {"r": requests5m}), record=c.slo_requests_rate1h_metric, labels=identity),
-            Rule(expr=promql.parse(f"vector({number(spec.objective / 100)})"), record=c.slo_objective_metric,
-                 labels={**identity, c.window_label: period}),
-            Rule(expr=budget_remaining, record=c.slo_budget_remaining_metric, labels={**identity, c.window_label: period}),
+    )]
+
+
+def slo_windows_name(period: str, c: Conventions) -> str:
+    return object_name(c.slo_windows_object_name, period)
+
+
+def slo_window_groups(period: str, tenant: Tenant) -> list[RuleGroup]:
+    """Burn rates, alert conditions and error budget of every SLO of `period` in the namespace."""
+    c = tenant.conventions
+    of_period = [promql.equal(c.window_label, period)]
+
+    def recorded(metric: str) -> pp.Expr:
+        return promql.selector(metric, of_period)
+
+    errors, requests = recorded(c.slo_errors_rate_metric), recorded(c.slo_requests_rate_metric)
+    errors_sampled, requests_sampled = recorded(c.slo_errors_rate_sampled_metric), recorded(c.slo_requests_rate_sampled_metric)
+
+    def burn_rate(window: str) -> pp.Expr:
+        if window == SHORTEST_WINDOW:
+            return promql.build("__arg_e__ / __arg_r__", {"e": errors, "r": requests})
+        sampled = duration_seconds(window) >= duration_seconds(SAMPLED_FROM)
+        return promql.build(f"avg_over_time(__arg_e__[{window}]) / avg_over_time(__arg_r__[{window}])",
+                            {"e": errors_sampled if sampled else errors, "r": requests_sampled if sampled else requests})
+
+    def burn(window: str) -> pp.Expr:
+        return promql.selector(c.slo_burn_rate_metric, [*of_period, promql.equal(c.burn_window_label, window)])
+
+    scaled = {w: (scaled_window(w.long, period), scaled_window(w.short, period)) for w in BURN_WINDOWS}
+    windows = sorted({x for pair in scaled.values() for x in pair}, key=duration_seconds)
+    rates = [Rule(expr=burn_rate(w), record=c.slo_burn_rate_metric, labels={c.burn_window_label: w}) for w in windows]
+    conditions = []
+    for tier in ("page", "ticket"):
+        pairs = []
+        for w in (w for w in BURN_WINDOWS if w.tier == tier):
+            long, short = scaled[w]
+            # The value is the long window's burn rate; the window label goes, so that the alert's
+            # labels do not change with the pair that holds.
+            pairs.append(promql.build(f"__arg_long__ > {number(w.factor)} and ignoring({c.burn_window_label}) "
+                                      f"__arg_short__ > {number(w.factor)}", {"long": burn(long), "short": burn(short)}))
+        conditions.append(Rule(
+            expr=promql.build(f"max without ({c.burn_window_label}) ((__arg_a__) or (__arg_b__))", {"a": pairs[0], "b": pairs[1]}),
+            record=c.slo_burning_metric, labels={c.slo_tier_label: tier}))
+    return [
+        RuleGroup(name=f"{c.rule_group_prefix}.slo-windows.{period}", rules=(*rates, *conditions)),
+        RuleGroup(
+            name=f"{c.rule_group_prefix}.slo-windows.{period}.budget",
+            interval=SLOW_GROUP_INTERVAL,
+            rules=(
+                Rule(expr=errors, record=c.slo_errors_rate_sampled_metric),
+                Rule(expr=requests, record=c.slo_requests_rate_sampled_metric),
+                Rule(expr=promql.build(f"1 - avg_over_time(__arg_e__[{period}]) / avg_over_time(__arg_r__[{period}])",
+                                       {"e": errors_sampled, "r": requests_sampled}),
+                     record=c.slo_budget_remaining_metric),
+            ),
         ),
-    )
-    return [fast_group, slow_group]
+    ]

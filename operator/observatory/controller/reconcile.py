@@ -15,9 +15,10 @@ from typing import Any
 
 import kopf
 
-from ..compile import CompileError, CompileOptions, compile_resource, shared_objects
+from ..compile import CompileError, CompileOptions, compile_resource, needs_prices, shared_objects
 from ..compile.rules import count_rules, object_name, owner_labels
 from ..models import parse_resource
+from ..models.alertrule import AlertRule
 from ..models.common import CustomResource
 from ..models.stack import ObservabilityStack
 from . import loading
@@ -37,7 +38,6 @@ REFUSED_RETRY_SECONDS = 60.0
 class KindInfo:
     kind: str
     plural: str
-    shares_prices: bool = False  # cost AlertRules need the namespace's price catalogue
 
 
 def backoff(retry: int) -> float:
@@ -113,11 +113,10 @@ class Controller:
         known = None if thorough else [("PrometheusRule", n) for n in previous.get("prometheusRules") or []] + \
             [("AlertmanagerConfig", n) for n in [previous.get("alertmanagerConfig")] if n]
         sync = self.kube.sync_owned(owner, objects, known)
-        if kind.shares_prices:
-            sync_prices = self._sync_prices(owner, resource, thorough)
-            wrote = bool(sync.applied or sync.deleted or sync_prices.applied or sync_prices.deleted)
-        else:
-            wrote = bool(sync.applied or sync.deleted)
+        # A changed spec may have moved the resource to another shared object (an SLO's new period).
+        respecified = previous.get("observedGeneration") != generation
+        shared = self._sync_shared(owner, resource, thorough or respecified)
+        wrote = bool(sync.applied or sync.deleted or shared.applied or shared.deleted)
         rules = [o for o in objects if o["kind"] == "PrometheusRule"]
         config = next((o["metadata"]["name"] for o in objects if o["kind"] == "AlertmanagerConfig"), None)
         recording, alerting = count_rules(objects)
@@ -130,11 +129,11 @@ class Controller:
         self.metrics.owned(kind.kind, owner.uid, len(objects))
         return "applied" if wrote else "unchanged"
 
-    def _sync_prices(self, owner: Owner, resource: CustomResource, thorough: bool):
-        """Join (or leave) the owners of the namespace's price catalogue."""
+    def _sync_shared(self, owner: Owner, resource: CustomResource, search: bool):
+        """Join (or leave) the owners of the namespace's shared objects: the price catalogue, the SLO
+        windows. `search` lists them by label; otherwise only those this resource may own are read."""
         resources: list[CustomResource] = [resource]
-        desired = shared_objects(resources, self.options)
-        if desired:  # an ObservabilityStack with default rules provides the prices instead
+        if needs_prices(resource):  # an ObservabilityStack with default rules provides the prices instead
             for stack in self.kube.list_stacks(owner.namespace):
                 try:
                     parsed = parse_resource({k: v for k, v in stack.items() if k != "status"})
@@ -142,10 +141,11 @@ class Controller:
                     continue  # an invalid stack provides nothing
                 if isinstance(parsed, ObservabilityStack):
                     resources.append(parsed)
-            desired = shared_objects(resources, self.options)
+        desired = shared_objects(resources, self.options)
         conventions = self.options.conventions
         labels = owner_labels(conventions, "Namespace", owner.namespace)
-        names = None if thorough else [("PrometheusRule", object_name(conventions.prices_object_name))]
+        names = None if search else \
+            [("PrometheusRule", object_name(conventions.prices_object_name))] if isinstance(resource, AlertRule) else []
         return self.kube.sync_shared(owner, owner.namespace, labels, desired, names)
 
     def _prometheuses(self) -> list[dict[str, Any]]:

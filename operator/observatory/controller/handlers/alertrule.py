@@ -8,7 +8,7 @@ import kopf
 from ..reconcile import Controller, KindInfo
 from . import register_kind
 
-KIND = KindInfo("AlertRule", "alertrules", shares_prices=True)
+KIND = KindInfo("AlertRule", "alertrules")
 
 
 def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
