@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import yaml
-from observatory.models.common import duration_seconds, format_duration
+from observatory.models.common import format_duration
 
 from . import rulesets, synth
 

@@ -46,7 +46,8 @@ class Prometheus:
                      "--storage.tsdb.retention.time=10y",
                      # Keep the history's blocks as they are: no compaction into longer blocks mid-run.
                      f"--storage.tsdb.max-block-duration={max_block}",
-                     f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle"]
+                     f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle",
+                     "--web.enable-admin-api"]
         self.log_file = log_file
         self.proc: subprocess.Popen | None = None
 
@@ -104,6 +105,14 @@ class Prometheus:
         with urllib.request.urlopen(req, timeout=120) as r:
             if r.status != 200:
                 raise RuntimeError(f"reload failed: {r.status}")
+
+    def delete_series(self, selector: str) -> None:
+        """Delete the series and compact the deletion away, so queries no longer even see them."""
+        for path, params in (("delete_series", {"match[]": selector}), ("clean_tombstones", {})):
+            url = f"{self.url}/api/v1/admin/tsdb/{path}" + ("?" + urllib.parse.urlencode(params) if params else "")
+            with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=600) as r:
+                if r.status not in (200, 204):
+                    raise RuntimeError(f"{path} failed: {r.status}")
 
     def query(self, expr: str) -> list:
         return self.get("/api/v1/query", query=expr)["result"]

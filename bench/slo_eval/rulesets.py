@@ -15,13 +15,16 @@ OBSERVATORY = os.path.join(os.path.dirname(sys.executable), "observatory")
 SETS = ("baseline", "observatory")
 
 
+def slo_name(index: int) -> str:
+    return f"{synth.service_name(index)}-availability"
+
+
 def slo_resource(index: int) -> dict:
-    service = synth.service_name(index)
-    selector = f'namespace="{synth.NAMESPACE}",service="{service}"'
+    selector = f'namespace="{synth.NAMESPACE}",service="{synth.service_name(index)}"'
     return {
         "apiVersion": "observatory.dev/v1alpha1",
         "kind": "SLO",
-        "metadata": {"name": f"{service}-availability", "namespace": synth.NAMESPACE},
+        "metadata": {"name": slo_name(index), "namespace": synth.NAMESPACE},
         "spec": {
             "objective": round(100 * (1 - synth.BUDGET), 6),
             "window": "30d",

@@ -330,5 +330,5 @@ def test_five_rules_per_slo_and_windows_shared_by_the_namespace(indicator: dict[
     assert shared_objects(slos[:1]) == [o for o in shared if o["metadata"]["namespace"] == NAMESPACE]
     for obj in shared:
         shared_rules = [rule for group in obj["spec"]["groups"] for rule in group["rules"]]
-        assert len(shared_rules) <= 13
+        assert len(shared_rules) <= 14
         assert all(f'namespace="{obj["metadata"]["namespace"]}"' in r["expr"] for r in shared_rules if "vector(" not in r["expr"])

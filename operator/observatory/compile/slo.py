@@ -2,15 +2,16 @@
 
 Sloth records `rate()` over the raw series for every alert window (5m to 3d) plus a 30d rule: 17
 rules per SLO, each window re-reading every raw series, each a query of its own. Here each SLO has
-5 rules: two read the raw series over 5m (errors, divided by the error budget, and requests), one
+5 rules: two read the raw series over 5m (requests, and errors divided by the error budget), one
 records the objective, and the two alerts read one recorded series each. The burn rates over every
 window, the alert conditions and the error budget are computed once per namespace and SLO period
-for all its SLOs together (`slo_window_objects`): a rule's fixed cost is paid once, not once per
+for all its SLOs together (`slo_window_groups`): a rule's fixed cost is paid once, not once per
 SLO. Every window is a ratio of sums (errors and requests are averaged separately, then divided);
 dividing errors by the budget first makes the ratio the burn rate itself, so the workbook's factors
-are the thresholds for every SLO alike. Windows of 6h and more, and the budget over the period,
-average a copy of the 5m rates that a slow group takes every 5 minutes: the copies tile time
-without overlap, so their average is the same, from a tenth of the samples.
+are the thresholds for every SLO alike. Windows of 2h and more average a copy of the 5m rates that
+a slow group takes every 5 minutes: the copies tile time without overlap, so their average is the
+same, from a tenth of the samples, and the slow group computes those windows too, as often as their
+input changes. The budget over the whole period averages hourly tiles of the copies.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ from .signals import Signals, le_pattern, number, parse_field
 BASE_PERIOD = "30d"
 SHORTEST_WINDOW = "5m"  # the resolution of the recorded rates
 SLOW_GROUP_INTERVAL = "5m"  # equal to SHORTEST_WINDOW, so the sampled 5m rates tile time
-# From here on a window reads the sampled rates: a change reaches them up to 5 minutes later,
-# which is noise against 6 hours; the page tier's 1h and 5m windows stay on the 30s series.
-SAMPLED_FROM = "6h"
+HOURLY_GROUP_INTERVAL = "1h"  # hourly averages of the 5m tiles, tiling time again: the budget's input
+# From here on a window reads the sampled rates: a change reaches them up to 5 minutes later, which
+# is noise against 2 hours; the page tier's 1h, 30m and 5m windows stay on the 30s series.
+SAMPLED_FROM = "2h"
+LATEST_SAMPLED_WITHIN = "10m"  # twice the slow group's interval: one late evaluation does not drop a window
 
 
 @dataclass(frozen=True)
@@ -141,13 +144,16 @@ def compile_slo(slo: SLO, tenant: Tenant) -> list[RuleGroup]:
         name = tier.name or f"{alert_name(slo.name)}ErrorBudgetBurn{tier_name.capitalize()}"
         alerts.append(Rule(expr=burning, alert=name, for_=tier.for_, labels=labels, annotations=annotations))
 
-    # Without the zeros the long windows would average only the minutes since the first error.
-    errors = promql.build(f"(__arg_e__) / {budget}", {"e": signals.or_zero(events.errors, events.total)})
+    # Without the zeros the long windows would average only the minutes since the first error. They
+    # come from the requests just recorded (a group evaluates its rules in order), not the raw series.
+    requests = promql.selector(c.slo_requests_rate_metric, [promql.equal(k, v) for k, v in identity.items()])
+    errors = promql.build(f"__arg_e__ / {budget} or ignoring({c.slo_label}, {c.window_label}) 0 * __arg_r__",
+                          {"e": events.errors, "r": requests})
     return [RuleGroup(
         name=f"{c.rule_group_prefix}.slo.{slo.name}",
         rules=(
-            Rule(expr=errors, record=c.slo_errors_rate_metric, labels=identity),
             Rule(expr=events.total, record=c.slo_requests_rate_metric, labels=identity),
+            Rule(expr=errors, record=c.slo_errors_rate_metric, labels=identity),
             Rule(expr=promql.parse(f"vector({number(spec.objective / 100)})"), record=c.slo_objective_metric, labels=identity),
             *alerts,
         ),
@@ -168,20 +174,25 @@ def slo_window_groups(period: str, tenant: Tenant) -> list[RuleGroup]:
 
     errors, requests = recorded(c.slo_errors_rate_metric), recorded(c.slo_requests_rate_metric)
     errors_sampled, requests_sampled = recorded(c.slo_errors_rate_sampled_metric), recorded(c.slo_requests_rate_sampled_metric)
+    errors_hourly, requests_hourly = recorded(c.slo_errors_rate_hourly_metric), recorded(c.slo_requests_rate_hourly_metric)
+
+    def sampled(window: str) -> bool:
+        return duration_seconds(window) >= duration_seconds(SAMPLED_FROM)
 
     def burn_rate(window: str) -> pp.Expr:
         if window == SHORTEST_WINDOW:
             return promql.build("__arg_e__ / __arg_r__", {"e": errors, "r": requests})
-        sampled = duration_seconds(window) >= duration_seconds(SAMPLED_FROM)
-        return promql.build(f"avg_over_time(__arg_e__[{window}]) / avg_over_time(__arg_r__[{window}])",
-                            {"e": errors_sampled if sampled else errors, "r": requests_sampled if sampled else requests})
+        e, r = (errors_sampled, requests_sampled) if sampled(window) else (errors, requests)
+        return promql.build(f"avg_over_time(__arg_e__[{window}]) / avg_over_time(__arg_r__[{window}])", {"e": e, "r": r})
 
     def burn(window: str) -> pp.Expr:
-        return promql.selector(c.slo_burn_rate_metric, [*of_period, promql.equal(c.burn_window_label, window)])
+        rate = promql.selector(c.slo_burn_rate_metric, [*of_period, promql.equal(c.burn_window_label, window)])
+        # Recorded every 5 minutes: a reader may come just before the next sample lands.
+        return promql.build(f"last_over_time(__arg_r__[{LATEST_SAMPLED_WITHIN}])", {"r": rate}) if sampled(window) else rate
 
     scaled = {w: (scaled_window(w.long, period), scaled_window(w.short, period)) for w in BURN_WINDOWS}
     windows = sorted({x for pair in scaled.values() for x in pair}, key=duration_seconds)
-    rates = [Rule(expr=burn_rate(w), record=c.slo_burn_rate_metric, labels={c.burn_window_label: w}) for w in windows]
+    rates = {w: Rule(expr=burn_rate(w), record=c.slo_burn_rate_metric, labels={c.burn_window_label: w}) for w in windows}
     conditions = []
     for tier in ("page", "ticket"):
         pairs = []
@@ -195,16 +206,28 @@ def slo_window_groups(period: str, tenant: Tenant) -> list[RuleGroup]:
             expr=promql.build(f"max without ({c.burn_window_label}) ((__arg_a__) or (__arg_b__))", {"a": pairs[0], "b": pairs[1]}),
             record=c.slo_burning_metric, labels={c.slo_tier_label: tier}))
     return [
-        RuleGroup(name=f"{c.rule_group_prefix}.slo-windows.{period}", rules=(*rates, *conditions)),
+        RuleGroup(name=f"{c.rule_group_prefix}.slo-windows.{period}",
+                  rules=(*(rule for w, rule in rates.items() if not sampled(w)), *conditions)),
         RuleGroup(
-            name=f"{c.rule_group_prefix}.slo-windows.{period}.budget",
+            name=f"{c.rule_group_prefix}.slo-windows.{period}.sampled",
             interval=SLOW_GROUP_INTERVAL,
             rules=(
                 Rule(expr=errors, record=c.slo_errors_rate_sampled_metric),
                 Rule(expr=requests, record=c.slo_requests_rate_sampled_metric),
+                # Their input changes every 5 minutes: evaluating them more often would repeat the work.
+                *(rule for w, rule in rates.items() if sampled(w)),
+                # Up to an hour late, which is noise against the period.
                 Rule(expr=promql.build(f"1 - avg_over_time(__arg_e__[{period}]) / avg_over_time(__arg_r__[{period}])",
-                                       {"e": errors_sampled, "r": requests_sampled}),
+                                       {"e": errors_hourly, "r": requests_hourly}),
                      record=c.slo_budget_remaining_metric),
+            ),
+        ),
+        RuleGroup(
+            name=f"{c.rule_group_prefix}.slo-windows.{period}.hourly",
+            interval=HOURLY_GROUP_INTERVAL,
+            rules=(
+                Rule(expr=promql.build("avg_over_time(__arg_e__[1h])", {"e": errors_sampled}), record=c.slo_errors_rate_hourly_metric),
+                Rule(expr=promql.build("avg_over_time(__arg_r__[1h])", {"r": requests_sampled}), record=c.slo_requests_rate_hourly_metric),
             ),
         ),
     ]
