@@ -52,7 +52,8 @@ def main() -> int:
     per_slo = []
     for doc in docs[: len(INDICATORS)]:
         recording, alerting = count_rules(compile_resource(parse_resource(doc)))
-        per_slo.append((next(iter(doc["spec"]["indicator"])), recording + alerting))
+        (kind, block), = doc["spec"]["indicator"].items()
+        per_slo.append((f"{kind} {block['preset']}" if "preset" in block else kind, recording + alerting))
     shared = shared_objects([parse_resource(docs[0])])
     shared_rules = sum(count_rules(shared))
 

@@ -41,9 +41,11 @@ async def test_observatory_run_installs_a_stack_and_reports_it_ready(tmp_path, m
                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         try:
             cluster.seed(STACK)
-            # helm (driven by the operator with the process's KUBECONFIG) stores one release record each.
+            # helm (driven by the operator with the process's KUBECONFIG) stores one release record each,
+            # first as pending: only a deployed release has created its Deployments.
             await cluster.until(lambda: {r["metadata"]["labels"]["name"] for r in
-                                         cluster.list(SECRETS, "team-a", labelSelector="owner=helm")}
+                                         cluster.list(SECRETS, "team-a", labelSelector="owner=helm")
+                                         if r["metadata"]["labels"].get("status") == "deployed"}
                                 >= {"llm-phoenix", "llm-collector"}, timeout=60)
             set_available(cluster, "team-a")
             await cluster.until(lambda: ready(cluster), timeout=60)

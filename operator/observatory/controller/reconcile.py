@@ -113,8 +113,9 @@ class Controller:
         known = None if thorough else [("PrometheusRule", n) for n in previous.get("prometheusRules") or []] + \
             [("AlertmanagerConfig", n) for n in [previous.get("alertmanagerConfig")] if n]
         sync = self.kube.sync_owned(owner, objects, known)
-        # A changed spec may have moved the resource to another shared object (an SLO's new period).
-        respecified = previous.get("observedGeneration") != generation
+        # A changed spec may have moved the resource to another shared object (an SLO's new period);
+        # a new resource belongs to none yet.
+        respecified = previous.get("observedGeneration") not in (None, generation)
         shared = self._sync_shared(owner, resource, thorough or respecified)
         wrote = bool(sync.applied or sync.deleted or shared.applied or shared.deleted)
         rules = [o for o in objects if o["kind"] == "PrometheusRule"]
