@@ -27,6 +27,7 @@ from observatory.compile.rules import count_rules
 from observatory.controller.settings import Settings
 
 WINDOWS_30D = 'observatory-slo-windows-30d'
+PRICES = 'observatory-llm-prices'
 
 
 async def test_create_generates_owned_objects_with_rule_selector_labels():
@@ -174,20 +175,16 @@ async def test_slo_windows_are_shared_per_period_and_follow_a_changed_period():
 
 
 async def test_shared_price_catalogue_is_owned_by_each_cost_rule_and_goes_with_the_last():
-    def owners() -> list[str]:
-        prices = cluster.get(PROMETHEUSRULES, 'observatory-llm-prices', 'team-a')
-        return sorted(r['name'] for r in prices['metadata']['ownerReferences']) if prices else []
-
     async with cluster_context() as cluster, running_operator(cluster):
         cluster.seed(example('alertrules/llm-daily-budget.yaml'))
         cluster.seed(example('alertrules/llm-hourly-budget.yaml'))
-        await cluster.until(lambda: owners() == ['llm-daily-budget', 'llm-hourly-budget'])
+        await cluster.until(lambda: owners_of(cluster, PRICES) == ['llm-daily-budget', 'llm-hourly-budget'])
         prices = cluster.get(PROMETHEUSRULES, 'observatory-llm-prices', 'team-a')
         assert not any(r.get('controller') for r in prices['metadata']['ownerReferences'])
         assert prices['metadata']['labels']['release'] == 'kube-prometheus-stack'
         # A rule that stops being a cost rule lets go of the catalogue.
         cluster.patch(ALERTRULES, 'llm-hourly-budget', 'team-a',
                       {'spec': {'cost': None, 'groupBy': None, 'errorRate': {'threshold': 0.1}}})
-        await cluster.until(lambda: owners() == ['llm-daily-budget'])
+        await cluster.until(lambda: owners_of(cluster, PRICES) == ['llm-daily-budget'])
         cluster.delete(ALERTRULES, 'llm-daily-budget', 'team-a')
         await cluster.until(lambda: cluster.get(PROMETHEUSRULES, 'observatory-llm-prices', 'team-a') is None)

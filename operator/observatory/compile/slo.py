@@ -112,16 +112,13 @@ def _latency_events(signals: Signals, histogram: str, threshold: float, window: 
     return Events(promql.build("__arg_t__ - __arg_f__", {"t": total, "f": fast}), total)
 
 
-def _identity(slo: SLO, c: Conventions) -> dict[str, str]:
-    return {c.slo_label: slo.name, c.window_label: slo.spec.window}
-
-
 def compile_slo(slo: SLO, tenant: Tenant) -> list[RuleGroup]:
     spec = slo.spec
     c = tenant.conventions
     signals = Signals(tenant, None, tuple(spec.group_by))
     events = _events(slo, signals)
-    identity = _identity(slo, c)
+    identity = {c.slo_label: slo.name, c.window_label: spec.window}
+    of_slo = [promql.equal(k, v) for k, v in identity.items()]
     budget = number(1 - spec.objective / 100)
 
     alerts = []
@@ -129,9 +126,7 @@ def compile_slo(slo: SLO, tenant: Tenant) -> list[RuleGroup]:
         tier: AlertTier = getattr(spec.alerting, tier_name)
         if not tier.enabled:
             continue
-        burning = promql.selector(c.slo_burning_metric, [promql.equal(c.slo_label, slo.name),
-                                                         promql.equal(c.window_label, spec.window),
-                                                         promql.equal(c.slo_tier_label, tier_name)])
+        burning = promql.selector(c.slo_burning_metric, [*of_slo, promql.equal(c.slo_tier_label, tier_name)])
         labels = {**spec.labels, **tier.labels, c.severity_label: tier.severity or DEFAULT_TIER_SEVERITY[tier_name],
                   c.slo_tier_label: tier_name, c.slo_label: slo.name}
         speed = "fast" if tier_name == "page" else "slowly but steadily"
@@ -146,7 +141,7 @@ def compile_slo(slo: SLO, tenant: Tenant) -> list[RuleGroup]:
 
     # Without the zeros the long windows would average only the minutes since the first error. They
     # come from the requests just recorded (a group evaluates its rules in order), not the raw series.
-    requests = promql.selector(c.slo_requests_rate_metric, [promql.equal(k, v) for k, v in identity.items()])
+    requests = promql.selector(c.slo_requests_rate_metric, of_slo)
     errors = promql.build(f"__arg_e__ / {budget} or ignoring({c.slo_label}, {c.window_label}) 0 * __arg_r__",
                           {"e": events.errors, "r": requests})
     return [RuleGroup(

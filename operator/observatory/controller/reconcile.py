@@ -145,8 +145,9 @@ class Controller:
         desired = shared_objects(resources, self.options)
         conventions = self.options.conventions
         labels = owner_labels(conventions, "Namespace", owner.namespace)
-        names = None if search else \
-            [("PrometheusRule", object_name(conventions.prices_object_name))] if isinstance(resource, AlertRule) else []
+        names = None
+        if not search:  # besides what it needs now (sync_shared adds those), only a former cost rule owns more
+            names = [("PrometheusRule", object_name(conventions.prices_object_name))] if isinstance(resource, AlertRule) else []
         return self.kube.sync_shared(owner, owner.namespace, labels, desired, names)
 
     def _prometheuses(self) -> list[dict[str, Any]]:
