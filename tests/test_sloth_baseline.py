@@ -42,8 +42,12 @@ def test_only_the_5m_ratio_needs_history(tmp_path):
 def test_page_fires_on_a_100x_spike_and_ticket_outlasts_it(tmp_path, promtool):
     scenario = equivalence.Scenario("spike", "", ((60, 0, 1), (15, 100, 1), (130, 0, 1)))
     rule_file = tmp_path / "baseline.yml"
-    rulesets.write_rule_file(str(rule_file), _groups(tmp_path, 1))
-    timeline = equivalence._run((scenario, str(rule_file), str(tmp_path / "test.yml")))
+    groups = _groups(tmp_path, 1)
+    rulesets.write_rule_file(str(rule_file), groups)
+    order = equivalence.evaluation_order(groups)
+    # Recordings before the alerts that read them, so each step's alerts see that step's ratios.
+    assert order == [g["name"] for g in groups[:2]] + [groups[2]["name"]]
+    timeline = equivalence._run((scenario, str(rule_file), order, str(tmp_path / "test.yml")))
     (page_start, page_end), = timeline["page"]
     assert 60 < page_start < 75
     # It resolves once the spike has left the 30m window (6h and 30m above 6x keep it until then).

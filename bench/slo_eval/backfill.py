@@ -1,11 +1,12 @@
-"""History of the recorded series that rules read over ranges, backfilled by promtool.
+"""History of the recorded series that rules read over ranges, backfilled as blocks.
 
 In production both rule sets have been running for weeks: Sloth's 30d ratio averages weeks of its
-recorded 5m ratio, and Observatory's windows average its recorded 5m rates. Without that history
-either set would read almost nothing and look cheaper than it is. So every recording rule whose
-output some rule reads over a range (plus what those rules read themselves) is evaluated over the
-whole synthetic history with `promtool tsdb create-blocks-from rules`, level by level: a rule that
-reads another recorded series can only be backfilled once that series' blocks are loaded.
+recorded 5m ratio, and Observatory's windows sum its recorded 5m rates. Without that history either
+set would read almost nothing and look cheaper than it is. So every recording rule whose output some
+rule reads over a range (plus what those rules read themselves) is evaluated over the whole
+synthetic history by range queries against the server and imported with `promtool tsdb
+create-blocks-from openmetrics`, level by level: a rule that reads another recorded series can only
+be evaluated once that series' blocks are loaded.
 """
 
 from __future__ import annotations

@@ -97,10 +97,26 @@ def _test_times(s: Scenario) -> range:
     return range(BUCKET * STEP, s.minutes * 60, BUCKET * STEP)
 
 
-def test_file(s: Scenario, rule_file: str) -> dict:
+def evaluation_order(groups: list[dict]) -> list[str]:
+    """Groups of recording rules first, then those holding alerts, each kind in the order rendered.
+
+    promtool evaluates the groups it is not given an order for in no particular order, so an alert
+    would see the records of this step or of the last one by chance, and timelines would move by a
+    step between runs. This order lets every alert see the newest records it can: the baseline's
+    alerts those of the same step; Observatory's those its namespace's groups computed this step from
+    the SLOs' 5m rates of the last one (they live in the SLO's group, evaluated last).
+    """
+    def has_alerts(g: dict) -> bool:
+        return any("alert" in r for r in g["rules"])
+
+    return [g["name"] for g in sorted(groups, key=has_alerts)]
+
+
+def test_file(s: Scenario, rule_file: str, order: list[str]) -> dict:
     return {
         "rule_files": [rule_file],
         "evaluation_interval": f"{STEP}s",
+        "group_eval_order": order,
         "tests": [{
             "interval": f"{STEP}s",
             "input_series": input_series(s),
@@ -145,10 +161,10 @@ def intervals(minutes: list[int]) -> list[tuple[int, int | None]]:
     return out
 
 
-def _run(args: tuple[Scenario, str, str]) -> dict[str, list[tuple[int, int | None]]]:
-    scenario, rule_file, path = args
+def _run(args: tuple[Scenario, str, list[str], str]) -> dict[str, list[tuple[int, int | None]]]:
+    scenario, rule_file, order, path = args
     with open(path, "w") as f:
-        yaml.safe_dump(test_file(scenario, os.path.basename(rule_file)), f, sort_keys=False, width=1000)
+        yaml.safe_dump(test_file(scenario, os.path.basename(rule_file), order), f, sort_keys=False, width=1000)
     proc = subprocess.run(["promtool", "test", "rules", os.path.basename(path)], cwd=os.path.dirname(path),
                           capture_output=True, text=True)
     output = proc.stdout + proc.stderr
@@ -164,11 +180,13 @@ def run(workdir: str) -> dict:
     os.makedirs(workdir)
     slos = os.path.join(workdir, "slos")
     rulesets.write_slos(slos, 1)
-    rule_files = {}
+    rule_files, orders = {}, {}
     for which in rulesets.SETS:
         rule_files[which] = os.path.join(workdir, f"{which}.yml")
-        rulesets.write_rule_file(rule_files[which], rulesets.rule_groups(which, slos))
-    jobs = [(s, rule_files[w], os.path.join(workdir, f"test-{i}-{w}.yml"))
+        groups = rulesets.rule_groups(which, slos)
+        rulesets.write_rule_file(rule_files[which], groups)
+        orders[which] = evaluation_order(groups)
+    jobs = [(s, rule_files[w], orders[w], os.path.join(workdir, f"test-{i}-{w}.yml"))
             for i, s in enumerate(SCENARIOS) for w in rulesets.SETS]
     with ThreadPoolExecutor(2) as pool:
         timelines = list(pool.map(_run, jobs))

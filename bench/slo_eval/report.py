@@ -6,6 +6,7 @@ import argparse
 import os
 
 HEADING = "## SLO rule evaluation cost"
+GOAL = 0.1  # issue 7: an order of magnitude cheaper at the largest K
 
 
 def _when(minute: int | None) -> str:
@@ -46,9 +47,9 @@ def _why(row: dict) -> str:
     steady = row.get("burn") if row.get("steady") else None
     shifts = [abs(o - b) for bs, os_ in zip(base, obs) for b, o in zip(bs, os_) if None not in (b, o)]
     if len(base) == len(obs) and shifts and max(shifts) <= EDGE_MINUTES:
-        return ("window edges: Observatory's windows average recorded 5m rates (from 2h up, sampled every 5 "
+        return ("window edges: Observatory's windows sum recorded 5m rates (from 2h up, sampled every 5 "
                 "minutes), so a change enters and leaves them over up to 5 minutes instead of at once, and each "
-                "alert reads a condition its namespace's shared group records (up to one evaluation later)")
+                "alert reads a condition its namespace's shared group records, one evaluation later")
     if steady in THRESHOLD_FACTORS:
         return (f"the burn equals a threshold ({steady:g}x): both sides of `>` are the same ratio up to "
                 "floating-point rounding, which differs between the two expressions")
@@ -69,28 +70,31 @@ def section(results: dict, args: argparse.Namespace) -> str:
                      f"same server with the same data; every group is evaluated once per cycle (the measuring interval "
                      f"per K is in the table) and a cycle's cost is the sum of all groups' `evaluationTime` "
                      f"(`/api/v1/rules`); the medians from `prometheus_rule_group_last_duration_seconds` are given "
-                     f"alongside. \"Amortised\" weights each group by how often it runs in production (global interval "
-                     f"{args.rule_interval}; Observatory's shared 5m and 1h groups at theirs).")
+                     f"alongside. The ratio is per {args.rule_interval} of production: each group's median weighted by how "
+                     f"often it runs there (every {args.rule_interval}, the global interval; Observatory's shared 5m and 1h "
+                     f"groups at theirs); the columns after it charge every group every cycle, as measured.")
         lines.append("")
-        lines.append("| K | rules per SLO (baseline / Observatory) | interval | baseline median per cycle | "
-                     "Observatory median per cycle | ratio | ratio from /metrics | amortised ratio | "
+        lines.append(f"| K | rules per SLO (baseline / Observatory) | baseline per {args.rule_interval} | "
+                     f"Observatory per {args.rule_interval} | ratio | measuring interval | every group every cycle: "
+                     "baseline / Observatory median | ratio | ratio from /metrics | "
                      "CPU-s per cycle above idle (baseline / Observatory) | CPU ratio |")
-        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
         rows = results["cost"]["rows"]
         for row in rows:
             b, o = row["baseline"], row["observatory"]
             metric_ratio = (f"{o['median_metrics_s'] / b['median_metrics_s']:.3f}"
                             if b["median_metrics_s"] and o["median_metrics_s"] else "n/a")
             lines.append(
-                f"| {row['k']} | {b['rules_per_slo']:g} / {o['rules_per_slo']:g} | {row['interval']} | "
-                f"{b['median_s'] * 1000:.1f} ms | {o['median_s'] * 1000:.1f} ms | **{row['ratio']:.3f}** | "
-                f"{metric_ratio} | {row['ratio_amortised']:.3f} | "
+                f"| {row['k']} | {b['rules_per_slo']:g} / {o['rules_per_slo']:g} | {b['amortised_s'] * 1000:.1f} ms | "
+                f"{o['amortised_s'] * 1000:.1f} ms | **{row['ratio_amortised']:.3f}** | {row['interval']} | "
+                f"{b['median_s'] * 1000:.1f} / {o['median_s'] * 1000:.1f} ms | {row['ratio']:.3f} | {metric_ratio} | "
                 f"{b['cpu_per_cycle_s']:.2f} / {o['cpu_per_cycle_s']:.2f} | {row['ratio_cpu']:.3f} |")
         lines.append("")
         top = rows[-1]
-        lines.append(f"At K = {top['k']} (goal: ratio ≤ 0.1): {top['ratio']:.3f} with every group run every cycle, "
-                     f"{top['ratio_amortised']:.3f} with each group at its production interval (what a Prometheus "
-                     f"pays), {top['ratio_cpu']:.3f} in CPU seconds (groups run every cycle).")
+        verdict = "meets" if top["ratio_amortised"] <= GOAL else "misses"
+        lines.append(f"At K = {top['k']} (goal: ratio ≤ {GOAL:g}): {top['ratio_amortised']:.4f}, which {verdict} the goal, with each group at its "
+                     f"production interval (what a Prometheus pays); {top['ratio']:.3f} if every group ran every cycle, "
+                     f"{top['ratio_cpu']:.3f} in CPU seconds (every group every cycle).")
         lines.append("")
         missed = sum(row[s]["iterations_missed"] for row in rows for s in ("baseline", "observatory"))
         cycles = ", ".join(f"K={row['k']}: {row['cycles']}" for row in rows)

@@ -38,7 +38,8 @@ class Conventions:
 
     # --- Series Observatory records.
     token_price_metric: str = "observatory:gen_ai_token_price_usd"
-    # Errors per second divided by the error budget: averaged and divided by requests, a burn rate.
+    # Errors per second divided by the error budget: summed over a window and divided by the requests'
+    # sum, a burn rate.
     slo_errors_rate_metric: str = "observatory:slo_errors_per_budget:rate5m"
     slo_requests_rate_metric: str = "observatory:slo_requests:rate5m"
     slo_errors_rate_sampled_metric: str = "observatory:slo_errors_per_budget:rate5m_every5m"

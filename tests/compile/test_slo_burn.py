@@ -303,6 +303,32 @@ def test_first_errors_after_a_clean_history_are_no_long_burn(tmp_path: Path, pro
     assert not any(c["exp_alerts"] for c in checks)
 
 
+def test_budget_remaining_counts_missing_errors_as_none(tmp_path: Path, promtool: Path) -> None:
+    """Steady at half the budget's pace, half the budget remains; a model that never failed (no error
+    series at all) keeps all of it rather than having no budget."""
+    step = MINUTE
+    slo = parse_resource(slo_resource("30d", group_by=["gen_ai_request_model"]))
+
+    def group(model_name: str, error_ratio: float) -> Group:
+        return Group({"namespace": NAMESPACE, "gen_ai_request_model": model_name},
+                     [Phase(3 * HOUR, REQUESTS_PER_SECOND, error_ratio)], step)
+
+    half, flawless = group("gpt-4o", 0.5 * BUDGET), group("o3", 0)
+    test = {
+        "interval": f"{step}s",
+        "input_series": genai_series(half) + genai_series(flawless, errors_missing_before=flawless.steps + 1),
+        "promql_expr_test": [{
+            "expr": "round(1000 * observatory:slo_error_budget_remaining:ratio)",
+            "eval_time": f"{3 * HOUR}s",
+            "exp_samples": [{"labels": f'{{gen_ai_request_model="{name}", namespace="{NAMESPACE}", '
+                                       f'slo="chat-availability", window="30d"}}', "value": value}
+                            for name, value in (("gpt-4o", 500), ("o3", 1000))],
+        }],
+    }
+    outcome = run_promtool([slo], [test], f"{step}s", tmp_path)
+    assert outcome.ok, explain(outcome, tmp_path)
+
+
 INDICATORS = {
     "llm-availability": {"llm": {"preset": "availability"}},
     "llm-latency": {"llm": {"preset": "latency", "latencyThresholdSeconds": 2.56}},

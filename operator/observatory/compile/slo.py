@@ -6,12 +6,14 @@ rules per SLO, each window re-reading every raw series, each a query of its own.
 records the objective, and the two alerts read one recorded series each. The burn rates over every
 window, the alert conditions and the error budget are computed once per namespace and SLO period
 for all its SLOs together (`slo_window_groups`): a rule's fixed cost is paid once, not once per
-SLO. Every window is a ratio of sums (errors and requests are averaged separately, then divided);
-dividing errors by the budget first makes the ratio the burn rate itself, so the workbook's factors
-are the thresholds for every SLO alike. Windows of 2h and more average a copy of the 5m rates that
-a slow group takes every 5 minutes: the copies tile time without overlap, so their average is the
-same, from a tenth of the samples, and the slow group computes those windows too, as often as their
-input changes. The budget over the whole period averages hourly tiles of the copies.
+SLO. Every window is a ratio of sums (errors and requests are summed separately, then divided), so
+a moment without an error series (OpenTelemetry exports one only once a call fails) counts as no
+errors, with no zeros to record; dividing errors by the budget first makes the ratio the burn rate
+itself, so the workbook's factors are the thresholds for every SLO alike. Windows of 2h and more sum
+a copy of the 5m rates that a slow group takes every 5 minutes: the copies tile time without
+overlap, so the ratio is the same, from a tenth of the samples, and the slow group computes those
+windows too, as often as their input changes. The budget over the whole period sums hourly
+averages of the copies.
 """
 
 from __future__ import annotations
@@ -139,11 +141,7 @@ def compile_slo(slo: SLO, tenant: Tenant) -> list[RuleGroup]:
         name = tier.name or f"{alert_name(slo.name)}ErrorBudgetBurn{tier_name.capitalize()}"
         alerts.append(Rule(expr=burning, alert=name, for_=tier.for_, labels=labels, annotations=annotations))
 
-    # Without the zeros the long windows would average only the minutes since the first error. They
-    # come from the requests just recorded (a group evaluates its rules in order), not the raw series.
-    requests = promql.selector(c.slo_requests_rate_metric, of_slo)
-    errors = promql.build(f"__arg_e__ / {budget} or ignoring({c.slo_label}, {c.window_label}) 0 * __arg_r__",
-                          {"e": events.errors, "r": requests})
+    errors = promql.build(f"__arg_e__ / {budget}", {"e": events.errors})
     return [RuleGroup(
         name=f"{c.rule_group_prefix}.slo.{slo.name}",
         rules=(
@@ -178,7 +176,7 @@ def slo_window_groups(period: str, tenant: Tenant) -> list[RuleGroup]:
         if window == SHORTEST_WINDOW:
             return promql.build("__arg_e__ / __arg_r__", {"e": errors, "r": requests})
         e, r = (errors_sampled, requests_sampled) if sampled(window) else (errors, requests)
-        return promql.build(f"avg_over_time(__arg_e__[{window}]) / avg_over_time(__arg_r__[{window}])", {"e": e, "r": r})
+        return promql.build(f"sum_over_time(__arg_e__[{window}]) / sum_over_time(__arg_r__[{window}])", {"e": e, "r": r})
 
     def burn(window: str) -> pp.Expr:
         rate = promql.selector(c.slo_burn_rate_metric, [*of_period, promql.equal(c.burn_window_label, window)])
@@ -211,9 +209,10 @@ def slo_window_groups(period: str, tenant: Tenant) -> list[RuleGroup]:
                 Rule(expr=requests, record=c.slo_requests_rate_sampled_metric),
                 # Their input changes every 5 minutes: evaluating them more often would repeat the work.
                 *(rule for w, rule in rates.items() if sampled(w)),
-                # Up to an hour late, which is noise against the period.
-                Rule(expr=promql.build(f"1 - avg_over_time(__arg_e__[{period}]) / avg_over_time(__arg_r__[{period}])",
-                                       {"e": errors_hourly, "r": requests_hourly}),
+                # Up to an hour late, which is noise against the period. A period without errors has
+                # no error sum: its whole budget remains.
+                Rule(expr=promql.build(f"1 - (sum_over_time(__arg_e__[{period}]) or 0 * sum_over_time(__arg_r__[{period}])) "
+                                       f"/ sum_over_time(__arg_r__[{period}])", {"e": errors_hourly, "r": requests_hourly}),
                      record=c.slo_budget_remaining_metric),
             ),
         ),
@@ -221,7 +220,9 @@ def slo_window_groups(period: str, tenant: Tenant) -> list[RuleGroup]:
             name=f"{c.rule_group_prefix}.slo-windows.{period}.hourly",
             interval=HOURLY_GROUP_INTERVAL,
             rules=(
-                Rule(expr=promql.build("avg_over_time(__arg_e__[1h])", {"e": errors_sampled}), record=c.slo_errors_rate_hourly_metric),
+                # Averages with the hours' missing errors as zeros, so that the budget's sums stay in step.
+                Rule(expr=promql.build("sum_over_time(__arg_e__[1h]) / count_over_time(__arg_r__[1h])",
+                                       {"e": errors_sampled, "r": requests_sampled}), record=c.slo_errors_rate_hourly_metric),
                 Rule(expr=promql.build("avg_over_time(__arg_r__[1h])", {"r": requests_sampled}), record=c.slo_requests_rate_hourly_metric),
             ),
         ),
