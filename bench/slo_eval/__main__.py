@@ -70,6 +70,13 @@ class Bench:
             self.rendered[which, k] = rulesets.rule_groups(which, folder)
         return self.rendered[which, k]
 
+    def history(self, k: int) -> list[list[dict]]:
+        """The recording rules of both sets for K SLOs that need history, level n of both together:
+        each level is one pass over the history."""
+        per_set = [backfill.levels(self.groups(which, k)) for which in rulesets.SETS]
+        return [[g for levels in per_set if n < len(levels) for g in levels[n]]
+                for n in range(max(len(levels) for levels in per_set))]
+
     # --- the server ------------------------------------------------------------------------
     @contextlib.contextmanager
     def server(self, rule_file: str | None, interval: str) -> Iterator[Prometheus]:
@@ -196,13 +203,8 @@ class Bench:
             equivalence_done = None if self.args.skip_equivalence else background.submit(
                 equivalence.run, os.path.join(self.work, "equivalence"))
             if not self.args.skip_cost:
-                kmax = max(self.ks)
-                per_set = [backfill.levels(self.groups(which, kmax)) for which in rulesets.SETS]
-                # Level n of both sets together: each level is one pass over the history.
-                history = [[g for levels in per_set if n < len(levels) for g in levels[n]]
-                           for n in range(max(len(levels) for levels in per_set))]
                 try:
-                    results["data"] = self.prepare(history)
+                    results["data"] = self.prepare(self.history(max(self.ks)))
                     if equivalence_done:
                         results["equivalence"] = equivalence_done.result()
                     results["cost"] = self.measure_all()

@@ -19,7 +19,7 @@ import time
 
 from observatory.models.common import duration_seconds
 
-from . import backfill, rulesets
+from . import rulesets
 from .__main__ import Bench, _args
 from .prom import Prometheus
 
@@ -73,16 +73,13 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     bench = Bench(_args(["--ks", str(args.k), "--skip-equivalence"]))
     sets = {which: bench.groups(which, args.k) for which in rulesets.SETS}
-    per_set = [backfill.levels(groups) for groups in sets.values()]
-    history = [[g for levels in per_set if n < len(levels) for g in levels[n]]
-               for n in range(max(len(levels) for levels in per_set))]
     if args.one_group:
         sets["observatory, SLOs in one group"] = one_group(sets["observatory"])
     rule_file = f"{bench.work}/rules.yml"
     interval = args.interval
     seconds = duration_seconds(interval)
     try:
-        bench.prepare(history)
+        bench.prepare(bench.history(args.k))
         rulesets.write_rule_file(rule_file, [])
         with bench.server(rule_file, interval) as prom:
             bench.settle(prom)

@@ -86,7 +86,7 @@ def section(results: dict, args: argparse.Namespace) -> str:
                             if b["median_metrics_s"] and o["median_metrics_s"] else "n/a")
             lines.append(
                 f"| {row['k']} | {b['rules_per_slo']:g} / {o['rules_per_slo']:g} | {b['amortised_s'] * 1000:.1f} ms | "
-                f"{o['amortised_s'] * 1000:.1f} ms | **{row['ratio_amortised']:.3f}** | {row['interval']} | "
+                f"{o['amortised_s'] * 1000:.1f} ms | **{row['ratio_amortised']:.4f}** | {row['interval']} | "
                 f"{b['median_s'] * 1000:.1f} / {o['median_s'] * 1000:.1f} ms | {row['ratio']:.3f} | {metric_ratio} | "
                 f"{b['cpu_per_cycle_s']:.2f} / {o['cpu_per_cycle_s']:.2f} | {row['ratio_cpu']:.3f} |")
         lines.append("")
