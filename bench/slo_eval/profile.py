@@ -3,10 +3,10 @@
     python -m bench.slo_eval.profile --k 500               # baseline and Observatory
     python -m bench.slo_eval.profile --k 500 --one-group   # also Observatory with its SLOs' rules in one group
 
-Rules are told apart by record or alert name with the SLO's name taken out, so the 500 SLOs' requests
-records add up to one line. Each rule's median `evaluationTime` over the cycles seen (the first one,
+Rules are told apart by record or alert name with the SLO's name (and group) taken out, so the 500
+SLOs' requests records add up to one line. Each rule's median `evaluationTime` over the cycles seen (the first one,
 cold, skipped) is summed per kind; a group's time beyond its rules' is its overhead. `--one-group`
-measures what the SLOs' own groups cost as groups: the same rules, merged into one group.
+measures what the groups holding the SLOs' own rules cost as groups: the same rules, in one group.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from . import rulesets
 from .__main__ import Bench, _args
 from .prom import Prometheus
 
-SLO_NAME = re.compile(r"svc-\d+|Svc\d+")
+SLO_NAME = re.compile(r"svc-\d+|Svc\d+|(?<=^observatory\.slos\.)\w+\.\d+$")  # an SLO, or its group
 
 
 def rule_kind(group: str, rule: dict) -> str:
@@ -32,8 +32,8 @@ def rule_kind(group: str, rule: dict) -> str:
 
 
 def one_group(groups: list[dict]) -> list[dict]:
-    """Observatory's rules with every SLO's own group merged into one."""
-    own = [g for g in groups if g["name"].startswith("observatory.slo.")]
+    """Observatory's rules with the groups holding the SLOs' own rules merged into one."""
+    own = [g for g in groups if g["name"].startswith("observatory.slos.")]
     merged = {"name": "observatory.slos", "rules": [r for g in own for r in g["rules"]]}
     return [merged, *(g for g in groups if g not in own)]
 

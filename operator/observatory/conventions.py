@@ -74,6 +74,7 @@ class Conventions:
     rule_group_prefix: str = "observatory"
     prices_object_name: str = "observatory-llm-prices"
     slo_windows_object_name: str = "observatory-slo-windows"  # one per namespace and SLO period
+    slo_rules_object_name: str = "observatory-slos"  # SLO_SHARDS per namespace and SLO period
 
     # --- prometheus-operator loads a PrometheusRule only when its ruleSelector matches.
     rule_selector_labels: Mapping[str, str] = field(default_factory=lambda: {"release": "kube-prometheus-stack"})

@@ -95,3 +95,52 @@ def test_a_single_group_over_the_limit_is_rejected_with_a_clear_error() -> None:
     huge = RuleGroup("observatory.too-big", tuple(Rule(expr=parse(f"vector({i})"), record=f"r{i}:" + "x" * 200) for i in range(3000)))
     with pytest.raises(CompileError, match="larger than the 512 KiB"):
         prometheus_rules("too-big", [huge], Tenant("team-a", Conventions()), {})
+
+
+def same_group_slos(count: int, objective: float = 99.0, description: str = "") -> list:
+    """SLOs of one namespace and period whose rules share a group."""
+    from observatory.compile.slo import slo_shard
+    from observatory.models import parse_resource
+    names = [n for n in (f"slo-{i}" for i in range(100 * count)) if slo_shard(n) == slo_shard("slo-0")][:count]
+    return [parse_resource({"apiVersion": "observatory.dev/v1alpha1", "kind": "SLO",
+                            "metadata": {"name": n, "namespace": "team-a"},
+                            "spec": {"objective": objective, "indicator": {"llm": {"preset": "availability"}},
+                                     "description": description}}) for n in names]
+
+
+def test_slo_parts_compose_to_one_object_whatever_the_order_and_lose_the_owners_gone() -> None:
+    from observatory.compile.rules import compose_shared
+    from observatory.compile.slo import slo_rules_object
+    tenant = Tenant("team-a", Conventions())
+    a, b, c = (slo_rules_object(slo, tenant) for slo in same_group_slos(3))
+    owners = {"slo-a", "slo-b", "slo-c"} | {o["spec"]["groups"][0]["rules"][0]["labels"]["slo"] for o in (a, b, c)}
+
+    def fold(*parts):
+        composed = None
+        for part in parts:
+            composed = compose_shared(part, composed, owners)
+        return composed
+
+    together = fold(a, b, c)
+    assert together == fold(c, a, b) == fold(b, c, a)
+    assert len(together["spec"]["groups"][0]["rules"]) == 15
+    b_name = b["spec"]["groups"][0]["rules"][0]["labels"]["slo"]
+    # A changed part replaces the old one; a part of an owner gone goes at the next write.
+    changed = slo_rules_object(same_group_slos(3, objective=99.9)[1], tenant)
+    assert compose_shared(changed, together, owners) == fold(a, changed, c)
+    without_b = fold(a, c)
+    assert compose_shared(None, together, owners - {b_name}) == without_b
+    assert compose_shared(a, together, owners - {b_name}) == without_b
+
+
+def test_too_many_slos_for_one_group_are_rejected_with_a_clear_error() -> None:
+    from observatory.compile.rules import compose_shared
+    from observatory.compile.slo import slo_rules_object
+    tenant = Tenant("team-a", Conventions())
+    slos = same_group_slos(200, description="x" * 1000)
+    composed = None
+    with pytest.raises(CompileError, match="metadata.namespace: PrometheusRule observatory-slos-30d-.. would hold the rules of "
+                                           r"\d+ owners, more than the 512 KiB"):
+        for slo in slos:
+            composed = compose_shared(slo_rules_object(slo, tenant), composed, {s.name for s in slos})
+    assert composed is not None and len(json.dumps(composed)) < MAX_RULE_OBJECT_BYTES

@@ -340,21 +340,34 @@ INDICATORS = {
 
 @pytest.mark.parametrize("indicator", INDICATORS.values(), ids=INDICATORS.keys())
 @pytest.mark.parametrize("period", ["7d", "30d", "90d"])
-def test_five_rules_per_slo_and_windows_shared_by_the_namespace(indicator: dict[str, Any], period: str) -> None:
-    """Each SLO owns 5 rules; its windows live in one object per namespace and period, whatever the
-    number of SLOs using it."""
+def test_five_rules_per_slo_in_groups_and_windows_shared_by_the_namespace(indicator: dict[str, Any], period: str) -> None:
+    """Each SLO has 5 rules, a part of one of its namespace's SLO groups for the period; its
+    windows live in one object per namespace and period, whatever the number of SLOs using it."""
     slos = [parse_resource(slo_resource(period, name=f"slo-{i}", group_by=["gen_ai_request_model"], indicator=indicator))
-            for i in range(3)]
+            for i in range(40)]
     other = parse_resource({**slo_resource(period), "metadata": {"name": "x", "namespace": OTHER_NAMESPACE}})
-    rules = [rule for obj in compile_resource(slos[0]) if obj["kind"] == "PrometheusRule"
-             for group in obj["spec"]["groups"] for rule in group["rules"]]
-    assert sum("alert" in r for r in rules) == 2
-    assert len(rules) == 5
+    assert not [o for o in compile_resource(slos[0]) if o["kind"] == "PrometheusRule"]
     shared = shared_objects([*slos, other])
-    assert sorted((o["metadata"]["namespace"], o["metadata"]["name"]) for o in shared) == \
+    windows = [o for o in shared if o["metadata"]["name"].startswith("observatory-slo-windows-")]
+    assert sorted((o["metadata"]["namespace"], o["metadata"]["name"]) for o in windows) == \
         sorted([(NAMESPACE, f"observatory-slo-windows-{period}"), (OTHER_NAMESPACE, f"observatory-slo-windows-{period}")])
-    assert shared_objects(slos[:1]) == [o for o in shared if o["metadata"]["namespace"] == NAMESPACE]
-    for obj in shared:
+    for obj in windows:
         shared_rules = [rule for group in obj["spec"]["groups"] for rule in group["rules"]]
         assert len(shared_rules) <= 14
         assert all(f'namespace="{obj["metadata"]["namespace"]}"' in r["expr"] for r in shared_rules)
+    holding = [o for o in shared if o["metadata"]["namespace"] == NAMESPACE and o not in windows]
+    # 40 SLOs share fewer groups, one per object, each SLO's 5 rules together, SLOs in name order.
+    assert 10 < len(holding) < 40
+    by_slo: dict[str, list[str]] = {}
+    for obj in holding:
+        [group] = obj["spec"]["groups"]
+        assert obj["metadata"]["name"] == f"observatory-slos-{period}-{group['name'].rsplit('.', 1)[1]}"
+        owners = [r["labels"]["slo"] for r in group["rules"]]
+        assert owners == sorted(owners)
+        for rule in group["rules"]:
+            by_slo.setdefault(rule["labels"]["slo"], []).append(obj["metadata"]["name"])
+            assert f'namespace="{NAMESPACE}"' in rule["expr"] or rule["expr"].startswith("vector(")
+    assert {name: len(objs) for name, objs in by_slo.items()} == {slo.name: 5 for slo in slos}
+    assert all(len(set(objs)) == 1 for objs in by_slo.values())
+    alone = [o for o in shared_objects(slos[:1]) if o not in windows]
+    assert [sum("alert" in r for r in o["spec"]["groups"][0]["rules"]) for o in alone] == [2]

@@ -23,10 +23,15 @@ from controller_harness import (
     threshold_rule,
 )
 from k8s.emulator import cluster_context
-from observatory.compile.rules import count_rules
+from observatory.compile.rules import PARTS_ANNOTATION, count_rules
+from observatory.compile.slo import slo_shard
 from observatory.controller.settings import Settings
 
 WINDOWS_30D = 'observatory-slo-windows-30d'
+
+
+def group_of(slo: str, period: str = '30d') -> str:
+    return f'observatory-slos-{period}-{slo_shard(slo):02d}'
 PRICES = 'observatory-llm-prices'
 
 
@@ -39,20 +44,26 @@ async def test_create_generates_owned_objects_with_rule_selector_labels():
         live_rule = await cluster.until(lambda: settled(cluster, ALERTRULES, 'llm-error-rate', 'team-a'))
         live_slo = await cluster.until(lambda: settled(cluster, SLOS, 'llm-availability', 'team-a'))
         for live, plural_kind in ((live_rule, 'alertrule'), (live_slo, 'slo')):
-            expected = list(expected_objects(live).values())
+            owned = list(expected_objects(live).values())
+            shared = list(expected_objects(live, shared=True).values())
             name = f"{plural_kind}-{live['metadata']['name']}"
-            prometheus_rule = cluster.get(PROMETHEUSRULES, name, 'team-a')
+            reference = {'apiVersion': 'observatory.dev/v1alpha1', 'kind': live['kind'], 'name': live['metadata']['name'],
+                         'uid': live['metadata']['uid']}
+            controller = {'controller': True, 'blockOwnerDeletion': True}
             config = cluster.get(AMCONFIGS, name, 'team-a')
-            for generated in (prometheus_rule, config):
-                assert generated['metadata']['ownerReferences'] == [{
-                    'apiVersion': 'observatory.dev/v1alpha1', 'kind': live['kind'], 'name': live['metadata']['name'],
-                    'uid': live['metadata']['uid'], 'controller': True, 'blockOwnerDeletion': True}]
+            assert config['metadata']['ownerReferences'] == [reference | controller]
+            assert config['spec'] == next(o for o in owned if o['kind'] == 'AlertmanagerConfig')['spec']
+            # An AlertRule's rules are its own object; an SLO's a part of its namespace's group.
+            holding = next(o for o in owned if o['kind'] == 'PrometheusRule') if plural_kind == 'alertrule' else \
+                next(o for o in shared if PARTS_ANNOTATION in o['metadata'].get('annotations', {}))
+            prometheus_rule = cluster.get(PROMETHEUSRULES, holding['metadata']['name'], 'team-a')
+            assert prometheus_rule['metadata']['ownerReferences'] == [reference | (controller if plural_kind == 'alertrule' else {})]
             assert prometheus_rule['metadata']['labels']['release'] == 'kube-prometheus-stack'
-            assert prometheus_rule['spec'] == next(o for o in expected if o['kind'] == 'PrometheusRule')['spec']
-            assert config['spec'] == next(o for o in expected if o['kind'] == 'AlertmanagerConfig')['spec']
+            assert prometheus_rule['spec'] == holding['spec']
             status = live['status']
-            recording, alerting = count_rules(expected)
-            assert (status['prometheusRules'], status['alertmanagerConfig']) == ([name], name)
+            recording, alerting = count_rules([holding])
+            assert (status['prometheusRules'], status['alertmanagerConfig']) == \
+                ([o['metadata']['name'] for o in owned + shared if o['kind'] == 'PrometheusRule'], name)
             assert (status['recordingRules'], status['alertingRules']) == (recording, alerting)
             assert alerting > 0
             assert condition(live, 'Ready')['status'] == 'True'
@@ -110,7 +121,10 @@ async def test_delete_and_rename_leave_nothing_behind():
         cluster.seed(example('slos/llm-availability.yaml', name='chat-availability'))
         cluster.delete(SLOS, 'llm-availability', 'team-a')
         await cluster.until(lambda: settled(cluster, SLOS, 'chat-availability', 'team-a'))
-        await cluster.until(lambda: names(cluster, PROMETHEUSRULES, 'team-a') == [WINDOWS_30D, 'slo-chat-availability'])
+        await cluster.until(lambda: names(cluster, PROMETHEUSRULES, 'team-a') == [WINDOWS_30D, group_of('chat-availability')])
+        assert owners_of(cluster, group_of('chat-availability')) == ['chat-availability']
+        # The old name's rules left the group (which may be the same group) with it.
+        assert 'llm-availability' not in json.dumps(cluster.get(PROMETHEUSRULES, group_of('chat-availability'), 'team-a'))
         assert names(cluster, AMCONFIGS, 'team-a') == ['slo-chat-availability']
         cluster.delete(SLOS, 'chat-availability', 'team-a')
         await cluster.until(lambda: not names(cluster, PROMETHEUSRULES, 'team-a') and not names(cluster, AMCONFIGS, 'team-a'))
@@ -188,3 +202,39 @@ async def test_shared_price_catalogue_is_owned_by_each_cost_rule_and_goes_with_t
         await cluster.until(lambda: owners_of(cluster, PRICES) == ['llm-daily-budget'])
         cluster.delete(ALERTRULES, 'llm-daily-budget', 'team-a')
         await cluster.until(lambda: cluster.get(PROMETHEUSRULES, 'observatory-llm-prices', 'team-a') is None)
+
+
+def parts_in(cluster: Any, name: str) -> list[str]:
+    """The SLOs with rules in a PrometheusRule, in the order of its rules."""
+    obj = cluster.get(PROMETHEUSRULES, name, 'team-a')
+    return list(dict.fromkeys(r['labels']['slo'] for g in obj['spec']['groups'] for r in g['rules'])) if obj else []
+
+
+async def test_slos_sharing_a_group_each_write_their_part_and_take_it_along_when_deleted():
+    """Also when deleted while no operator runs: the garbage collector only drops the owner, the
+    next write of the group drops the part of an owner gone."""
+    first, second, third = 'svc-104-availability', 'svc-113-availability', 'svc-132-availability'
+    group = group_of(first)
+    assert group_of(second) == group_of(third) == group
+
+    def compiled(*slo_names: str) -> dict[str, Any]:
+        from observatory.compile import shared_objects
+        from observatory.models import parse_resource
+        slos = [parse_resource(example('slos/llm-availability.yaml', name=n)) for n in slo_names]
+        return next(o for o in shared_objects(slos) if o['metadata']['name'] == group)['spec']
+
+    async with cluster_context() as cluster:
+        async with running_operator(cluster):
+            for name in (third, first, second):
+                cluster.seed(example('slos/llm-availability.yaml', name=name))
+            await cluster.until(lambda: parts_in(cluster, group) == [first, second, third])
+            assert cluster.get(PROMETHEUSRULES, group, 'team-a')['spec'] == compiled(first, second, third)
+            assert settled(cluster, SLOS, second, 'team-a')['status']['prometheusRules'] == [WINDOWS_30D, group]
+            cluster.delete(SLOS, first, 'team-a')
+            await cluster.until(lambda: parts_in(cluster, group) == [second, third])
+            assert owners_of(cluster, group) == [second, third]
+        cluster.delete(SLOS, second, 'team-a')
+        assert (owners_of(cluster, group), parts_in(cluster, group)) == ([third], [second, third])
+        async with running_operator(cluster):
+            await cluster.until(lambda: parts_in(cluster, group) == [third])
+            assert cluster.get(PROMETHEUSRULES, group, 'team-a')['spec'] == compiled(third)

@@ -27,7 +27,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from ..compile.rules import owner_labels
+from ..compile.rules import compose_shared, owner_labels
 from ..conventions import Conventions
 from ..models.common import GROUP, VERSION
 from ..rbac import permission_for
@@ -176,6 +176,9 @@ class Kube:
         """Live objects: by name (cheap, one GET each) or, with `names` None, every one with `labels`."""
         if names is None:
             return [o for kind in GENERATED for o in self._list(kind, namespace, labels)]
+        return self._get_named(namespace, names)
+
+    def _get_named(self, namespace: str, names: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
         return [o for kind, name in sorted(set(names)) if (o := self._get(kind, namespace, name)) is not None]
 
     def sync_owned(self, owner: Owner, desired: Iterable[Mapping[str, Any]],
@@ -214,51 +217,52 @@ class Kube:
         meta["annotations"] = {**(meta.get("annotations") or {}), APPLIED_HASH_ANNOTATION: applied_hash(body)}
         return body
 
-    def sync_shared(self, owner: Owner, namespace: str, labels: Mapping[str, str],
-                    desired: Iterable[Mapping[str, Any]], names: Iterable[tuple[str, str]] | None = None) -> Sync:
-        """Objects several resources need (the price catalogue): each needing one is an owner (not
-        the controller), so the garbage collector removes the object with its last owner.
+    def sync_shared(self, owner: Owner, namespace: str, desired: Iterable[Mapping[str, Any]],
+                    names: Iterable[tuple[str, str]]) -> Sync:
+        """Objects several resources need (the price catalogue, the SLO windows, the SLOs' rules):
+        each needing one is an owner (not the controller), so the garbage collector removes the
+        object with its last owner.
 
-        `names` (kind, name) or, with None, `labels` find the live objects in `namespace`; `owner` is
-        added to the owners of `desired` and removed from the others, deleted when no owner is left.
+        `owner` is added to the owners of `desired` and removed from the other objects `names`
+        (kind, name) in `namespace`, which are deleted when no owner is left. Objects made of parts
+        (`compose_shared`) keep the other owners' parts and lose those of owners gone.
         """
         desired = list(desired)
         with self._locks_guard:
             lock = self._shared_locks[namespace]
         with lock:
-            if names is not None:
-                names = [*names, *((o["kind"], o["metadata"]["name"]) for o in desired)]
-            live = {_key(o): o for o in self._find(namespace, labels, names)}
+            live = {_key(o): o for o in self._get_named(namespace, [*names, *((o["kind"], o["metadata"]["name"]) for o in desired)])}
             applied, deleted, wanted = [], [], set()
             for obj in desired:
                 key = _key(obj)
                 wanted.add(key)
                 current = live.get(key)
-                others = [r for r in (current or {}).get("metadata", {}).get("ownerReferences") or [] if r.get("uid") != owner.uid]
-                body = self._body(obj, others + [owner.reference(controller=False)])
-                if current is not None:
-                    if _up_to_date(current, body):
-                        continue
-                    # Optimistic concurrency: another operator replica may change the owners meanwhile.
-                    body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-                self._apply(body)
-                applied.append(key)
+                refs = [r for r in (current or {}).get("metadata", {}).get("ownerReferences") or [] if r.get("uid") != owner.uid]
+                refs.append(owner.reference(controller=False))
+                if self._write_shared(compose_shared(obj, current, _names(refs)), current, refs):
+                    applied.append(key)
             for key, current in sorted(live.items()):
                 refs = current["metadata"].get("ownerReferences") or []
-                if key in wanted or not any(r.get("uid") == owner.uid for r in refs):
+                if key in wanted or any(r.get("controller") for r in refs):  # not shared: someone's own
                     continue
                 remaining = [r for r in refs if r.get("uid") != owner.uid]
                 if remaining:
-                    body = self._body({k: current[k] for k in ("apiVersion", "kind", "spec")}
-                                      | {"metadata": {k: current["metadata"][k] for k in ("name", "namespace", "labels")}},
-                                      remaining)
-                    body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-                    self._apply(body)
-                    applied.append(key)
-                else:
+                    if self._write_shared(compose_shared(None, current, _names(remaining)), current, remaining):
+                        applied.append(key)
+                elif refs:  # the owner was the last
                     self._delete(current)
                     deleted.append(key)
         return Sync(tuple(applied), tuple(deleted))
+
+    def _write_shared(self, obj: Mapping[str, Any], current: Mapping[str, Any] | None, refs: list[dict[str, Any]]) -> bool:
+        body = self._body(obj, refs)
+        if current is not None:
+            if _up_to_date(current, body):
+                return False
+            # Optimistic concurrency: another operator replica may change the owners meanwhile.
+            body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        self._apply(body)
+        return True
 
     # --- the custom resources ---------------------------------------------------------------------
 
@@ -318,6 +322,10 @@ def _up_to_date(live: Mapping[str, Any] | None, body: Mapping[str, Any]) -> bool
             and contains(live.get("spec"), body.get("spec"))
             and contains(meta.get("labels") or {}, want.get("labels") or {})
             and sorted(map(_ref_key, meta.get("ownerReferences") or [])) == sorted(map(_ref_key, want["ownerReferences"])))
+
+
+def _names(refs: Iterable[Mapping[str, Any]]) -> set[str]:
+    return {r["name"] for r in refs}
 
 
 def _ref_key(ref: Mapping[str, Any]) -> tuple:

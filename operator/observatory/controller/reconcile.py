@@ -15,8 +15,14 @@ from typing import Any
 
 import kopf
 
-from ..compile import CompileError, CompileOptions, compile_resource, needs_prices, shared_objects
-from ..compile.rules import count_rules, object_name, owner_labels
+from ..compile import (
+    CompileError,
+    CompileOptions,
+    compile_resource,
+    needs_prices,
+    shared_objects,
+)
+from ..compile.rules import PARTS_ANNOTATION, count_rules, object_name
 from ..models import parse_resource
 from ..models.alertrule import AlertRule
 from ..models.common import CustomResource
@@ -103,38 +109,54 @@ class Controller:
         try:
             resource = parse_resource({k: v for k, v in body.items() if k != "status"})
             objects = compile_resource(resource, self.options)
+            shared = shared_objects(self._sharing(owner, resource), self.options)
         except CompileError as err:
-            message = "; ".join(str(e) for e in err.errors)
-            # The last good objects stay; RulesLoaded still describes them.
-            self._report(kind, owner, generation, previous, [
-                Cond(READY, "False", "InvalidSpec", "the spec is invalid; the last good rules stay in place"),
-                Cond(VALID, "False", "InvalidSpec", message), *_kept(previous, RULES_LOADED)])
+            self._invalid(kind, owner, generation, previous, err)
             return "invalid"
-        known = None if thorough else [("PrometheusRule", n) for n in previous.get("prometheusRules") or []] + \
+        # The status names the rules objects of the last reconcile, its own and shared: only those
+        # and the ones needed now are read. `thorough` lists its own by label instead.
+        before = previous.get("prometheusRules") or []
+        owned = {o["metadata"]["name"] for o in objects}
+        shared_names = {o["metadata"]["name"] for o in shared}
+        known = None if thorough else [("PrometheusRule", n) for n in before if n not in shared_names] + \
             [("AlertmanagerConfig", n) for n in [previous.get("alertmanagerConfig")] if n]
         sync = self.kube.sync_owned(owner, objects, known)
-        # A changed spec may have moved the resource to another shared object (an SLO's new period);
-        # a new resource belongs to none yet.
-        respecified = previous.get("observedGeneration") not in (None, generation)
-        shared = self._sync_shared(owner, resource, thorough or respecified)
-        wrote = bool(sync.applied or sync.deleted or shared.applied or shared.deleted)
-        rules = [o for o in objects if o["kind"] == "PrometheusRule"]
+        # Besides what it needs now and had, only a former cost rule may own more: the catalogue.
+        had = [("PrometheusRule", n) for n in before if n not in owned]
+        if isinstance(resource, AlertRule):
+            had.append(("PrometheusRule", object_name(self.options.conventions.prices_object_name)))
+        try:
+            shared_sync = self.kube.sync_shared(owner, owner.namespace, shared, had)
+        except CompileError as err:  # the namespace's object for its SLOs is full
+            self._invalid(kind, owner, generation, previous, err)
+            return "invalid"
+        wrote = bool(sync.applied or sync.deleted or shared_sync.applied or shared_sync.deleted)
+        rules = [o for o in objects + shared if o["kind"] == "PrometheusRule"]
         config = next((o["metadata"]["name"] for o in objects if o["kind"] == "AlertmanagerConfig"), None)
-        recording, alerting = count_rules(objects)
+        # Its own rules: in its objects, or its part of a shared one (the desired one holds only that).
+        recording, alerting = count_rules(objects + [o for o in shared if PARTS_ANNOTATION in o["metadata"].get("annotations", {})])
         self._report(kind, owner, generation, previous, [
-            Cond(READY, "True", "Reconciled", f"{len(rules)} PrometheusRule(s) with {recording} recording and "
-                                              f"{alerting} alerting rule(s)" + (", 1 AlertmanagerConfig" if config else "")),
+            Cond(READY, "True", "Reconciled", f"{recording} recording and {alerting} alerting rule(s) in "
+                                              f"{len(rules)} PrometheusRule(s)" + (", 1 AlertmanagerConfig" if config else "")),
             Cond(VALID, "True", "Compiled"),
             self._rules_loaded(rules)], rules=[o["metadata"]["name"] for o in rules], config=config,
             counts=(recording, alerting))
         self.metrics.owned(kind.kind, owner.uid, len(objects))
         return "applied" if wrote else "unchanged"
 
-    def _sync_shared(self, owner: Owner, resource: CustomResource, search: bool):
-        """Join (or leave) the owners of the namespace's shared objects: the price catalogue, the SLO
-        windows. `search` lists them by label; otherwise only those this resource may own are read."""
+    def _invalid(self, kind: KindInfo, owner: Owner, generation: int | None, previous: Mapping[str, Any],
+                 err: CompileError) -> None:
+        message = "; ".join(str(e) for e in err.errors)
+        # The last good objects stay; RulesLoaded still describes them.
+        self._report(kind, owner, generation, previous, [
+            Cond(READY, "False", "InvalidSpec", "the spec is invalid; the last good rules stay in place"),
+            Cond(VALID, "False", "InvalidSpec", message), *_kept(previous, RULES_LOADED)])
+
+    def _sharing(self, owner: Owner, resource: CustomResource) -> list[CustomResource]:
+        """The resources whose shared objects `resource` needs: itself, and for a cost rule the
+        namespace's stacks (a stack with default rules provides the prices instead)."""
         resources: list[CustomResource] = [resource]
-        if needs_prices(resource):  # an ObservabilityStack with default rules provides the prices instead
+        if needs_prices(resource):
             for stack in self.kube.list_stacks(owner.namespace):
                 try:
                     parsed = parse_resource({k: v for k, v in stack.items() if k != "status"})
@@ -142,13 +164,19 @@ class Controller:
                     continue  # an invalid stack provides nothing
                 if isinstance(parsed, ObservabilityStack):
                     resources.append(parsed)
-        desired = shared_objects(resources, self.options)
-        conventions = self.options.conventions
-        labels = owner_labels(conventions, "Namespace", owner.namespace)
-        names = None
-        if not search:  # besides what it needs now (sync_shared adds those), only a former cost rule owns more
-            names = [("PrometheusRule", object_name(conventions.prices_object_name))] if isinstance(resource, AlertRule) else []
-        return self.kube.sync_shared(owner, owner.namespace, labels, desired, names)
+        return resources
+
+    def forget(self, kind: KindInfo, body: Mapping[str, Any]) -> None:
+        """A deleted resource leaves the shared objects its status names. The garbage collector
+        removes it from their owners too, but not its part of an object made of parts; should this
+        fail, the next write of that object drops the part of an owner gone."""
+        meta = body["metadata"]
+        owner = Owner(body["apiVersion"], kind.kind, meta["namespace"], meta["name"], meta["uid"])
+        names = [("PrometheusRule", n) for n in (body.get("status") or {}).get("prometheusRules") or []]
+        try:
+            self.kube.sync_shared(owner, owner.namespace, [], names)
+        except (ApiProblem, CompileError) as e:
+            log.warning("%s/%s left shared rules behind: %s", owner.namespace, owner.name, e)
 
     def _prometheuses(self) -> list[dict[str, Any]]:
         """Prometheus objects, listed at most once per `prometheus_ttl` (a cluster-wide list per

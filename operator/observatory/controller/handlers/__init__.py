@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import kopf
 
 from ...models.common import GROUP, VERSION
@@ -10,7 +12,9 @@ from ..reconcile import Controller, KindInfo
 
 def register_kind(registry: kopf.OperatorRegistry, controller: Controller, kind: KindInfo) -> None:
     """Create, update and resume run the same reconcile; every event keeps the controller's view
-    of the live resources current for its periodic resync (see `Controller.resync`)."""
+    of the live resources current for its periodic resync (see `Controller.resync`), and a deletion
+    takes the resource out of the shared objects (`Controller.forget`): without a finalizer, so that a
+    stopped operator never blocks a deletion."""
 
     @kopf.on.resume(GROUP, VERSION, kind.plural, registry=registry, id="reconcile")
     @kopf.on.create(GROUP, VERSION, kind.plural, registry=registry, id="reconcile")
@@ -21,3 +25,5 @@ def register_kind(registry: kopf.OperatorRegistry, controller: Controller, kind:
     @kopf.on.event(GROUP, VERSION, kind.plural, registry=registry, id="observe")
     async def observe(event: kopf.RawEvent, **_) -> None:
         controller.observe(kind, event["type"], event["object"])
+        if event["type"] == "DELETED":
+            await asyncio.to_thread(controller.forget, kind, event["object"])
