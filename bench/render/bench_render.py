@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import yaml
-from observatory.compile import compile_bundle, shared_objects
-from observatory.compile.rules import PARTS_ANNOTATION, count_rules
+from observatory.compile import compile_bundle, compile_resource, shared_objects
+from observatory.compile.rules import count_rules
 from observatory.models import parse_resource
 
 SLOTH_RULES_PER_SLO = 17  # 8 SLI recordings, 7 metadata recordings, 2 alerts (Sloth's documented output)
@@ -48,15 +48,13 @@ def main() -> int:
     args = parser.parse_args()
     docs = slo_documents(args.slos)
 
-    def is_part(obj: dict) -> bool:  # a group of the SLOs' own rules
-        return PARTS_ANNOTATION in obj["metadata"].get("annotations", {})
-
     per_slo = []
     for doc in docs[: len(INDICATORS)]:
-        recording, alerting = count_rules(o for o in shared_objects([parse_resource(doc)]) if is_part(o))
+        recording, alerting = count_rules(compile_resource(parse_resource(doc)))
         (kind, block), = doc["spec"]["indicator"].items()
         per_slo.append((f"{kind} {block['preset']}" if "preset" in block else kind, recording + alerting))
-    shared_rules = sum(count_rules(o for o in shared_objects([parse_resource(docs[0])]) if not is_part(o)))
+    shared = shared_objects([parse_resource(docs[0])])
+    shared_rules = sum(count_rules(shared))
 
     compile_times = []
     for _ in range(args.runs):

@@ -10,6 +10,7 @@ from typing import Any, Iterable, TextIO
 import yaml
 
 from .compile import CompileError, CompileOptions, compile_resource, plan_documents, shared_objects, sort_objects
+from .compile.rules import compose_parts
 from .models import parse_resource
 from .models.common import API_VERSION, CustomResource
 from .models.stack import ObservabilityStack
@@ -107,4 +108,4 @@ def compile_all(loaded: Input, options: CompileOptions) -> list[dict[str, Any]]:
                 loaded.problems.extend(Problem(document.source, document.identity, str(e)) for e in err.errors)
     if loaded.problems:
         return []
-    return sort_objects(objects + shared_objects([r for _, r in loaded.resources], options))
+    return sort_objects(compose_parts(objects) + shared_objects([r for _, r in loaded.resources], options))

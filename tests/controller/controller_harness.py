@@ -98,8 +98,9 @@ def names(cluster: Cluster, resource: str, namespace: str) -> list[str]:
 
 
 def expected_objects(live: dict[str, Any], shared: bool = False) -> dict[str, dict[str, Any]]:
-    """What the compile core makes of a live resource (default settings), by `Kind/name`; with
-    `shared`, the namespace's shared objects it needs instead of those it owns."""
+    """What the compile core makes of a live resource (default settings), by `Kind/name`: what it
+    contributes (its own objects, an SLO's part of its group) or, with `shared`, the namespace's
+    shared objects it needs."""
     from observatory.compile import compile_resource, shared_objects
     from observatory.models import parse_resource
     resource = parse_resource({k: v for k, v in live.items() if k != 'status'})

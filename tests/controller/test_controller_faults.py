@@ -47,7 +47,7 @@ async def test_a_hanging_request_times_out_and_is_retried():
         cluster.hang('PATCH', r'/prometheusrules/', seconds=30)
         cluster.seed(example('slos/llm-availability.yaml'))
         await cluster.until(lambda: settled(cluster, SLOS, 'llm-availability', 'team-a'), timeout=10)
-        # The hung apply of the namespace's windows, its retry, then the group holding the SLO's rules.
+        # The hung apply of the group holding the SLO's rules, its retry, then the namespace's windows.
         assert requests_to(cluster, 'PATCH', 'prometheusrules') == 3
         assert names(cluster, PROMETHEUSRULES, 'team-a') == ['observatory-slo-windows-30d', 'observatory-slos-30d-01']
 

@@ -23,7 +23,7 @@ from controller_harness import (
     threshold_rule,
 )
 from k8s.emulator import cluster_context
-from observatory.compile.rules import PARTS_ANNOTATION, count_rules
+from observatory.compile.rules import count_rules, is_part
 from observatory.compile.slo import slo_shard
 from observatory.controller.settings import Settings
 
@@ -44,7 +44,7 @@ async def test_create_generates_owned_objects_with_rule_selector_labels():
         live_rule = await cluster.until(lambda: settled(cluster, ALERTRULES, 'llm-error-rate', 'team-a'))
         live_slo = await cluster.until(lambda: settled(cluster, SLOS, 'llm-availability', 'team-a'))
         for live, plural_kind in ((live_rule, 'alertrule'), (live_slo, 'slo')):
-            owned = list(expected_objects(live).values())
+            contributed = list(expected_objects(live).values())
             shared = list(expected_objects(live, shared=True).values())
             name = f"{plural_kind}-{live['metadata']['name']}"
             reference = {'apiVersion': 'observatory.dev/v1alpha1', 'kind': live['kind'], 'name': live['metadata']['name'],
@@ -52,10 +52,10 @@ async def test_create_generates_owned_objects_with_rule_selector_labels():
             controller = {'controller': True, 'blockOwnerDeletion': True}
             config = cluster.get(AMCONFIGS, name, 'team-a')
             assert config['metadata']['ownerReferences'] == [reference | controller]
-            assert config['spec'] == next(o for o in owned if o['kind'] == 'AlertmanagerConfig')['spec']
+            assert config['spec'] == next(o for o in contributed if o['kind'] == 'AlertmanagerConfig')['spec']
             # An AlertRule's rules are its own object; an SLO's a part of its namespace's group.
-            holding = next(o for o in owned if o['kind'] == 'PrometheusRule') if plural_kind == 'alertrule' else \
-                next(o for o in shared if PARTS_ANNOTATION in o['metadata'].get('annotations', {}))
+            holding = next(o for o in contributed if o['kind'] == 'PrometheusRule')
+            assert is_part(holding) == (plural_kind == 'slo')
             prometheus_rule = cluster.get(PROMETHEUSRULES, holding['metadata']['name'], 'team-a')
             assert prometheus_rule['metadata']['ownerReferences'] == [reference | (controller if plural_kind == 'alertrule' else {})]
             assert prometheus_rule['metadata']['labels']['release'] == 'kube-prometheus-stack'
@@ -63,7 +63,7 @@ async def test_create_generates_owned_objects_with_rule_selector_labels():
             status = live['status']
             recording, alerting = count_rules([holding])
             assert (status['prometheusRules'], status['alertmanagerConfig']) == \
-                ([o['metadata']['name'] for o in owned + shared if o['kind'] == 'PrometheusRule'], name)
+                ([o['metadata']['name'] for o in contributed + shared if o['kind'] == 'PrometheusRule'], name)
             assert (status['recordingRules'], status['alertingRules']) == (recording, alerting)
             assert alerting > 0
             assert condition(live, 'Ready')['status'] == 'True'
@@ -218,10 +218,10 @@ async def test_slos_sharing_a_group_each_write_their_part_and_take_it_along_when
     assert group_of(second) == group_of(third) == group
 
     def compiled(*slo_names: str) -> dict[str, Any]:
-        from observatory.compile import shared_objects
+        from observatory.compile import compile_bundle
         from observatory.models import parse_resource
         slos = [parse_resource(example('slos/llm-availability.yaml', name=n)) for n in slo_names]
-        return next(o for o in shared_objects(slos) if o['metadata']['name'] == group)['spec']
+        return next(o for o in compile_bundle(slos) if o['metadata']['name'] == group)['spec']
 
     async with cluster_context() as cluster:
         async with running_operator(cluster):
@@ -229,7 +229,7 @@ async def test_slos_sharing_a_group_each_write_their_part_and_take_it_along_when
                 cluster.seed(example('slos/llm-availability.yaml', name=name))
             await cluster.until(lambda: parts_in(cluster, group) == [first, second, third])
             assert cluster.get(PROMETHEUSRULES, group, 'team-a')['spec'] == compiled(first, second, third)
-            assert settled(cluster, SLOS, second, 'team-a')['status']['prometheusRules'] == [WINDOWS_30D, group]
+            assert settled(cluster, SLOS, second, 'team-a')['status']['prometheusRules'] == [group, WINDOWS_30D]
             cluster.delete(SLOS, first, 'team-a')
             await cluster.until(lambda: parts_in(cluster, group) == [second, third])
             assert owners_of(cluster, group) == [second, third]
@@ -238,3 +238,27 @@ async def test_slos_sharing_a_group_each_write_their_part_and_take_it_along_when
         async with running_operator(cluster):
             await cluster.until(lambda: parts_in(cluster, group) == [third])
             assert cluster.get(PROMETHEUSRULES, group, 'team-a')['spec'] == compiled(third)
+
+
+async def test_an_slo_without_room_in_its_group_is_reported_and_admitted_once_there_is(monkeypatch):
+    # Two of these SLOs' parts fit in 8 KiB, three do not: the limit stands in for prometheus-operator's 512 KiB.
+    monkeypatch.setattr('observatory.compile.rules.MAX_RULE_OBJECT_BYTES', 8 * 1024)
+    first, second, third = 'svc-104-availability', 'svc-113-availability', 'svc-132-availability'
+    group = group_of(first)
+    async with cluster_context() as cluster, running_operator(cluster) as controller:
+        for name in (first, second):
+            cluster.seed(example('slos/llm-availability.yaml', name=name))
+        await cluster.until(lambda: parts_in(cluster, group) == [first, second])
+        cluster.seed(example('slos/llm-availability.yaml', name=third))
+        live = await cluster.until(lambda: settled(cluster, SLOS, third, 'team-a'))
+        ready = condition(live, 'Ready')
+        assert (ready['status'], ready['reason'], condition(live, 'Valid')['status']) == ('False', 'RuleGroupFull', 'True')
+        assert ready['message'].startswith(f'metadata.namespace: PrometheusRule {group} would hold the rules of 3 owners')
+        assert (parts_in(cluster, group), owners_of(cluster, group)) == ([first, second], [first, second])
+        assert controller.metrics.registry.get_sample_value('observatory_reconcile_total', {'kind': 'SLO', 'result': 'full'}) == 1
+        # Once another SLO leaves, the next reconcile (here the periodic resync) finds room.
+        cluster.delete(SLOS, first, 'team-a')
+        await cluster.until(lambda: parts_in(cluster, group) == [second])
+        await asyncio.to_thread(controller.resync)
+        assert parts_in(cluster, group) == [second, third]
+        assert condition(cluster.get(SLOS, third, 'team-a'), 'Ready')['status'] == 'True'

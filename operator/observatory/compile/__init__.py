@@ -15,8 +15,8 @@ from .defaults import catalogue_for, default_alert_rules
 from .errors import CompileError, FieldError
 from .prices import DEFAULT_CATALOGUE, ModelPrice, price_groups, price_objects
 from .routing import alertmanager_config
-from .rules import Tenant, compose_shared, object_name, owner_labels, prometheus_rules
-from .slo import slo_rules_object, slo_shard, slo_window_groups, slo_windows_name
+from .rules import Tenant, compose_parts, object_name, owner_labels, prometheus_rules
+from .slo import slo_rules_object, slo_window_groups, slo_windows_name
 from .stack import release_plans
 
 __all__ = ["CompileError", "CompileOptions", "FieldError", "compile_resource", "compile_bundle", "needs_prices", "plan_documents",
@@ -30,8 +30,9 @@ class CompileOptions:
 
 
 def compile_resource(resource: CustomResource, options: CompileOptions = CompileOptions()) -> list[dict[str, Any]]:
-    """The objects one resource owns: PrometheusRule(s) and, with routing, an AlertmanagerConfig. An
-    SLO's rules are a part of a namespace's object instead (`shared_objects`)."""
+    """What one resource contributes: the objects it owns (PrometheusRule(s) and, with routing, an
+    AlertmanagerConfig) and, for an SLO, its part of a PrometheusRule of its namespace that holds the
+    rules of several SLOs (marked by PARTS_ANNOTATION; `compose_parts` joins such parts)."""
     c = options.conventions
     tenant = Tenant(resource.namespace, c)
     kind = resource.kind
@@ -47,8 +48,7 @@ def compile_resource(resource: CustomResource, options: CompileOptions = Compile
         objects = prometheus_rules(base_name, [compile_alertrule(resource, tenant)], tenant, labels)
         match_label = c.alertrule_label
     elif isinstance(resource, SLO):
-        slo_rules_object(resource, tenant)  # for its errors: the rules go to a namespace's object (shared_objects)
-        objects = []
+        objects = [slo_rules_object(resource, tenant)]
         match_label = c.slo_label
     else:
         raise TypeError(f"cannot compile {kind}")
@@ -94,13 +94,12 @@ def compile_bundle(resources: Iterable[CustomResource], options: CompileOptions 
     """
     resources = list(resources)
     objects = [obj for resource in resources for obj in compile_resource(resource, options)]
-    return sort_objects(objects + shared_objects(resources, options))
+    return sort_objects(compose_parts(objects) + shared_objects(resources, options))
 
 
 def shared_objects(resources: Iterable[CustomResource], options: CompileOptions = CompileOptions()) -> list[dict[str, Any]]:
-    """Objects a namespace needs once, whichever resources need them: the price catalogue, the
-    burn-rate windows of its SLOs (one object per SLO period), and its SLOs' own rules (parts of up to
-    SLO_SHARDS objects per period, each holding what `resources` put there).
+    """Objects a namespace needs once, whichever resources need them: the price catalogue, and the
+    burn-rate windows of its SLOs, one object per SLO period.
 
     A namespace with an ObservabilityStack gets its prices from the stack's rule pack instead.
     """
@@ -115,15 +114,6 @@ def shared_objects(resources: Iterable[CustomResource], options: CompileOptions 
         tenant = Tenant(namespace, c)
         objects.extend(prometheus_rules(slo_windows_name(period, c), slo_window_groups(period, tenant), tenant,
                                         owner_labels(c, "Namespace", namespace)))
-    shards: dict[tuple[str, str, int], list[SLO]] = {}
-    for r in resources:
-        if isinstance(r, SLO):
-            shards.setdefault((r.namespace, r.spec.window, slo_shard(r.name)), []).append(r)
-    for (namespace, _, _), slos in sorted(shards.items()):
-        composed = None
-        for slo in slos:  # composed as the operator does, one owner at a time
-            composed = compose_shared(slo_rules_object(slo, Tenant(namespace, c)), composed, {s.name for s in slos})
-        objects.append(composed)
     return objects
 
 

@@ -139,9 +139,9 @@ def compose_shared(desired: Mapping[str, Any] | None, live: Mapping[str, Any] | 
     same owners give the same object.
     """
     base = dict(desired) if desired is not None else _declared(live)
-    label = (base["metadata"].get("annotations") or {}).get(PARTS_ANNOTATION)
-    if label is None:
+    if not is_part(base):
         return base
+    label = base["metadata"]["annotations"][PARTS_ANNOTATION]
     parts = {name: rules for name, rules in _parts(live, label).items() if name in owners}
     parts.update(_parts(desired, label))
     group = {**base["spec"]["groups"][0], "rules": [rule for name in sorted(parts) for rule in parts[name]]}
@@ -151,6 +151,28 @@ def compose_shared(desired: Mapping[str, Any] | None, live: Mapping[str, Any] | 
         raise CompileError("metadata.namespace", f"PrometheusRule {meta['name']} would hold the rules of {len(parts)} owners, "
                                                  f"more than the {MAX_RULE_OBJECT_BYTES // 1024} KiB prometheus-operator "
                                                  f"accepts in one rule file; move some to another namespace")
+    return composed
+
+
+def is_part(obj: Mapping[str, Any]) -> bool:
+    return PARTS_ANNOTATION in (obj["metadata"].get("annotations") or {})
+
+
+def compose_parts(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`objects` with the parts of each shared object composed into one, as the operator composes them."""
+    composed: list[dict[str, Any]] = []
+    parts: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for obj in objects:
+        if is_part(obj):
+            parts.setdefault((obj["metadata"]["namespace"], obj["metadata"]["name"]), []).append(obj)
+        else:
+            composed.append(obj)
+    for of_one in parts.values():
+        owners = {owner for part in of_one for owner in _parts(part, part["metadata"]["annotations"][PARTS_ANNOTATION])}
+        shared = None
+        for part in of_one:  # one owner at a time
+            shared = compose_shared(part, shared, owners)
+        composed.append(shared)
     return composed
 
 

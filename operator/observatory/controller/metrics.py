@@ -12,7 +12,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.reconciles = Counter("observatory_reconcile_total", "Reconciles by kind and result "
                                   "(applied: objects written, unchanged: nothing to write, invalid: spec rejected, "
-                                  "error: API failure).", ["kind", "result"], registry=self.registry)
+                                  "full: no room in its namespace's group of SLO rules, error: API failure).",
+                                  ["kind", "result"], registry=self.registry)
         self.errors = Counter("observatory_reconcile_errors_total", "Failed reconciles by kind and reason "
                               "(transient: retried with backoff; rejected: the API refused the objects).",
                               ["kind", "reason"], registry=self.registry)

@@ -22,7 +22,7 @@ from ..compile import (
     needs_prices,
     shared_objects,
 )
-from ..compile.rules import PARTS_ANNOTATION, count_rules, object_name
+from ..compile.rules import count_rules, is_part, object_name
 from ..models import parse_resource
 from ..models.alertrule import AlertRule
 from ..models.common import CustomResource
@@ -108,8 +108,9 @@ class Controller:
         previous = body.get("status") or {}
         try:
             resource = parse_resource({k: v for k, v in body.items() if k != "status"})
-            objects = compile_resource(resource, self.options)
-            shared = shared_objects(self._sharing(owner, resource), self.options)
+            contributed = compile_resource(resource, self.options)
+            objects = [o for o in contributed if not is_part(o)]
+            shared = [o for o in contributed if is_part(o)] + shared_objects(self._sharing(owner, resource), self.options)
         except CompileError as err:
             self._invalid(kind, owner, generation, previous, err)
             return "invalid"
@@ -127,14 +128,15 @@ class Controller:
             had.append(("PrometheusRule", object_name(self.options.conventions.prices_object_name)))
         try:
             shared_sync = self.kube.sync_shared(owner, owner.namespace, shared, had)
-        except CompileError as err:  # the namespace's object for its SLOs is full
-            self._invalid(kind, owner, generation, previous, err)
-            return "invalid"
+        except CompileError as err:  # the spec is fine, but its namespace's group of SLO rules is full
+            self._report(kind, owner, generation, previous, [
+                Cond(READY, "False", "RuleGroupFull", "; ".join(str(e) for e in err.errors)),
+                Cond(VALID, "True", "Compiled"), *_kept(previous, RULES_LOADED)])
+            return "full"
         wrote = bool(sync.applied or sync.deleted or shared_sync.applied or shared_sync.deleted)
         rules = [o for o in objects + shared if o["kind"] == "PrometheusRule"]
         config = next((o["metadata"]["name"] for o in objects if o["kind"] == "AlertmanagerConfig"), None)
-        # Its own rules: in its objects, or its part of a shared one (the desired one holds only that).
-        recording, alerting = count_rules(objects + [o for o in shared if PARTS_ANNOTATION in o["metadata"].get("annotations", {})])
+        recording, alerting = count_rules(contributed)
         self._report(kind, owner, generation, previous, [
             Cond(READY, "True", "Reconciled", f"{recording} recording and {alerting} alerting rule(s) in "
                                               f"{len(rules)} PrometheusRule(s)" + (", 1 AlertmanagerConfig" if config else "")),
