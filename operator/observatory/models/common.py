@@ -125,7 +125,7 @@ class RuleStatus(CRModel):
 
     conditions: list[Condition] = Field(default_factory=list, description="Ready, Valid and RulesLoaded conditions.")
     observed_generation: int | None = Field(default=None, description="Last metadata.generation reconciled.")
-    prometheus_rules: list[str] = Field(default_factory=list, description="Names of the generated PrometheusRule objects.")
+    prometheus_rules: list[str] = Field(default_factory=list, description="Names of the PrometheusRule objects holding its rules (its own, or its part of a group it shares) and the shared rules they read.")
     alertmanager_config: str | None = Field(default=None, description="Name of the generated AlertmanagerConfig, if routing is set.")
     recording_rules: int = Field(default=0, description="Number of generated recording rules.")
     alerting_rules: int = Field(default=0, description="Number of generated alerting rules.")
