@@ -9,8 +9,13 @@ from typing import Any, Iterable, TextIO
 
 import yaml
 
-from .compile import CompileError, CompileOptions, compile_resource, plan_documents, shared_objects, sort_objects
-from .compile.rules import compose_parts
+from .compile import (
+    CompileError,
+    CompileOptions,
+    assemble,
+    compile_resource,
+    plan_documents,
+)
 from .models import parse_resource
 from .models.common import API_VERSION, CustomResource
 from .models.stack import ObservabilityStack
@@ -108,4 +113,4 @@ def compile_all(loaded: Input, options: CompileOptions) -> list[dict[str, Any]]:
                 loaded.problems.extend(Problem(document.source, document.identity, str(e)) for e in err.errors)
     if loaded.problems:
         return []
-    return sort_objects(compose_parts(objects) + shared_objects([r for _, r in loaded.resources], options))
+    return assemble(objects, [r for _, r in loaded.resources], options)

@@ -19,7 +19,7 @@ from .rules import Tenant, compose_parts, object_name, owner_labels, prometheus_
 from .slo import slo_rules_object, slo_window_groups, slo_windows_name
 from .stack import release_plans
 
-__all__ = ["CompileError", "CompileOptions", "FieldError", "compile_resource", "compile_bundle", "needs_prices", "plan_documents",
+__all__ = ["CompileError", "CompileOptions", "FieldError", "assemble", "compile_resource", "compile_bundle", "needs_prices", "plan_documents",
            "shared_objects", "sort_objects", "ModelPrice"]
 
 
@@ -93,7 +93,13 @@ def compile_bundle(resources: Iterable[CustomResource], options: CompileOptions 
     resources one by one.
     """
     resources = list(resources)
-    objects = [obj for resource in resources for obj in compile_resource(resource, options)]
+    return assemble([obj for resource in resources for obj in compile_resource(resource, options)], resources, options)
+
+
+def assemble(objects: Iterable[dict[str, Any]], resources: Iterable[CustomResource],
+             options: CompileOptions = CompileOptions()) -> list[dict[str, Any]]:
+    """The objects `resources` compiled to, as they are applied: the parts of each shared object
+    composed into it, the namespaces' shared objects added, sorted."""
     return sort_objects(compose_parts(objects) + shared_objects(resources, options))
 
 

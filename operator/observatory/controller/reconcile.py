@@ -130,7 +130,7 @@ class Controller:
             shared_sync = self.kube.sync_shared(owner, owner.namespace, shared, had)
         except CompileError as err:  # the spec is fine, but its namespace's group of SLO rules is full
             self._report(kind, owner, generation, previous, [
-                Cond(READY, "False", "RuleGroupFull", "; ".join(str(e) for e in err.errors)),
+                Cond(READY, "False", "RuleGroupFull", str(err)),
                 Cond(VALID, "True", "Compiled"), *_kept(previous, RULES_LOADED)])
             return "full"
         wrote = bool(sync.applied or sync.deleted or shared_sync.applied or shared_sync.deleted)
@@ -148,11 +148,10 @@ class Controller:
 
     def _invalid(self, kind: KindInfo, owner: Owner, generation: int | None, previous: Mapping[str, Any],
                  err: CompileError) -> None:
-        message = "; ".join(str(e) for e in err.errors)
         # The last good objects stay; RulesLoaded still describes them.
         self._report(kind, owner, generation, previous, [
             Cond(READY, "False", "InvalidSpec", "the spec is invalid; the last good rules stay in place"),
-            Cond(VALID, "False", "InvalidSpec", message), *_kept(previous, RULES_LOADED)])
+            Cond(VALID, "False", "InvalidSpec", str(err)), *_kept(previous, RULES_LOADED)])
 
     def _sharing(self, owner: Owner, resource: CustomResource) -> list[CustomResource]:
         """The resources whose shared objects `resource` needs: itself, and for a cost rule the
