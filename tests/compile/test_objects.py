@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from observatory.compile.rules import MAX_RULE_OBJECT_BYTES, Rule, RuleGroup, Te
 from observatory.conventions import Conventions
 from observatory.loader import read
 from observatory.promql import parse
+from upstream_crds import upstream_schema
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,22 +23,6 @@ REPO = Path(__file__).resolve().parents[2]
 def rendered_examples() -> list[dict]:
     loaded = read([str(REPO / "examples" / "alertrules"), str(REPO / "examples" / "slos")], None)
     return compile_bundle([r for _, r in loaded.resources])
-
-
-class UpstreamLoader(yaml.SafeLoader):
-    """YAML 1.1 reads a bare `=` (a matchType enum value upstream) as the obscure `value` type."""
-
-
-UpstreamLoader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
-
-
-@functools.lru_cache(maxsize=None)
-def upstream_schema(upstream_dir: Path, kind: str) -> dict:
-    file_name = {"PrometheusRule": "monitoring.coreos.com_prometheusrules.yaml",
-                 "AlertmanagerConfig": "monitoring.coreos.com_alertmanagerconfigs.yaml"}[kind]
-    crd = yaml.load((upstream_dir / "crds" / file_name).read_text(), Loader=UpstreamLoader)
-    version = {"PrometheusRule": "v1", "AlertmanagerConfig": "v1alpha1"}[kind]
-    return next(v for v in crd["spec"]["versions"] if v["name"] == version)["schema"]["openAPIV3Schema"]
 
 
 @pytest.mark.parametrize("kind", ["PrometheusRule", "AlertmanagerConfig"])

@@ -18,24 +18,16 @@ from controller_harness import (
     settled,
 )
 from k8s.emulator import cluster_context
+from upstream_crds import upstream_schema
 
 
-class UpstreamLoader(yaml.SafeLoader):
-    """YAML 1.1 reads a bare `=` (a matchType enum value upstream) as the obscure `value` type."""
-
-
-UpstreamLoader.add_constructor('tag:yaml.org,2002:value', lambda loader, node: loader.construct_scalar(node))
-
-
-def validator(upstream_dir: Path, file_name: str, version: str) -> jsonschema.Draft4Validator:
-    crd = yaml.load((upstream_dir / 'crds' / file_name).read_text(), Loader=UpstreamLoader)
-    schema = next(v for v in crd['spec']['versions'] if v['name'] == version)['schema']['openAPIV3Schema']
-    return jsonschema.Draft4Validator(schema)
+def validator(upstream_dir: Path, kind: str) -> jsonschema.Draft4Validator:
+    return jsonschema.Draft4Validator(upstream_schema(upstream_dir, kind))
 
 
 async def test_every_example_reconciles_into_objects_valid_upstream(upstream_dir):
-    validators = {'PrometheusRule': validator(upstream_dir, 'monitoring.coreos.com_prometheusrules.yaml', 'v1'),
-                  'AlertmanagerConfig': validator(upstream_dir, 'monitoring.coreos.com_alertmanagerconfigs.yaml', 'v1alpha1')}
+    validators = {'PrometheusRule': validator(upstream_dir, 'PrometheusRule'),
+                  'AlertmanagerConfig': validator(upstream_dir, 'AlertmanagerConfig')}
     examples = [yaml.safe_load(p.read_text()) for folder in ('alertrules', 'slos')
                 for p in sorted((REPO / 'examples' / folder).glob('*.yaml'))]
     async with cluster_context() as cluster, running_operator(cluster):

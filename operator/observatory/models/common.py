@@ -17,7 +17,9 @@ GROUP = "observatory.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d|w|y))+$"
+# prometheus-operator's Duration: each unit at most once, largest first (`1h30m`, never `30m1h`), so
+# every duration we accept is one its CRDs accept too.
+DURATION_PATTERN = r"^(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?$"
 LABEL_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 # DNS-1123 subdomain, the rule for Kubernetes object names.
 K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -43,7 +45,10 @@ def format_duration(seconds: float) -> str:
     return "".join(parts)
 
 
-def _positive_duration(value: str) -> str:
+def _duration(value: str) -> str:
+    if not re.fullmatch(DURATION_PATTERN, value) or not value:
+        raise ValueError(f"{value!r} is not a duration: write whole numbers with units y, w, d, h, m, s, ms, "
+                         "each unit once and the largest unit first, e.g. 1h30m or 90s")
     if duration_seconds(value) <= 0:
         raise ValueError("must be longer than zero")
     return value
@@ -55,7 +60,8 @@ def _finite(value: float) -> float:
     return value
 
 
-Duration = Annotated[str, Field(pattern=DURATION_PATTERN), AfterValidator(_positive_duration)]
+# The pattern is checked by the validator (for a message that says how to write one) and goes into the CRD schema.
+Duration = Annotated[str, Field(json_schema_extra={"pattern": DURATION_PATTERN}), AfterValidator(_duration)]
 LabelName = Annotated[str, Field(pattern=LABEL_NAME_PATTERN, max_length=128)]
 FiniteFloat = Annotated[float, AfterValidator(_finite)]
 Severity = Literal["critical", "high", "warning", "info"]
