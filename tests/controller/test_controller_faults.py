@@ -44,11 +44,11 @@ async def test_failing_requests_are_retried_until_they_succeed(method, path, sta
 
 async def test_a_hanging_request_times_out_and_is_retried():
     async with cluster_context() as cluster, running_operator(cluster, timeout=0.5):
-        cluster.hang('PATCH', r'/prometheusrules/', seconds=30)
+        cluster.hang('POST', r'/prometheusrules', seconds=30)
         cluster.seed(example('slos/llm-availability.yaml'))
         await cluster.until(lambda: settled(cluster, SLOS, 'llm-availability', 'team-a'), timeout=10)
-        # The hung apply of the group holding the SLO's rules, its retry, then the namespace's windows.
-        assert requests_to(cluster, 'PATCH', 'prometheusrules') == 3
+        # The hung create of the group holding the SLO's rules, its retry, then the namespace's windows.
+        assert requests_to(cluster, 'POST', 'prometheusrules') == 3
         assert names(cluster, PROMETHEUSRULES, 'team-a') == ['observatory-slo-windows-30d', 'observatory-slos-30d-01']
 
 

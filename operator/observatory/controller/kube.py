@@ -44,6 +44,10 @@ GENERATED = {
 }
 # Answers worth retrying: conflicts, throttling, server errors and timeouts (0 = no answer at all).
 TRANSIENT_CODES = frozenset({0, 409, 429, 500, 502, 503, 504})
+# Read-modify-write rounds of a shared object before a conflict is left to the reconcile's retry.
+SHARED_WRITE_ATTEMPTS = 4
+# events.k8s.io/v1 `note` is limited to 1 KiB of UTF-8 (k8s pkg/apis/core/validation/events.go).
+EVENT_NOTE_BYTES = 1024
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +146,19 @@ class Kube:
                             group, version, namespace, plural, label_selector=_selector(labels))
         return [dict(item, kind=kind) for item in answer.get("items") or []]
 
+    def _create(self, obj: dict[str, Any]) -> None:
+        """POST: fails with 409 AlreadyExists when another writer created the object meanwhile."""
+        group, version, plural = GENERATED[obj["kind"]]
+        self._call(group, plural, "create", self._custom.create_namespaced_custom_object,
+                   group, version, obj["metadata"]["namespace"], plural, obj, field_manager=FIELD_MANAGER)
+
+    def _replace(self, obj: dict[str, Any]) -> None:
+        """PUT with the resourceVersion read: fails with 409 Conflict when the object changed since."""
+        group, version, plural = GENERATED[obj["kind"]]
+        meta = obj["metadata"]
+        self._call(group, plural, "update", self._custom.replace_namespaced_custom_object,
+                   group, version, meta["namespace"], plural, meta["name"], obj, field_manager=FIELD_MANAGER)
+
     def _apply(self, obj: dict[str, Any]) -> None:
         group, version, plural = GENERATED[obj["kind"]]
         meta = obj["metadata"]
@@ -149,14 +166,15 @@ class Kube:
                    group, version, meta["namespace"], plural, meta["name"], obj,
                    field_manager=FIELD_MANAGER, force=True, _content_type="application/apply-patch+yaml")
 
-    def _delete(self, obj: Mapping[str, Any]) -> None:
+    def _delete(self, obj: Mapping[str, Any], *, unchanged: bool = False) -> None:
+        """The uid precondition never deletes a same-named object created meanwhile; `unchanged`
+        also refuses (409) when another writer changed the object since it was read."""
         group, version, plural = GENERATED[obj["kind"]]
         meta = obj["metadata"]
+        preconditions = {"uid": meta["uid"], **({"resourceVersion": meta["resourceVersion"]} if unchanged else {})}
         try:
-            # The uid precondition never deletes a same-named object created meanwhile.
             self._call(group, plural, "delete", self._custom.delete_namespaced_custom_object,
-                       group, version, meta["namespace"], plural, meta["name"],
-                       body={"preconditions": {"uid": meta["uid"]}})
+                       group, version, meta["namespace"], plural, meta["name"], body={"preconditions": preconditions})
         except ApiProblem as e:
             if e.code != 404:
                 raise
@@ -227,41 +245,55 @@ class Kube:
         (kind, name) in `namespace`, which are deleted when no owner is left. Objects made of parts
         (`compose_shared`) keep the other owners' parts and lose those of owners gone.
         """
-        desired = list(desired)
+        desired, names = list(desired), list(names)
         with self._locks_guard:
             lock = self._shared_locks[namespace]
         with lock:
-            live = {_key(o): o for o in self._get_named(namespace, [*names, *((o["kind"], o["metadata"]["name"]) for o in desired)])}
-            applied, deleted, wanted = [], [], set()
-            for obj in desired:
-                key = _key(obj)
-                wanted.add(key)
-                current = live.get(key)
-                refs = [r for r in (current or {}).get("metadata", {}).get("ownerReferences") or [] if r.get("uid") != owner.uid]
-                refs.append(owner.reference(controller=False))
-                if self._write_shared(compose_shared(obj, current, _names(refs)), current, refs):
+            # Every write is conditional on what was read; a conflict (another replica wrote
+            # meanwhile) is resolved by reading again, a few times before giving up for a retry.
+            conflicts = 0
+            while True:
+                try:
+                    return self._sync_shared(owner, namespace, desired, names)
+                except ApiProblem as e:
+                    conflicts += 1
+                    if e.code != 409 or conflicts == SHARED_WRITE_ATTEMPTS:
+                        raise
+
+    def _sync_shared(self, owner: Owner, namespace: str, desired: list[Mapping[str, Any]],
+                     names: list[tuple[str, str]]) -> Sync:
+        live = {_key(o): o for o in self._get_named(namespace, [*names, *((o["kind"], o["metadata"]["name"]) for o in desired)])}
+        applied, deleted, wanted = [], [], set()
+        for obj in desired:
+            key = _key(obj)
+            wanted.add(key)
+            current = live.get(key)
+            refs = [r for r in (current or {}).get("metadata", {}).get("ownerReferences") or [] if r.get("uid") != owner.uid]
+            refs.append(owner.reference(controller=False))
+            if self._write_shared(compose_shared(obj, current, _names(refs)), current, refs):
+                applied.append(key)
+        for key, current in sorted(live.items()):
+            refs = current["metadata"].get("ownerReferences") or []
+            if key in wanted or any(r.get("controller") for r in refs):  # not shared: someone's own
+                continue
+            remaining = [r for r in refs if r.get("uid") != owner.uid]
+            if remaining:
+                if self._write_shared(compose_shared(None, current, _names(remaining)), current, remaining):
                     applied.append(key)
-            for key, current in sorted(live.items()):
-                refs = current["metadata"].get("ownerReferences") or []
-                if key in wanted or any(r.get("controller") for r in refs):  # not shared: someone's own
-                    continue
-                remaining = [r for r in refs if r.get("uid") != owner.uid]
-                if remaining:
-                    if self._write_shared(compose_shared(None, current, _names(remaining)), current, remaining):
-                        applied.append(key)
-                elif refs:  # the owner was the last
-                    self._delete(current)
-                    deleted.append(key)
+            elif refs:  # the owner was the last
+                self._delete(current, unchanged=True)
+                deleted.append(key)
         return Sync(tuple(applied), tuple(deleted))
 
     def _write_shared(self, obj: Mapping[str, Any], current: Mapping[str, Any] | None, refs: list[dict[str, Any]]) -> bool:
         body = self._body(obj, refs)
-        if current is not None:
-            if _up_to_date(current, body):
-                return False
-            # Optimistic concurrency: another operator replica may change the owners meanwhile.
+        if current is None:
+            self._create(body)
+        elif not _up_to_date(current, body):
             body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-        self._apply(body)
+            self._replace(body)
+        else:
+            return False
         return True
 
     # --- the custom resources ---------------------------------------------------------------------
@@ -287,7 +319,7 @@ class Kube:
             "metadata": {"generateName": f"{owner.name}.", "namespace": owner.namespace},
             "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "reportingController": REPORTING_CONTROLLER, "reportingInstance": self._instance,
-            "action": "Reconcile", "reason": reason, "type": type_, "note": note[:1024],
+            "action": "Reconcile", "reason": reason, "type": type_, "note": _truncate_utf8(note, EVENT_NOTE_BYTES),
             "regarding": {"apiVersion": owner.api_version, "kind": owner.kind, "namespace": owner.namespace,
                           "name": owner.name, "uid": owner.uid},
         }
@@ -322,6 +354,14 @@ def _up_to_date(live: Mapping[str, Any] | None, body: Mapping[str, Any]) -> bool
             and contains(live.get("spec"), body.get("spec"))
             and contains(meta.get("labels") or {}, want.get("labels") or {})
             and sorted(map(_ref_key, meta.get("ownerReferences") or [])) == sorted(map(_ref_key, want["ownerReferences"])))
+
+
+def _truncate_utf8(text: str, limit: int) -> str:
+    """`text` within `limit` bytes of UTF-8, cut on a character boundary and marked with an ellipsis."""
+    if len(text.encode()) <= limit:
+        return text
+    ellipsis = "…"
+    return text.encode()[:limit - len(ellipsis.encode())].decode(errors="ignore") + ellipsis
 
 
 def _names(refs: Iterable[Mapping[str, Any]]) -> set[str]:
