@@ -39,14 +39,20 @@ def with_spec(obj: dict[str, Any], **spec: Any) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def running_operator(cluster: Cluster, settings: Settings | None = None, timeout: float = 2.0) -> AsyncIterator[Controller]:
-    """The operator as `observatory run` builds it, in this loop, watching all namespaces."""
+async def running_operator(cluster: Cluster, settings: Settings | None = None, timeout: float = 2.0, *,
+                           identity: str = 'observatory-test', priority: int = 0,
+                           user_agent: str | None = None) -> AsyncIterator[Controller]:
+    """The operator as `observatory run` builds it, in this loop, watching all namespaces; with
+    `settings.peering_name`, as the peer `identity` of `priority`. `user_agent` tells its requests apart."""
     settings = settings or Settings()
     api_client = cluster.api_client()
+    if user_agent:
+        api_client.user_agent = user_agent
     controller = build_controller(api_client, settings, timeout=timeout)
     try:
-        async with kopf_operator(cluster, build_registry(controller, settings),
-                                 settings=configure(kopf_settings()), clusterwide=True):
+        async with kopf_operator(cluster, build_registry(controller, settings, identity=identity, priority=priority),
+                                 settings=configure(kopf_settings()), clusterwide=True,
+                                 peering_name=settings.peering_name, priority=priority, identity=identity):
             # kopf reports ready before it discovers the resources; stopping it in the middle of its
             # discovery leaves a request retrying for 5 s. Watches being open means discovery is done.
             await cluster.until(lambda: {'alertrules', 'slos'} <= watched(cluster))

@@ -912,15 +912,19 @@ def kopf_settings() -> Any:
 
 @contextlib.asynccontextmanager
 async def kopf_operator(cluster: Cluster, registry: Any, *, settings: Any = None,
-                        namespaces: tuple[str, ...] = ('default',), clusterwide: bool = False) -> AsyncIterator[None]:
-    """Run a kopf operator in the current loop against `cluster` until the block exits."""
+                        namespaces: tuple[str, ...] = ('default',), clusterwide: bool = False,
+                        peering_name: str | None = None, priority: int = 0,
+                        identity: str | None = None) -> AsyncIterator[None]:
+    """Run a kopf operator in the current loop against `cluster` until the block exits; with
+    `peering_name`, as one of several peers (kopf pauses it while a peer of higher priority lives)."""
     import kopf
     from kopf._cogs.structs.credentials import Vault  # pre-filled credentials: no login handler
 
     stop, ready = asyncio.Event(), asyncio.Event()
     existing = asyncio.all_tasks()
     tasks = await kopf.spawn_tasks(
-        registry=registry, settings=settings or kopf_settings(), standalone=True,
+        registry=registry, settings=settings or kopf_settings(), standalone=peering_name is None,
+        peering_name=peering_name, priority=priority, identity=identity,
         clusterwide=clusterwide, namespaces=() if clusterwide else namespaces,
         stop_flag=stop, ready_flag=ready, vault=Vault({'k8s-emulator': cluster.kopf_connection()}))
     runner = asyncio.create_task(kopf.run_tasks(tasks, ignored=existing))
