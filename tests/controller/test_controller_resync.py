@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
+
+import pytest
 
 from controller_harness import (
     ALERTRULES,
@@ -20,6 +23,7 @@ from controller_harness import (
 )
 from k8s.emulator import cluster_context
 from observatory.controller.handlers.slo import KIND as SLO_KIND
+from observatory.controller.peering import PeeringView
 from observatory.controller.settings import Settings
 
 PEERING = 'observatory-ha'
@@ -84,9 +88,40 @@ async def test_a_paused_peer_writes_nothing():
             await cluster.until(lambda: low.metrics.resyncs.labels('paused')._value.get() >= 1, timeout=10)
             paused_since = len(writes_by(cluster, 'replica-low'))
             cluster.delete(ALERTRULES, 'calls', 'team-a')
-            await cluster.until(lambda: not names(cluster, PROMETHEUSRULES, 'team-a'), timeout=10)
+            cluster.seed(threshold_rule('tokens', 'sum(rate(llm_tokens_total[5m]))'))
+            await cluster.until(lambda: names(cluster, PROMETHEUSRULES, 'team-a') == ['alertrule-tokens'] and
+                                settled(cluster, ALERTRULES, 'tokens', 'team-a'), timeout=10)
             rounds = low.metrics.resyncs.labels('paused')._value.get()
             await cluster.until(lambda: low.metrics.resyncs.labels('paused')._value.get() >= rounds + 3, timeout=10)
-            assert names(cluster, PROMETHEUSRULES, 'team-a') == []
+            assert names(cluster, PROMETHEUSRULES, 'team-a') == ['alertrule-tokens']
             assert writes_by(cluster, 'replica-low')[paused_since:] == []
             assert writes_by(cluster, 'replica-high')  # the active peer did the work
+
+
+def peer(priority: int, seconds_ago: float = 0, lifetime: int = 60) -> dict:
+    lastseen = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=seconds_ago)
+    return {'priority': priority, 'lifetime': lifetime, 'lastseen': lastseen.isoformat()}
+
+
+@pytest.mark.parametrize('others, paused', [
+    ({}, False),
+    ({'b': peer(5)}, False),                      # lower priority: we stay active
+    ({'b': peer(20)}, True),                      # higher: kopf pauses us
+    ({'b': peer(10)}, True),                      # a tie: kopf pauses every peer
+    ({'b': peer(20, seconds_ago=120)}, False),    # a dead peer counts for nothing
+])
+def test_a_replica_is_paused_exactly_when_kopf_pauses_it(others, paused):
+    status = {'me': peer(10), **others}
+    reads = []
+    view = PeeringView(lambda name, ns: reads.append((name, ns)) or status, 'observatory-ha', 'me', 10)
+    assert view.paused() is paused
+    assert view.paused() is paused and len(reads) == 1  # cached within its ttl
+    assert PeeringView(lambda name, ns: status, None, 'me', 10).paused() is False  # standalone
+
+
+def test_a_namespaced_replica_reads_the_peering_object_of_every_watched_namespace():
+    reads = []
+    view = PeeringView(lambda name, ns: reads.append(ns) or ({'b': peer(20)} if ns == 'team-b' else {}),
+                       'observatory-ha', 'me', 10, namespaces=('team-a', 'team-b'))
+    assert view.paused() is True
+    assert reads == ['team-a', 'team-b']

@@ -13,6 +13,7 @@ import kopf
 from ..compile import CompileOptions
 from .handlers import alertrule, slo, stack
 from .metrics import Metrics
+from .peering import PeeringView
 from .reconcile import Controller
 from .settings import Settings
 from .stack_kube import StackKube
@@ -27,7 +28,7 @@ PROMETHEUS_CACHE_SECONDS = 5.0
 
 def build_controller(api_client, settings: Settings, *, timeout: float = 10.0) -> Controller:
     conventions = settings.conventions()
-    instance = os.environ.get("POD_ID") or socket.gethostname()
+    instance = instance_identity()
     # StackKube extends the adapter with the calls stacks need; rules and stacks share one client.
     return Controller(kube=StackKube(api_client, conventions, timeout=timeout, instance=instance),
                       options=CompileOptions(conventions=conventions), metrics=Metrics(),
@@ -44,20 +45,32 @@ def build_stacks(controller: Controller) -> StackController:
     return build_stack_controller(controller.kube, controller.options, controller.metrics)
 
 
-def build_registry(controller: Controller, settings: Settings,
-                   stacks: StackController | None = None) -> kopf.OperatorRegistry:
+def instance_identity() -> str:
+    """This replica's name among its peers (kopf's own choice too when POD_ID is set)."""
+    return os.environ.get("POD_ID") or socket.gethostname()
+
+
+def build_registry(controller: Controller, settings: Settings, stacks: StackController | None = None, *,
+                   identity: str | None = None, priority: int | None = None) -> kopf.OperatorRegistry:
+    """Handlers of every kind and the resync loop. `identity` and `priority` are the ones kopf runs
+    with as a peer (defaults: `instance_identity()` and its `peering_priority`)."""
     registry = kopf.OperatorRegistry()
     alertrule.register(registry, controller)
     slo.register(registry, controller)
     if stacks is not None:
         stack.register(registry, stacks, settings.resync_seconds)
-    # One resync loop for all resources; kopf timers would cost a task and a finalizer per object.
+    identity = identity or instance_identity()
+    peers = PeeringView(controller.kube.peering_status, settings.peering_name, identity,
+                        peering_priority(identity) if priority is None else priority, settings.watch_namespaces)
+    # One resync loop for all resources: kopf's timers would add a finalizer to every AlertRule and
+    # SLO (a deletion would then wait for a running operator) and keep running for a resource deleted
+    # without one. The loop is paused whenever kopf pauses this replica (see `PeeringView`).
     resync: list[asyncio.Task] = []
 
     async def resync_forever() -> None:
         while True:
             await asyncio.sleep(settings.resync_seconds)
-            await asyncio.to_thread(controller.resync)
+            await asyncio.to_thread(controller.resync, peers.paused)
 
     @kopf.on.startup(registry=registry)
     async def start_resync(**_) -> None:
@@ -98,7 +111,8 @@ def run(settings: Settings) -> None:
     kopf.login_via_client(logger=logging.getLogger(__name__), settings=kopf.OperatorSettings())
     api_client = kubernetes.client.ApiClient(kubernetes.client.Configuration.get_default_copy())
     controller = build_controller(api_client, settings)
-    registry = build_registry(controller, settings, build_stacks(controller))
+    identity = instance_identity()
+    registry = build_registry(controller, settings, build_stacks(controller), identity=identity)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs):
@@ -110,7 +124,8 @@ def run(settings: Settings) -> None:
         settings=configure(kopf.OperatorSettings()),
         standalone=settings.peering_name is None,
         peering_name=settings.peering_name,
-        priority=peering_priority(os.environ.get("POD_ID") or socket.gethostname()),
+        identity=identity,
+        priority=peering_priority(identity),
         clusterwide=settings.clusterwide,
         namespaces=settings.watch_namespaces,
         liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",

@@ -306,6 +306,31 @@ class Kube:
                    GROUP, VERSION, namespace, plural, name, {"status": patch},
                    _content_type="application/merge-patch+json")
 
+    def get_resource(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One of our custom resources as it is now; None when it is gone."""
+        try:
+            return self._call(GROUP, plural, "get", self._custom.get_namespaced_custom_object,
+                              GROUP, VERSION, namespace, plural, name)
+        except ApiProblem as e:
+            if e.code == 404:
+                return None
+            raise
+
+    def peering_status(self, name: str, namespace: str | None) -> dict[str, Any] | None:
+        """The peers kopf records in its peering object (ClusterKopfPeering, or KopfPeering in `namespace`)."""
+        try:
+            if namespace is None:
+                obj = self._call("kopf.dev", "clusterkopfpeerings", "get", self._custom.get_cluster_custom_object,
+                                 "kopf.dev", "v1", "clusterkopfpeerings", name)
+            else:
+                obj = self._call("kopf.dev", "kopfpeerings", "get", self._custom.get_namespaced_custom_object,
+                                 "kopf.dev", "v1", namespace, "kopfpeerings", name)
+        except ApiProblem as e:
+            if e.code == 404:
+                return None
+            raise
+        return obj.get("status")
+
     def list_stacks(self, namespace: str) -> list[dict[str, Any]]:
         answer = self._call(GROUP, "observabilitystacks", "list", self._custom.list_namespaced_custom_object,
                             GROUP, VERSION, namespace, "observabilitystacks")

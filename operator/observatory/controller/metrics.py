@@ -20,6 +20,9 @@ class Metrics:
         self.duration = Histogram("observatory_reconcile_duration_seconds", "Reconcile duration by kind.", ["kind"],
                                   buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
                                   registry=self.registry)
+        self.resyncs = Counter("observatory_resync_total", "Periodic resync rounds by result (done: every resource "
+                               "reconciled from its current body; paused: skipped or stopped while a peer of higher "
+                               "priority is active).", ["result"], registry=self.registry)
         self.managed = Gauge("observatory_managed_objects", "Generated objects (PrometheusRules and "
                              "AlertmanagerConfigs) by owner kind.", ["kind"], registry=self.registry)
         self._owned: dict[str, tuple[str, int]] = {}  # owner uid -> (kind, generated objects)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,35 +57,67 @@ class Controller:
     metrics: Metrics
     prometheus_ttl: float = 5.0
     _prometheus_cache: tuple[float, list[dict[str, Any]]] = field(default=(0.0, []), init=False)
-    # The latest body of every live resource, from the watch events: what `resync` goes over.
-    _live: dict[str, tuple[KindInfo, Mapping[str, Any]]] = field(default_factory=dict, init=False)
+    # Every live resource by uid, from the watch events: what `resync` goes over (by name, never by body).
+    _live: dict[str, tuple[KindInfo, str, str]] = field(default_factory=dict, init=False)
     _live_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    # Per resource, handlers, the resync and `forget` take turns: each runs in a thread of its own.
+    _turns: dict[str, threading.Lock] = field(default_factory=dict, init=False)
+
+    def _turn(self, uid: str) -> threading.Lock:
+        with self._live_lock:
+            return self._turns.setdefault(uid, threading.Lock())
 
     def observe(self, kind: KindInfo, event_type: str | None, body: Mapping[str, Any]) -> None:
-        uid = body["metadata"]["uid"]
+        meta = body["metadata"]
         with self._live_lock:
             if event_type == "DELETED":
-                self._live.pop(uid, None)
+                self._live.pop(meta["uid"], None)
             else:
-                self._live[uid] = (kind, body)
+                self._live[meta["uid"]] = (kind, meta["namespace"], meta["name"])
         if event_type == "DELETED":  # the garbage collector removes the generated objects
-            self.metrics.owned(kind.kind, uid, None)
+            self.metrics.owned(kind.kind, meta["uid"], None)
 
-    def resync(self) -> None:
+    def resync(self, paused: Callable[[], bool] = lambda: False) -> str:
         """Reconcile every live resource once more: repairs drift (a generated object deleted by
         hand) and refreshes RulesLoaded after Prometheus or namespace changes. Writes nothing when
-        nothing changed; failures wait for the next round."""
-        with self._live_lock:
-            snapshot = list(self._live.values())
-        for kind, body in snapshot:
-            if body["metadata"].get("deletionTimestamp"):
-                continue
-            try:
-                self.reconcile(kind, body, thorough=True)
-            except kopf.TemporaryError as e:
-                log.info("resync of %s/%s failed: %s", body["metadata"].get("namespace"), body["metadata"]["name"], e)
+        nothing changed; failures wait for the next round.
 
-    def reconcile(self, kind: KindInfo, body: Mapping[str, Any], retry: int = 0, thorough: bool = False) -> None:
+        Each resource is read again, in its turn, right before it is reconciled: a body held since
+        the round began could be older than a change a handler applied meanwhile, and writing it
+        would undo that change. `paused` (a peer is active instead, see `PeeringView`) is asked
+        before every resource, so a replica kopf pauses stops writing mid-round too."""
+        with self._live_lock:
+            snapshot = sorted(self._live.items(), key=lambda item: (item[1][1], item[1][2], item[0]))
+        result = "done"
+        for uid, (kind, namespace, name) in snapshot:
+            if self._paused(paused):
+                result = "paused"
+                break
+            try:
+                with self._turn(uid):
+                    body = self.kube.get_resource(kind.plural, namespace, name)
+                    if body is None or body["metadata"]["uid"] != uid or body["metadata"].get("deletionTimestamp"):
+                        continue  # gone, or a namesake: the watch events bring it
+                    self._attempt(kind, body, 0, thorough=True)
+            except (ApiProblem, kopf.TemporaryError) as e:
+                log.info("resync of %s/%s failed: %s", namespace, name, e)
+        self.metrics.resyncs.labels(result).inc()
+        return result
+
+    @staticmethod
+    def _paused(paused: Callable[[], bool]) -> bool:
+        try:
+            return paused()
+        except ApiProblem as e:  # without knowing who is active, writing could undo the active peer's work
+            log.info("resync paused: the peering object could not be read: %s", e)
+            return True
+
+    def reconcile(self, kind: KindInfo, body: Mapping[str, Any], retry: int = 0) -> None:
+        """The handlers' reconcile of the body kopf hands them."""
+        with self._turn(body["metadata"]["uid"]):
+            self._attempt(kind, body, retry)
+
+    def _attempt(self, kind: KindInfo, body: Mapping[str, Any], retry: int, thorough: bool = False) -> None:
         """`thorough` lists generated objects by label instead of reading the ones the status names."""
         started = time.perf_counter()
         result = "error"
@@ -175,9 +207,13 @@ class Controller:
         owner = Owner(body["apiVersion"], kind.kind, meta["namespace"], meta["name"], meta["uid"])
         names = [("PrometheusRule", n) for n in (body.get("status") or {}).get("prometheusRules") or []]
         try:
-            self.kube.sync_shared(owner, owner.namespace, [], names)
+            with self._turn(owner.uid):  # after a reconcile in flight, which may still add it somewhere
+                self.kube.sync_shared(owner, owner.namespace, [], names)
         except (ApiProblem, CompileError) as e:
             log.warning("%s/%s left shared rules behind: %s", owner.namespace, owner.name, e)
+        finally:
+            with self._live_lock:
+                self._turns.pop(owner.uid, None)
 
     def _prometheuses(self) -> list[dict[str, Any]]:
         """Prometheus objects, listed at most once per `prometheus_ttl` (a cluster-wide list per
