@@ -18,7 +18,7 @@ class UpstreamLoader(yaml.SafeLoader):
 UpstreamLoader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def upstream_schema(upstream_dir: Path, kind: str) -> dict:
     """The openAPIV3Schema of `kind` at the version Observatory writes."""
     file_name, version = FILES[kind]

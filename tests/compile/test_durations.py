@@ -11,9 +11,8 @@ import re
 from pathlib import Path
 
 import pytest
-from pydantic import TypeAdapter, ValidationError
-
 from observatory.models.common import Duration, duration_seconds
+from pydantic import TypeAdapter, ValidationError
 from upstream_crds import upstream_schema
 
 CANDIDATES = ["30s", "5m", "1h30m", "90m", "1d", "2w", "1y", "1y2w3d4h5m6s7ms", "100ms", "1s500ms",

@@ -9,7 +9,6 @@ import copy
 import datetime
 
 import pytest
-
 from controller_harness import (
     ALERTRULES,
     PROMETHEUSRULES,

@@ -9,8 +9,8 @@ from controller_harness import EVENTS, PROMETHEUSRULES
 from k8s.emulator import running_cluster
 from observatory.compile import compile_resource
 from observatory.compile.rules import is_part
-from observatory.conventions import Conventions
 from observatory.controller.kube import Kube, Owner
+from observatory.conventions import Conventions
 from observatory.models import parse_resource
 
 # The apiserver limits an events.k8s.io/v1 note to 1 KiB in bytes (pkg/apis/core/validation/events.go,
@@ -49,7 +49,7 @@ def test_two_replicas_creating_one_shared_group_at_once_keep_both_parts():
         a, b = (Kube(cluster.api_client(), Conventions(), instance=i) for i in ('a', 'b'))
         # Two SLOs whose names hash into the same group of team-a.
         bodies = [slo(f'slo-{i}', f'uid-slo-{i}') for i in range(40)]
-        parts = {body['metadata']['name']: [o for o in compile_resource(parse_resource(body)) if is_part(o)][0]
+        parts = {body['metadata']['name']: next(o for o in compile_resource(parse_resource(body)) if is_part(o))
                  for body in bodies}
         by_group: dict[str, list[str]] = {}
         for name, part in parts.items():

@@ -15,7 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kopf._core.engines.peering import Peer  # kopf's definition of a live peer, not a copy of it
+from kopf._core.engines.peering import (
+    Peer,  # kopf's definition of a live peer, not a copy of it
+)
 
 # A paused peer learns of the pause within this long (one GET per peering object at most this often).
 PEERING_CACHE_SECONDS = 1.0
