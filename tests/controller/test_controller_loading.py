@@ -1,11 +1,11 @@
-"""RulesLoaded: does a prometheus-operator Prometheus select a PrometheusRule (pure evaluation)."""
+"""RulesLoaded: what prometheus-operator reports of a PrometheusRule, else whether a Prometheus selects it (pure)."""
 
 from __future__ import annotations
 
 import pytest
 from observatory.controller.loading import (
     needs_namespace_labels,
-    rules_loaded,
+    rules_verdict,
     unmet,
     why_not_selected,
 )
@@ -62,11 +62,61 @@ def test_namespace_selector_sees_the_namespace_name_label_the_apiserver_sets():
 def test_verdict_names_the_selecting_prometheus_or_every_reason():
     picky = prometheus('picky', ruleSelector={'matchLabels': {'release': 'other'}}, ruleNamespaceSelector={})
     loose = prometheus('loose', ruleSelector={}, ruleNamespaceSelector={})
-    assert rules_loaded([], RULE_LABELS, 'team-a', {}, ['r']).status == 'Unknown'
-    verdict = rules_loaded([picky, loose], RULE_LABELS, 'team-a', {}, ['r'])
-    assert (verdict.status, verdict.reason, verdict.message) == \
-        ('True', 'Selected', 'Prometheus monitoring/loose selects PrometheusRule team-a/r')
-    verdict = rules_loaded([picky, prometheus('none')], RULE_LABELS, 'team-a', {}, ['r', 'r-2'])
+    rules = [rule_object('r', 1)]
+    assert rules_verdict([], rules, RULE_LABELS, {}).status == 'Unknown'
+    verdict = rules_verdict([picky, loose], rules, RULE_LABELS, {})
+    assert (verdict.status, verdict.reason) == ('Unknown', 'Selected')
+    assert verdict.message.startswith('Prometheus monitoring/loose selects PrometheusRule team-a/r')
+    verdict = rules_verdict([picky, prometheus('none')], [*rules, rule_object('r-2', 1)], RULE_LABELS, {})
     assert (verdict.status, verdict.reason) == ('False', 'NotSelected')
     assert verdict.message == ('no Prometheus selects PrometheusRule team-a/r, team-a/r-2: monitoring/none has no ruleSelector, '
                                'so it loads no PrometheusRule; monitoring/picky ruleSelector needs the rule to have release=other')
+
+
+def rule_object(name: str, generation: int, *bindings: dict) -> dict:
+    obj = {'kind': 'PrometheusRule', 'metadata': {'name': name, 'namespace': 'team-a', 'generation': generation}}
+    if bindings:
+        obj['status'] = {'bindings': list(bindings)}
+    return obj
+
+
+def binding(prometheus: str, status: str, generation: int, reason: str = '', message: str = '',
+            resource: str = 'prometheuses') -> dict:
+    """A PrometheusRule's status.bindings[] entry as prometheus-operator v0.93 writes it (feature
+    gate StatusForConfigurationResources; the CRD in ../shared/upstream/crds)."""
+    return {'group': 'monitoring.coreos.com', 'resource': resource, 'name': prometheus, 'namespace': 'monitoring',
+            'conditions': [{'type': 'Accepted', 'status': status, 'reason': reason, 'message': message,
+                            'observedGeneration': generation, 'lastTransitionTime': '2026-12-01T10:00:00Z'}]}
+
+
+def test_a_selector_alone_says_selected_not_loaded():
+    loose = prometheus('loose', ruleSelector={}, ruleNamespaceSelector={})
+    verdict = rules_verdict([loose], [rule_object('r', 1)], RULE_LABELS, {})
+    assert (verdict.status, verdict.reason) == ('Unknown', 'Selected')
+    assert verdict.message.startswith('Prometheus monitoring/loose selects PrometheusRule team-a/r; ')
+    assert 'StatusForConfigurationResources' in verdict.message
+
+
+def test_bindings_prometheus_operator_reports_decide_over_the_selector():
+    picky = prometheus('picky', ruleSelector={'matchLabels': {'release': 'other'}}, ruleNamespaceSelector={})
+    accepted = rules_verdict([picky], [rule_object('r', 2, binding('k8s', 'True', 2))], RULE_LABELS, {})
+    assert (accepted.status, accepted.reason, accepted.message) == \
+        ('True', 'Accepted', 'Prometheus monitoring/k8s accepted PrometheusRule team-a/r')
+    rejected = rules_verdict([picky], [
+        rule_object('r', 2, binding('k8s', 'True', 2)),
+        rule_object('r-2', 1, binding('k8s', 'False', 1, 'InvalidConfiguration', 'group "g": 1:5: parse error'))],
+        RULE_LABELS, {})
+    assert (rejected.status, rejected.reason) == ('False', 'Rejected')
+    assert rejected.message == ('Prometheus monitoring/k8s rejected PrometheusRule team-a/r-2: '
+                                'InvalidConfiguration: group "g": 1:5: parse error')
+    # A binding about an older generation does not speak for the rules just written.
+    stale = rules_verdict([picky], [rule_object('r', 3, binding('k8s', 'False', 2, 'Invalid', 'old'))], RULE_LABELS, {})
+    assert (stale.status, stale.reason) == ('Unknown', 'Pending')
+    assert 'generation 3' in stale.message
+    # Bindings of an Alertmanager or an agent say nothing about rule evaluation.
+    agent = rules_verdict([], [rule_object('r', 1, binding('agent', 'True', 1, resource='prometheusagents'))],
+                          RULE_LABELS, {})
+    assert agent.reason == 'NoPrometheus'
+    thanos = rules_verdict([], [rule_object('r', 1, binding('ruler', 'True', 1, resource='thanosrulers'))],
+                           RULE_LABELS, {})
+    assert (thanos.status, thanos.message) == ('True', 'ThanosRuler monitoring/ruler accepted PrometheusRule team-a/r')

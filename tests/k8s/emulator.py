@@ -62,10 +62,11 @@ DEFAULT_RESOURCES: tuple[tuple[str, str, str, bool, tuple[str, ...], bool], ...]
     ('observatory.dev/v1alpha1', 'alertrules', 'AlertRule', True, ('status',), True),
     ('observatory.dev/v1alpha1', 'slos', 'SLO', True, ('status',), True),
     ('observatory.dev/v1alpha1', 'observabilitystacks', 'ObservabilityStack', True, ('status',), True),
-    ('monitoring.coreos.com/v1', 'prometheusrules', 'PrometheusRule', True, (), True),
+    # prometheus-operator v0.93 gives both a status subresource (its bindings, see ../shared/upstream/crds).
+    ('monitoring.coreos.com/v1', 'prometheusrules', 'PrometheusRule', True, ('status',), True),
     ('monitoring.coreos.com/v1', 'servicemonitors', 'ServiceMonitor', True, (), True),
     ('monitoring.coreos.com/v1', 'prometheuses', 'Prometheus', True, ('status',), True),
-    ('monitoring.coreos.com/v1alpha1', 'alertmanagerconfigs', 'AlertmanagerConfig', True, (), True),
+    ('monitoring.coreos.com/v1alpha1', 'alertmanagerconfigs', 'AlertmanagerConfig', True, ('status',), True),
     ('coordination.k8s.io/v1', 'leases', 'Lease', True, (), False),
     ('events.k8s.io/v1', 'events', 'Event', True, (), False),
     ('kopf.dev/v1', 'clusterkopfpeerings', 'ClusterKopfPeering', False, (), True),
@@ -778,10 +779,12 @@ class Cluster:
                     for v in self.emulator.objects[self._key(resource, name, namespace)].history]
         return self.call(read)
 
-    def patch(self, resource: str | kmock.resource, name: str, namespace: str | None, patch: Obj) -> Obj:
-        """A JSON merge patch, as an outside actor (a user, another controller) would write it."""
+    def patch(self, resource: str | kmock.resource, name: str, namespace: str | None, patch: Obj,
+              sub: str | None = None) -> Obj:
+        """A JSON merge patch, as an outside actor (a user, another controller) would write it;
+        `sub='status'` writes the status subresource, as the controller owning a status does."""
         key = self._key(resource, name, namespace)
-        return self.call(lambda: self.emulator.update_object(key, merge_patch(self.emulator._require(key), patch)))
+        return self.call(lambda: self.emulator.update_object(key, merge_patch(self.emulator._require(key), patch), sub))
 
     def delete(self, resource: str | kmock.resource, name: str, namespace: str | None = None,
                policy: str = 'Background') -> Obj:
