@@ -83,10 +83,12 @@ class Owner:
 
 @dataclass(frozen=True)
 class Sync:
-    """What a sync wrote: objects applied (created or changed) and deleted, as `Kind/name`."""
+    """What a sync wrote: objects applied (created or changed) and deleted, as `Kind/name`; and
+    the desired objects as they are now (their status tells whether prometheus-operator took them)."""
 
     applied: tuple[str, ...] = ()
     deleted: tuple[str, ...] = ()
+    live: tuple[dict[str, Any], ...] = ()
 
 
 @functools.cache
@@ -146,25 +148,30 @@ class Kube:
                             group, version, namespace, plural, label_selector=_selector(labels))
         return [dict(item, kind=kind) for item in answer.get("items") or []]
 
-    def _create(self, obj: dict[str, Any]) -> None:
+    def _create(self, obj: dict[str, Any]) -> dict[str, Any]:
         """POST: fails with 409 AlreadyExists when another writer created the object meanwhile."""
         group, version, plural = GENERATED[obj["kind"]]
-        self._call(group, plural, "create", self._custom.create_namespaced_custom_object,
-                   group, version, obj["metadata"]["namespace"], plural, obj, field_manager=FIELD_MANAGER)
+        return dict(self._call(group, plural, "create", self._custom.create_namespaced_custom_object,
+                               group, version, obj["metadata"]["namespace"], plural, obj, field_manager=FIELD_MANAGER),
+                    kind=obj["kind"])
 
-    def _replace(self, obj: dict[str, Any]) -> None:
+    def _replace(self, obj: dict[str, Any]) -> dict[str, Any]:
         """PUT with the resourceVersion read: fails with 409 Conflict when the object changed since."""
         group, version, plural = GENERATED[obj["kind"]]
         meta = obj["metadata"]
-        self._call(group, plural, "update", self._custom.replace_namespaced_custom_object,
-                   group, version, meta["namespace"], plural, meta["name"], obj, field_manager=FIELD_MANAGER)
+        return dict(self._call(group, plural, "update", self._custom.replace_namespaced_custom_object,
+                               group, version, meta["namespace"], plural, meta["name"], obj,
+                               field_manager=FIELD_MANAGER), kind=obj["kind"])
 
-    def _apply(self, obj: dict[str, Any]) -> None:
+    def _apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         group, version, plural = GENERATED[obj["kind"]]
         meta = obj["metadata"]
-        self._call(group, plural, "patch", self._custom.patch_namespaced_custom_object,
-                   group, version, meta["namespace"], plural, meta["name"], obj,
-                   field_manager=FIELD_MANAGER, force=True, _content_type="application/apply-patch+yaml")
+        answer = self._call(group, plural, "patch", self._custom.patch_namespaced_custom_object,
+                            group, version, meta["namespace"], plural, meta["name"], obj,
+                            field_manager=FIELD_MANAGER, force=True, _content_type="application/apply-patch+yaml")
+        # An apply that creates answers 201, which the client's patch does not decode (None): the
+        # new object is what was applied, with no status yet.
+        return dict(answer or obj, kind=obj["kind"])
 
     def _delete(self, obj: Mapping[str, Any], *, unchanged: bool = False) -> None:
         """The uid precondition never deletes a same-named object created meanwhile; `unchanged`
@@ -213,20 +220,21 @@ class Kube:
         labels = owner_labels(self._conventions, owner.kind, owner.name)
         live = {_key(o): o for o in self._find(owner.namespace, labels, names)
                 if any(r.get("uid") == owner.uid and r.get("controller") for r in o["metadata"].get("ownerReferences") or [])}
-        applied = []
-        wanted = set()
+        applied, wanted, now = [], set(), []
         for obj in desired:
             body = self._body(obj, [owner.reference()])
             wanted.add(_key(body))
-            if not _up_to_date(live.get(_key(body)), body):
-                self._apply(body)
+            if _up_to_date(live.get(_key(body)), body):
+                now.append(live[_key(body)])
+            else:
+                now.append(self._apply(body))
                 applied.append(_key(body))
         deleted = []
         for key, obj in sorted(live.items()):
             if key not in wanted:
                 self._delete(obj)
                 deleted.append(key)
-        return Sync(tuple(applied), tuple(deleted))
+        return Sync(tuple(applied), tuple(deleted), tuple(now))
 
     def _body(self, obj: Mapping[str, Any], refs: list[dict[str, Any]]) -> dict[str, Any]:
         body = copy.deepcopy(dict(obj))
@@ -263,38 +271,40 @@ class Kube:
     def _sync_shared(self, owner: Owner, namespace: str, desired: list[Mapping[str, Any]],
                      names: list[tuple[str, str]]) -> Sync:
         live = {_key(o): o for o in self._get_named(namespace, [*names, *((o["kind"], o["metadata"]["name"]) for o in desired)])}
-        applied, deleted, wanted = [], [], set()
+        applied, deleted, wanted, now = [], [], set(), []
         for obj in desired:
             key = _key(obj)
             wanted.add(key)
             current = live.get(key)
             refs = [r for r in (current or {}).get("metadata", {}).get("ownerReferences") or [] if r.get("uid") != owner.uid]
             refs.append(owner.reference(controller=False))
-            if self._write_shared(compose_shared(obj, current, _names(refs)), current, refs):
+            written = self._write_shared(compose_shared(obj, current, _names(refs)), current, refs)
+            if written is not None:
                 applied.append(key)
+            now.append(written or current)
         for key, current in sorted(live.items()):
             refs = current["metadata"].get("ownerReferences") or []
             if key in wanted or any(r.get("controller") for r in refs):  # not shared: someone's own
                 continue
             remaining = [r for r in refs if r.get("uid") != owner.uid]
             if remaining:
-                if self._write_shared(compose_shared(None, current, _names(remaining)), current, remaining):
+                if self._write_shared(compose_shared(None, current, _names(remaining)), current, remaining) is not None:
                     applied.append(key)
             elif refs:  # the owner was the last
                 self._delete(current, unchanged=True)
                 deleted.append(key)
-        return Sync(tuple(applied), tuple(deleted))
+        return Sync(tuple(applied), tuple(deleted), tuple(now))
 
-    def _write_shared(self, obj: Mapping[str, Any], current: Mapping[str, Any] | None, refs: list[dict[str, Any]]) -> bool:
+    def _write_shared(self, obj: Mapping[str, Any], current: Mapping[str, Any] | None,
+                      refs: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """The object as written, or None when `current` already holds it."""
         body = self._body(obj, refs)
         if current is None:
-            self._create(body)
-        elif not _up_to_date(current, body):
-            body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-            self._replace(body)
-        else:
-            return False
-        return True
+            return self._create(body)
+        if _up_to_date(current, body):
+            return None
+        body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        return self._replace(body)
 
     # --- the custom resources ---------------------------------------------------------------------
 

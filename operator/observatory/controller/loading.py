@@ -1,4 +1,11 @@
-"""Does any prometheus-operator `Prometheus` load a PrometheusRule? Pure evaluation, no I/O.
+"""Has prometheus-operator accepted a PrometheusRule, or does a `Prometheus` at least select it?
+Pure evaluation, no I/O.
+
+prometheus-operator v0.93 reports, per Prometheus (or ThanosRuler) that selects a PrometheusRule,
+whether it accepted the rules into its configuration: `status.bindings[].conditions[type=Accepted]`
+(written with its feature gate StatusForConfigurationResources). Where it reports, that is the
+verdict. Where it does not, only the selectors can be judged, and a match says "selected", not
+"loaded": the rules may still be refused.
 
 "Rule created but never loaded" is the most common support question for rule generators: the
 Prometheus' `ruleSelector` wants labels the rule does not carry, or its `ruleNamespaceSelector`
@@ -68,9 +75,61 @@ def needs_namespace_labels(prometheuses: Sequence[Mapping[str, Any]]) -> bool:
     return any((p.get("spec") or {}).get("ruleNamespaceSelector") for p in prometheuses)
 
 
-def rules_loaded(prometheuses: Sequence[Mapping[str, Any]], rule_labels: Mapping[str, str], rule_namespace: str,
-                 namespace_labels: Mapping[str, str], rule_names: Sequence[str]) -> Verdict:
-    """The RulesLoaded condition for PrometheusRules `rule_names` (same labels, same namespace)."""
+# Bindings of these evaluate rules; Alertmanagers and agents bind other configuration.
+RULE_EVALUATORS = {"prometheuses": "Prometheus", "thanosrulers": "ThanosRuler"}
+NO_BINDINGS_NOTE = ("whether it accepted them is not known: prometheus-operator reports that in the "
+                    "PrometheusRule's status only with its feature gate StatusForConfigurationResources")
+
+
+def rules_verdict(prometheuses: Sequence[Mapping[str, Any]], rules: Sequence[Mapping[str, Any]],
+                  rule_labels: Mapping[str, str], namespace_labels: Mapping[str, str]) -> Verdict:
+    """The RulesLoaded condition for the live PrometheusRule objects `rules` (same labels, same
+    namespace): what prometheus-operator reports of them, else what their selectors say."""
+    return accepted(rules) or selected(prometheuses, rule_labels, (rules[0]["metadata"].get("namespace") or "") if rules else "",
+                                       namespace_labels, [r["metadata"]["name"] for r in rules])
+
+
+def _bindings(rule: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any] | None]]:
+    """(evaluator, its Accepted condition) for every rule-evaluating binding of `rule`."""
+    found = []
+    for binding in (rule.get("status") or {}).get("bindings") or []:
+        kind = RULE_EVALUATORS.get(binding.get("resource"))
+        if kind:
+            condition = next((c for c in binding.get("conditions") or [] if c.get("type") == "Accepted"), None)
+            found.append((f"{kind} {binding.get('namespace')}/{binding.get('name')}", condition))
+    return found
+
+
+def accepted(rules: Sequence[Mapping[str, Any]]) -> Verdict | None:
+    """The verdict of prometheus-operator's bindings; None when it reports none for any of `rules`."""
+    if not any(_bindings(r) for r in rules):
+        return None
+    rejected, pending, accepting = [], [], set()
+    for rule in rules:
+        meta = rule["metadata"]
+        name, generation = f"{meta.get('namespace')}/{meta['name']}", meta.get("generation")
+        bindings = _bindings(rule)
+        if not bindings:
+            pending.append(f"no Prometheus has reported on PrometheusRule {name} yet")
+        for evaluator, condition in bindings:
+            if condition is None or (generation is not None and condition.get("observedGeneration") != generation):
+                pending.append(f"{evaluator} has not reported on generation {generation} of PrometheusRule {name} yet")
+            elif condition.get("status") == "True":
+                accepting.add(evaluator)
+            else:
+                why = ": ".join(p for p in (condition.get("reason"), condition.get("message")) if p)
+                rejected.append(f"{evaluator} rejected PrometheusRule {name}" + (f": {why}" if why else ""))
+    if rejected:
+        return Verdict("False", "Rejected", "; ".join(rejected))
+    if pending:
+        return Verdict("Unknown", "Pending", "; ".join(pending))
+    names = ", ".join(f"{r['metadata'].get('namespace')}/{r['metadata']['name']}" for r in rules)
+    return Verdict("True", "Accepted", f"{', '.join(sorted(accepting))} accepted PrometheusRule {names}")
+
+
+def selected(prometheuses: Sequence[Mapping[str, Any]], rule_labels: Mapping[str, str], rule_namespace: str,
+             namespace_labels: Mapping[str, str], rule_names: Sequence[str]) -> Verdict:
+    """Whether a Prometheus selects PrometheusRules `rule_names` (same labels, same namespace)."""
     rules = ", ".join(f"{rule_namespace}/{n}" for n in rule_names)
     if not prometheuses:
         return Verdict("Unknown", "NoPrometheus", "no prometheus-operator Prometheus found to load the rules")
@@ -78,7 +137,8 @@ def rules_loaded(prometheuses: Sequence[Mapping[str, Any]], rule_labels: Mapping
     for prometheus in sorted(prometheuses, key=_name):
         reason = why_not_selected(prometheus, rule_labels, rule_namespace, namespace_labels)
         if reason is None:
-            return Verdict("True", "Selected", f"Prometheus {_name(prometheus)} selects PrometheusRule {rules}")
+            return Verdict("Unknown", "Selected",
+                           f"Prometheus {_name(prometheus)} selects PrometheusRule {rules}; {NO_BINDINGS_NOTE}")
         reasons[_name(prometheus)] = reason
     detail = "; ".join(f"{name} {reason}" for name, reason in reasons.items())
     return Verdict("False", "NotSelected", f"no Prometheus selects PrometheusRule {rules}: {detail}")

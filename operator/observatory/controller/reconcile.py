@@ -166,7 +166,7 @@ class Controller:
                 Cond(VALID, "True", "Compiled"), *_kept(previous, RULES_LOADED)])
             return "full"
         wrote = bool(sync.applied or sync.deleted or shared_sync.applied or shared_sync.deleted)
-        rules = [o for o in objects + shared if o["kind"] == "PrometheusRule"]
+        rules = [o for o in sync.live + shared_sync.live if o["kind"] == "PrometheusRule"]
         config = next((o["metadata"]["name"] for o in objects if o["kind"] == "AlertmanagerConfig"), None)
         recording, alerting = count_rules(contributed)
         self._report(kind, owner, generation, previous, [
@@ -228,11 +228,12 @@ class Controller:
         return listed
 
     def _rules_loaded(self, rules: list[dict[str, Any]]) -> Cond:
+        """From the live PrometheusRules: what prometheus-operator reports of them, else selectors."""
         prometheuses = self._prometheuses()
         namespace = rules[0]["metadata"]["namespace"] if rules else ""
         ns_labels = self.kube.namespace_labels(namespace) if rules and loading.needs_namespace_labels(prometheuses) else {}
         labels = rules[0]["metadata"]["labels"] if rules else {}
-        verdict = loading.rules_loaded(prometheuses, labels, namespace, ns_labels, [r["metadata"]["name"] for r in rules])
+        verdict = loading.rules_verdict(prometheuses, rules, labels, ns_labels)
         return Cond(RULES_LOADED, verdict.status, verdict.reason, verdict.message)
 
     def _report(self, kind: KindInfo, owner: Owner, generation: int | None, previous: Mapping[str, Any],
@@ -245,7 +246,7 @@ class Controller:
         self.kube.patch_status(kind.plural, owner.namespace, owner.name, status, previous)
         changed = transitions(previous, status)
         if changed:  # one Event per reconcile, named after its most important transition
-            problem = any(c["status"] == "False" or (c["type"] == RULES_LOADED and c["status"] != "True") for c in changed)
+            problem = any(c["status"] == "False" or c["reason"] == "NoPrometheus" for c in changed)
             note = "; ".join(f"{c['type']}={c['status']} ({c['reason']})" + (f": {c['message']}" if c["message"] else "")
                              for c in changed)
             self.kube.post_event(owner, "Warning" if problem else "Normal", changed[0]["reason"], note)
