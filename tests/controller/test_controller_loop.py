@@ -138,7 +138,9 @@ async def test_invalid_spec_reports_the_field_writes_nothing_and_recovers_when_f
         last_good = cluster.get(PROMETHEUSRULES, 'alertrule-calls', 'team-a')
         cluster.clear_requests()
         cluster.patch(ALERTRULES, 'calls', 'team-a', {'spec': {'threshold': {'expr': bad}}})
-        live = await cluster.until(lambda: at_generation(cluster, ALERTRULES, 'calls', 'team-a', 2))
+        # kopf records the change as handled after the handler's status and Event writes.
+        live = await cluster.until(lambda: (obj := handled(cluster, ALERTRULES, 'calls', 'team-a')) and
+                                   obj['metadata']['generation'] == 2 and obj)
         valid, ready = condition(live, 'Valid'), condition(live, 'Ready')
         assert (valid['status'], valid['reason'], ready['status'], ready['reason']) == ('False', 'InvalidSpec', 'False', 'InvalidSpec')
         assert valid['message'].startswith('spec.threshold.expr: ') and 'own namespace' in valid['message']
@@ -229,7 +231,9 @@ async def test_slos_sharing_a_group_each_write_their_part_and_take_it_along_when
                 cluster.seed(example('slos/llm-availability.yaml', name=name))
             await cluster.until(lambda: parts_in(cluster, group) == [first, second, third])
             assert cluster.get(PROMETHEUSRULES, group, 'team-a')['spec'] == compiled(first, second, third)
-            assert settled(cluster, SLOS, second, 'team-a')['status']['prometheusRules'] == [group, WINDOWS_30D]
+            # The parts land before each SLO reports its status: wait for the status, never assume it.
+            live = await cluster.until(lambda: settled(cluster, SLOS, second, 'team-a'))
+            assert live['status']['prometheusRules'] == [group, WINDOWS_30D]
             cluster.delete(SLOS, first, 'team-a')
             await cluster.until(lambda: parts_in(cluster, group) == [second, third])
             assert owners_of(cluster, group) == [second, third]
@@ -255,7 +259,9 @@ async def test_an_slo_without_room_in_its_group_is_reported_and_admitted_once_th
         assert (ready['status'], ready['reason'], condition(live, 'Valid')['status']) == ('False', 'RuleGroupFull', 'True')
         assert ready['message'].startswith(f'metadata.namespace: PrometheusRule {group} would hold the rules of 3 owners')
         assert (parts_in(cluster, group), owners_of(cluster, group)) == ([first, second], [first, second])
-        assert controller.metrics.registry.get_sample_value('observatory_reconcile_total', {'kind': 'SLO', 'result': 'full'}) == 1
+        # The result is counted once the reconcile returns, after its status write.
+        await cluster.until(lambda: controller.metrics.registry.get_sample_value(
+            'observatory_reconcile_total', {'kind': 'SLO', 'result': 'full'}) == 1)
         # Once another SLO leaves, the next reconcile (here the periodic resync) finds room.
         cluster.delete(SLOS, first, 'team-a')
         await cluster.until(lambda: parts_in(cluster, group) == [second])
