@@ -124,13 +124,11 @@ def delta_problems(config: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize("key", list(STACKS))
-@pytest.mark.xfail(strict=True, reason="issue 12 scope D: deprecated otlp/otlphttp names, deltatocumulative")
 def test_collector_config_fits_the_distribution(key, helm, upstream_dir, distribution) -> None:
     assert config_problems(rendered_config(helm, upstream_dir, key), distribution) == []
 
 
 @pytest.mark.parametrize("key", list(STACKS))
-@pytest.mark.xfail(strict=True, reason="issue 12 item 10")
 def test_token_counters_are_cumulative_where_prometheus_reads_them(key, helm, upstream_dir) -> None:
     config = rendered_config(helm, upstream_dir, key)
     assert delta_problems(config) == []

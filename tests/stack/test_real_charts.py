@@ -42,8 +42,6 @@ WRITABLE_ROOT = {
     "seaweedfs": "weed writes logs and temporary files outside /data; the all-in-one template offers no emptyDir",
     "post-install-job": "weed shell keeps state in the home directory; the hook template mounts only its Secret",
 }
-# Init containers whose chart has no resources value: (chart template, container).
-UNSIZED_INIT: dict[str, str] = {}
 
 
 def _stack(key: str) -> ObservabilityStack:
@@ -83,8 +81,7 @@ def _namespaces(node: Any) -> Iterator[str]:
             yield from _namespaces(value)
 
 
-@pytest.mark.parametrize("key", [pytest.param(k, marks=pytest.mark.xfail(strict=True, reason="issue 12 item 1: SeaweedFS ClusterRole"))
-                                 if k in ("team-a-dedicated", "maximal") else k for k in STACKS])
+@pytest.mark.parametrize("key", list(STACKS))
 def test_a_tenant_stack_renders_only_namespaced_objects_of_its_namespace(key, rendered, crd_scopes) -> None:
     st = _stack(key)
     out = rendered(st)
@@ -99,7 +96,6 @@ def test_a_tenant_stack_renders_only_namespaced_objects_of_its_namespace(key, re
     assert foreign == [], "objects that name another namespace"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 item 1: SeaweedFS ServiceAccount 'seaweedfs'")
 def test_two_stacks_in_one_namespace_render_no_common_object(rendered) -> None:
     names = []
     for name in ("llm", "llm2"):
@@ -117,7 +113,7 @@ def _effective(container: dict[str, Any], pod: dict[str, Any], key: str) -> Any:
 def hardening_problems(obj: dict[str, Any]) -> list[str]:
     problems = []
     for pod in pod_specs(obj):
-        for init, container in [(True, c) for c in pod.get("initContainers", [])] + [(False, c) for c in pod["containers"]]:
+        for container in pod.get("initContainers", []) + pod["containers"]:
             where = f"{obj['kind']}/{obj['metadata']['name']} {container['name']}"
             sc = container.get("securityContext") or {}
             if _effective(container, pod, "runAsNonRoot") is not True:
@@ -133,8 +129,6 @@ def hardening_problems(obj: dict[str, Any]) -> list[str]:
                 problems.append(f"{where}: seccompProfile not RuntimeDefault")
             if sc.get("readOnlyRootFilesystem") is not True and container["name"] not in WRITABLE_ROOT:
                 problems.append(f"{where}: root filesystem writable")
-            if init and container["name"] in UNSIZED_INIT:
-                continue
             resources = container.get("resources") or {}
             if not {"cpu", "memory"} <= set(resources.get("requests") or {}):
                 problems.append(f"{where}: no cpu and memory requests")
@@ -145,7 +139,6 @@ def hardening_problems(obj: dict[str, Any]) -> list[str]:
 
 # all-external sets requests without limits on purpose: the user's resources replace the defaults whole.
 @pytest.mark.parametrize("key", [*(p.stem for p in EXAMPLES), "maximal"])
-@pytest.mark.xfail(strict=True, reason="issue 12 item 13")
 def test_every_rendered_container_is_hardened_and_sized(key, rendered) -> None:
     problems = [f"{component}: {p}" for component, obj in _objects(rendered(_stack(key))) for p in hardening_problems(obj)]
     assert problems == []
@@ -178,7 +171,6 @@ def _workload(out, component: str, name: str) -> dict[str, Any]:
     return obj
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 item 11")
 def test_phoenix_on_sqlite_can_write_its_volume(rendered) -> None:
     out = rendered(load(STACKS["team-a-dedicated"]))
     pod = _workload(out, "phoenix", "llm-phoenix")["spec"]["template"]["spec"]
@@ -195,7 +187,6 @@ def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {e["name"]: e for e in container.get("env", [])}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 item 12")
 def test_a_dedicated_langfuse_initialises_a_login_from_the_generated_secret(rendered) -> None:
     st = load(STACKS["team-a-dedicated"])
     out = rendered(st)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tarfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,14 +20,17 @@ from observatory.compile.stack import (
 )
 from observatory.conventions import DEFAULT, Conventions
 from observatory.models.stack import ObservabilityStack
+from real_charts import PACKAGED
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
 GOLDEN = HERE / "golden"
 STACK_FILES = sorted((REPO / "examples" / "stacks").glob("*.yaml")) + sorted((HERE / "cases").glob("*.yaml"))
 UPSTREAM_CHART = {"phoenix": "phoenix-helm", "langfuse": "langfuse", "collector": "opentelemetry-collector"}
-# Maps whose keys are user data in each chart (beyond maps that are empty in the upstream values).
-FREE_FORM = {"collector": {("config",), ("ports",)}, "phoenix": set(), "langfuse": set()}
+# Maps whose keys are user data in each chart (beyond maps that are empty in the upstream values), or
+# Kubernetes (Pod)SecurityContext fields the chart passes through with toYaml.
+FREE_FORM = {"collector": {("config",), ("ports",)}, "phoenix": set(),
+             "langfuse": {("postgresql", "podSecurityContext")}}
 
 
 def load(path: Path) -> ObservabilityStack:
@@ -87,13 +91,33 @@ def unknown_keys(values: dict[str, Any], upstream: dict[str, Any], free_form: se
     return unknown
 
 
+def with_subchart_values(values: dict[str, Any], chart: dict[str, Any], packaged: Path) -> dict[str, Any]:
+    """The parent's values with each dependency's own values.yaml under its alias: Helm passes the values
+    under the alias to the subchart, whose keys are as valid there as the parent's."""
+    out = dict(values)
+    with tarfile.open(packaged) as tgz:
+        for dep in chart.get("dependencies", []):
+            member = tgz.extractfile(f"{chart['name']}/charts/{dep['name']}/values.yaml")
+            key = dep.get("alias") or dep["name"]
+            out[key] = _union(yaml.safe_load(member.read()), values.get(key))
+    return out
+
+
+def _union(sub: Any, parent: Any) -> Any:
+    if isinstance(sub, dict) and isinstance(parent, dict):
+        return {**sub, **{k: _union(sub.get(k), v) for k, v in parent.items()}}
+    return sub if parent is None else parent
+
+
 @pytest.fixture(scope="module")
 def charts(upstream_dir: Path) -> dict[str, dict[str, Any]]:
     out = {}
     for component, chart in UPSTREAM_CHART.items():
         directory = upstream_dir / "charts" / chart
-        out[component] = {"values": yaml.safe_load((directory / "values.yaml").read_text()),
-                          "chart": yaml.safe_load((directory / "Chart.yaml").read_text())}
+        meta = yaml.safe_load((directory / "Chart.yaml").read_text())
+        values = with_subchart_values(yaml.safe_load((directory / "values.yaml").read_text()), meta,
+                                      upstream_dir / "charts" / "packaged" / PACKAGED[component])
+        out[component] = {"values": values, "chart": meta}
     out["collector"]["schema"] = json.loads((upstream_dir / "charts" / UPSTREAM_CHART["collector"] / "values.schema.json").read_text())
     return out
 
@@ -197,7 +221,7 @@ def test_external_langfuse_has_no_release_and_collector_uses_its_keys() -> None:
     plans = {p.component: p for p in release_plans(st)}
     assert set(plans) == {"phoenix", "collector"}
     values = plans["collector"].values
-    exporter = values["config"]["exporters"]["otlphttp/langfuse"]
+    exporter = values["config"]["exporters"]["otlp_http/langfuse"]
     assert exporter["endpoint"] == "https://langfuse.platform.example.com/api/public/otel"
     assert exporter["headers"] == {"x-langfuse-ingestion-version": "4"}
     env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in values["extraEnvs"]}
@@ -215,7 +239,7 @@ def test_redaction_runs_before_every_exporter() -> None:
     assert traces["processors"][:2] == ["memory_limiter", "transform/redact"]
     # The only other trace pipeline reads from the redacted one through the forward connector.
     assert pipelines["traces/genai"]["receivers"] == ["forward/genai"] and "forward/genai" in traces["exporters"]
-    assert set(traces["exporters"]) == {"otlp/phoenix", "otlphttp/langfuse", "forward/genai"}
+    assert set(traces["exporters"]) == {"otlp_grpc/phoenix", "otlp_http/langfuse", "forward/genai"}
     assert pipelines["metrics"]["exporters"] == ["prometheus"] and pipelines["logs"] is None
 
 
