@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import jsonschema
+import re2
 import pytest
 import yaml
 from pydantic import ValidationError
@@ -252,6 +253,20 @@ def test_span_metric_names_follow_the_conventions() -> None:
     assert config["connectors"]["spanmetrics"]["histogram"]["explicit"]["buckets"] == ["0.5s", "2s"]
     default = collector_values(stack(), DEFAULT)["config"]["processors"]["transform/metric-names"]
     assert "gen_ai_client_token_usage_sum" in str(default)
+
+
+def test_app_metrics_named_like_span_metrics_are_dropped() -> None:
+    # Both spellings reach the prometheus exporter as the same name; others pass.
+    conditions = collector_values(stack())["config"]["processors"]["filter/genai-metrics"]["metrics"]["metric"]
+    patterns = [re2.compile(c.split('"')[1].replace("$$", "$")) for c in conditions]
+
+    def dropped(name: str) -> bool:
+        return any(p.search(name) for p in patterns)
+
+    assert dropped("gen_ai.client.token.usage") and dropped("gen_ai_client_token_usage")
+    assert dropped("gen_ai.client.operation.duration.seconds")
+    assert not dropped("gen_ai.client.token.usage.total") and not dropped("gen_aiXclient_token_usage")
+    assert not dropped("gen_ai.server.request.duration")
 
 
 def test_service_monitor_carries_rule_selector_labels() -> None:

@@ -289,9 +289,11 @@ def langfuse_values(stack: ObservabilityStack, conventions: Conventions = DEFAUL
         "encryptionKey": _ref(secret, LANGFUSE_ENCRYPTION_KEY),
         "nextauth": {"url": dedicated.url or langfuse_url(stack), "secret": _ref(secret, LANGFUSE_NEXTAUTH_SECRET)},
         "features": {"signUpDisabled": True},
-        # Headless initialisation (https://langfuse.com/self-hosting/administration/headless-initialization):
-        # at first start one organisation, its project with the API key pair the collector uses, and an owner
-        # who can log in, since sign-up is off. Secrets only by reference: values end up in the release Secret.
+        # Headless initialisation (https://langfuse.com/self-hosting/administration/headless-initialization,
+        # langfuse/langfuse web/src/initialize.ts): at first start one organisation, its project with the API
+        # key pair the collector uses, and an owner who can log in, since sign-up is off (the password needs 8+
+        # characters; an existing user's is never changed). Secrets only by reference: values end up in the
+        # release Secret.
         "additionalEnv": [
             {"name": "LANGFUSE_INIT_ORG_ID", "value": org_id},
             {"name": "LANGFUSE_INIT_ORG_NAME", "value": dedicated.organization or stack.namespace},
@@ -348,7 +350,8 @@ def langfuse_values(stack: ObservabilityStack, conventions: Conventions = DEFAUL
             "database": ch.database,
             "auth": {"username": ch.user, "existingSecret": ch.password_secret.name,
                      "existingSecretKey": ch.password_secret.key},
-            "migration": {"url": f"clickhouse://{ch.host}:{ch.native_port}", "ssl": ch.tls},
+            # The chart builds CLICKHOUSE_MIGRATION_URL from host and nativePort.
+            "migration": {"ssl": ch.tls},
             "cluster": {"enabled": ch.clustered},
         }
     s3 = dedicated.s3
