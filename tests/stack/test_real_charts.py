@@ -12,8 +12,9 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from observatory.compile import stack as compile_stack
-from observatory.compile.stack import LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, required_secrets, secret_name
+from observatory.compile.stack import (
+    LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, LANGFUSE_USER_PASSWORD, langfuse_login, required_secrets, secret_name,
+)
 from observatory.models.stack import ObservabilityStack
 from real_charts import UpstreamLoader, pod_specs, render_stack
 from test_stack_values import STACK_FILES, load, stack
@@ -194,7 +195,7 @@ def test_a_dedicated_langfuse_initialises_a_login_from_the_generated_secret(rend
     generated = {s.key for s in required_secrets(st)[secret]}
     web = _workload(out, "langfuse", "llm-langfuse-web")["spec"]["template"]["spec"]["containers"][0]
     env = _env(web)
-    login = compile_stack.langfuse_login(st)
+    login = langfuse_login(st)
     assert env["AUTH_DISABLE_SIGNUP"]["value"] == "true"
     assert env["LANGFUSE_INIT_ORG_ID"]["value"] and env["LANGFUSE_INIT_PROJECT_ID"]["value"]
     assert env["LANGFUSE_INIT_USER_EMAIL"]["value"] == login["email"]
@@ -203,9 +204,9 @@ def test_a_dedicated_langfuse_initialises_a_login_from_the_generated_secret(rend
             ("LANGFUSE_INIT_PROJECT_PUBLIC_KEY", "LANGFUSE_INIT_PROJECT_SECRET_KEY", "LANGFUSE_INIT_USER_PASSWORD")}
     assert refs == {"LANGFUSE_INIT_PROJECT_PUBLIC_KEY": {"name": secret, "key": LANGFUSE_PUBLIC_KEY},
                     "LANGFUSE_INIT_PROJECT_SECRET_KEY": {"name": secret, "key": LANGFUSE_SECRET_KEY},
-                    "LANGFUSE_INIT_USER_PASSWORD": {"name": secret, "key": login["passwordKey"]}}
+                    "LANGFUSE_INIT_USER_PASSWORD": {"name": secret, "key": LANGFUSE_USER_PASSWORD}}
     assert {r["key"] for r in refs.values()} <= generated
-    assert login == {"email": env["LANGFUSE_INIT_USER_EMAIL"]["value"], "secret": secret, "passwordKey": "langfuse-user-password"}
+    assert login == {"email": env["LANGFUSE_INIT_USER_EMAIL"]["value"], "secret": secret, "passwordKey": LANGFUSE_USER_PASSWORD}
     # The collector sends traces with the same project's keys, so they land in that project.
     collector = _workload(out, "collector", "llm-collector")["spec"]["template"]["spec"]["containers"][0]
     cenv = _env(collector)

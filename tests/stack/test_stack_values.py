@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from observatory.compile.errors import CompileError
 from observatory.compile.stack import (
-    DEFAULT_CHARTS, ChartRef, collector_values, endpoints, langfuse_values, otel_configmap_data, release_plans,
-    required_secrets, secret_name,
+    DEFAULT_CHARTS, ChartRef, collector_values, endpoints, langfuse_login, langfuse_values, otel_configmap_data,
+    release_plans, required_secrets, secret_name,
 )
 from observatory.conventions import DEFAULT, Conventions
 from observatory.models.stack import ObservabilityStack
@@ -215,6 +215,7 @@ def test_required_secrets_follow_the_spec() -> None:
     assert keys["PHOENIX_SECRET"] == "token"
     external = stack({"langfuse": {"mode": "external", "external": {"url": "https://lf.example.com", "keySecret": {"name": "k"}}}})
     assert not any(k.startswith("langfuse") for k in (s.key for s in required_secrets(external)["s1-observatory-secrets"]))
+    assert langfuse_login(external) is None and langfuse_login(stack())["secret"] == "s1-observatory-secrets"
 
 
 def test_external_langfuse_has_no_release_and_collector_uses_its_keys() -> None:
