@@ -7,8 +7,9 @@ Every test runs `helm template` on the packaged chart (see real_charts.py), so a
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -22,7 +23,7 @@ from test_stack_values import STACK_FILES, load, stack
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples" / "stacks").glob("*.yaml"))
 # Everything bundled and switched on: the most objects a stack can make the charts render.
-MAXIMAL = {"phoenix": {"projectName": "p", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}},
+MAXIMAL = {"phoenix": {"projectName": "p", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "3Gi"}}},
            "langfuse": {"dedicated": {"url": "https://lf.example.com", "organization": "O", "project": "P"}},
            "collector": {"replicas": 3}, "metrics": {"serviceMonitorLabels": {"team": "x"}}}
 STACKS = {**{p.stem: p for p in STACK_FILES}, "maximal": MAXIMAL}
@@ -50,7 +51,7 @@ WRITABLE_ROOT = {
 SUFFIX = {"m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
 
-def quantity(value: str | int | float) -> float:
+def quantity(value: str | float) -> float:
     number, suffix = re.fullmatch(r"([0-9.]+)([a-zA-Z]*)", str(value)).groups()
     return float(number) * SUFFIX[suffix]
 
@@ -173,7 +174,6 @@ def test_hardening_check_catches_a_weak_container() -> None:
     assert hardening_problems(pod) == ["Pod/p c: capabilities do not drop ALL", "Pod/p c: no memory limit"]
 
 
-@pytest.mark.xfail(strict=True, reason="Helm merges the user's Phoenix resources with the chart's cpu limit 1000m")
 def test_user_resources_override_the_defaults(rendered) -> None:
     spec = {"langfuse": {"dedicated": {"resources": {"requests": {"cpu": "3", "memory": "5Gi"}, "limits": {"memory": "6Gi"}}}},
             "collector": {"resources": {"requests": {"cpu": "2", "memory": "3Gi"}, "limits": {"memory": "4Gi"}}},

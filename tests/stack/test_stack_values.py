@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import jsonschema
-import re2
 import pytest
+import re2
 import yaml
 from pydantic import ValidationError
 

@@ -266,7 +266,10 @@ def phoenix_values(stack: ObservabilityStack, conventions: Conventions = DEFAULT
     # uid 65532 as the nonroot image, fsGroup 65532 so it can write the SQLite PVC at /data, a read-only root
     # with emptyDirs for /tmp, /var/tmp, /var/log and the home directory.
     values["securityContext"] = {"pod": {"enabled": True}, "container": {"enabled": True}}
-    values["resources"] = _resources(spec.resources, _sized("500m", "1Gi", "2Gi"))  # the chart's own sizes
+    # Helm merges these over the chart's own resources: null what they leave out, or the chart's cpu limit
+    # (1000m) would stay under a larger request, a pod the API server refuses.
+    resources = _resources(spec.resources, _sized("500m", "1Gi", "2Gi"))
+    values["resources"] = {group: {"cpu": None, "memory": None, **resources.get(group, {})} for group in ("requests", "limits")}
     return _merge(values, spec.values)
 
 
