@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -240,3 +242,32 @@ def test_a_dedicated_langfuse_initialises_a_login_from_the_generated_secret(rend
                 plain = [e["name"] for e in c.get("env", []) if e["name"].startswith("LANGFUSE_INIT_")
                          and any(w in e["name"] for w in ("KEY", "PASSWORD")) and "valueFrom" not in e]
                 assert plain == [], f"{obj['metadata']['name']} {c['name']}"
+
+
+@pytest.fixture(scope="module")
+def crd_schemas(upstream_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    schemas = {}
+    for path in (upstream_dir / "crds").glob("*.yaml"):
+        for crd in yaml.load_all(path.read_text(), Loader=UpstreamLoader):
+            for version in crd["spec"]["versions"]:
+                api_version = f"{crd['spec']['group']}/{version['name']}"
+                schemas[(api_version, crd["spec"]["names"]["kind"])] = version["schema"]["openAPIV3Schema"]
+    return schemas
+
+
+@pytest.mark.parametrize("kube_version", ["1.29", "1.33"])
+@pytest.mark.parametrize("key", list(STACKS))
+def test_rendered_objects_are_valid_for_the_api_server(key, kube_version, rendered, crd_schemas) -> None:
+    # Built-in kinds against Kubernetes' OpenAPI (unknown fields refused), custom resources against their CRD.
+    invalid, objects = [], list(_objects(rendered(_stack(key))))
+    for component, obj in objects:
+        where = f"{component}: {obj['kind']}/{obj['metadata']['name']}"
+        schema = crd_schemas.get((obj["apiVersion"], obj["kind"]))
+        try:
+            if schema is not None:
+                jsonschema.validate(obj, schema)
+            else:
+                kubernetes_validate.validate(obj, kube_version, strict=True)
+        except (jsonschema.ValidationError, kubernetes_validate.ValidationError) as e:
+            invalid.append(f"{where}: {str(e).splitlines()[0]}")
+    assert objects and invalid == []
