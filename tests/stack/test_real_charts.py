@@ -64,13 +64,14 @@ def _stack(key: str) -> ObservabilityStack:
 
 
 @pytest.fixture(scope="module")
-def crd_scopes(upstream_dir: Path) -> dict[str, str]:
-    scopes = {}
-    for path in (upstream_dir / "crds").glob("*.yaml"):
-        for crd in yaml.load_all(path.read_text(), Loader=UpstreamLoader):
-            if crd:
-                scopes[crd["spec"]["names"]["kind"]] = crd["spec"]["scope"]
-    return scopes
+def upstream_crds(upstream_dir: Path) -> list[dict[str, Any]]:
+    return [crd for path in sorted((upstream_dir / "crds").glob("*.yaml"))
+            for crd in yaml.load_all(path.read_text(), Loader=UpstreamLoader) if crd]
+
+
+@pytest.fixture(scope="module")
+def crd_scopes(upstream_crds) -> dict[str, str]:
+    return {crd["spec"]["names"]["kind"]: crd["spec"]["scope"] for crd in upstream_crds}
 
 
 @pytest.fixture(scope="module")
@@ -245,14 +246,9 @@ def test_a_dedicated_langfuse_initialises_a_login_from_the_generated_secret(rend
 
 
 @pytest.fixture(scope="module")
-def crd_schemas(upstream_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    schemas = {}
-    for path in (upstream_dir / "crds").glob("*.yaml"):
-        for crd in yaml.load_all(path.read_text(), Loader=UpstreamLoader):
-            for version in crd["spec"]["versions"]:
-                api_version = f"{crd['spec']['group']}/{version['name']}"
-                schemas[(api_version, crd["spec"]["names"]["kind"])] = version["schema"]["openAPIV3Schema"]
-    return schemas
+def crd_schemas(upstream_crds) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(f"{crd['spec']['group']}/{version['name']}", crd["spec"]["names"]["kind"]): version["schema"]["openAPIV3Schema"]
+            for crd in upstream_crds for version in crd["spec"]["versions"]}
 
 
 @pytest.mark.parametrize("kube_version", ["1.29", "1.33"])
