@@ -186,8 +186,9 @@ def test_user_resources_override_the_defaults(rendered) -> None:
     assert containers["langfuse-web"]["resources"] == spec["langfuse"]["dedicated"]["resources"]
     assert containers["langfuse-worker"]["resources"] == spec["langfuse"]["dedicated"]["resources"]
     assert containers["opentelemetry-collector"]["resources"] == spec["collector"]["resources"]
-    # Not merged with the chart's own (cpu limit 1000m, below this request: the pod would be refused).
-    assert containers["phoenix"]["resources"] == spec["phoenix"]["resources"]
+    # Not merged with the chart's own cpu limit (1000m, below this request: the pod would be refused).
+    assert containers["phoenix"]["resources"] == {"requests": {"cpu": "3", "memory": "6Gi"},
+                                                  "limits": {"cpu": "3", "memory": "8Gi"}}
     assert [p for _, obj in _objects(out) for p in hardening_problems(obj)] == []
 
 

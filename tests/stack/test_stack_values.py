@@ -292,6 +292,18 @@ def test_values_override_wins_and_is_deep_merged() -> None:
     assert values["serviceMonitor"]["enabled"] is False and values["serviceMonitor"]["extraLabels"]
 
 
+@pytest.mark.parametrize("given, expected", [
+    (None, {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1000m", "memory": "2Gi"}}),
+    ({"requests": {"cpu": "3"}}, {"requests": {"cpu": "3", "memory": "1Gi"}, "limits": {"cpu": "3", "memory": "2Gi"}}),
+    ({"limits": {"memory": "512Mi"}}, {"requests": {"cpu": "500m", "memory": "512Mi"},
+                                       "limits": {"cpu": "1000m", "memory": "512Mi"}}),
+])
+def test_phoenix_resources_set_every_key_the_chart_has(given, expected) -> None:
+    # Helm merges them over phoenix-helm's own requests and limits; a key left out would keep the chart's value.
+    spec = {"phoenix": {"resources": given}} if given else {}
+    assert release_plans(stack(spec))[0].values["resources"] == expected
+
+
 def test_deletion_policy_controls_pvc_retention() -> None:
     keep = release_plans(stack({"deletionPolicy": "Retain"}))
     drop = release_plans(stack({"deletionPolicy": "Delete"}))

@@ -90,6 +90,9 @@ LANGFUSE_SALT, LANGFUSE_ENCRYPTION_KEY = "langfuse-salt", "langfuse-encryption-k
 LANGFUSE_NEXTAUTH_SECRET = "langfuse-nextauth-secret"
 LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY = "langfuse-public-key", "langfuse-secret-key"
 LANGFUSE_USER_PASSWORD = "langfuse-user-password"
+# phoenix-helm 12.0.4 values.yaml `resources`.
+PHOENIX_CHART_RESOURCES: Mapping[str, Mapping[str, str]] = {"requests": {"cpu": "500m", "memory": "1Gi"},
+                                                            "limits": {"cpu": "1000m", "memory": "2Gi"}}
 # otelcol-contrib's image USER; SeaweedFS gets the uid its chart's examples use (fsGroup makes /data its own).
 COLLECTOR_UID, SEAWEEDFS_UID = 10001, 1000
 
@@ -202,6 +205,19 @@ def _resources(resources: Resources | None, default: dict[str, Any]) -> dict[str
     return resources.model_dump(exclude_none=True) if resources else default
 
 
+def _every_key(resources: Resources | None, chart: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    """Resources for a chart whose own defaults set every request and limit: Helm merges our map over them, so
+    a key we left out would keep the chart's value, e.g. its 1000m cpu limit under a 3-CPU request, a pod the API
+    server refuses. Every key is set instead: a request the spec leaves out is its limit (as Kubernetes defaults
+    it), a limit it leaves out is its request; what the spec names neither way keeps the chart's value."""
+    if resources is None:
+        return {group: dict(values) for group, values in chart.items()}
+    given = resources.model_dump(exclude_none=True)
+    requests, limits = given.get("requests", {}), given.get("limits", {})
+    return {"requests": {r: requests.get(r) or limits.get(r) or chart["requests"][r] for r in ("cpu", "memory")},
+            "limits": {r: limits.get(r) or requests.get(r) or chart["limits"][r] for r in ("cpu", "memory")}}
+
+
 def _sized(cpu: str, memory: str, memory_limit: str) -> dict[str, Any]:
     return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory_limit}}
 
@@ -266,10 +282,7 @@ def phoenix_values(stack: ObservabilityStack, conventions: Conventions = DEFAULT
     # uid 65532 as the nonroot image, fsGroup 65532 so it can write the SQLite PVC at /data, a read-only root
     # with emptyDirs for /tmp, /var/tmp, /var/log and the home directory.
     values["securityContext"] = {"pod": {"enabled": True}, "container": {"enabled": True}}
-    # Helm merges these over the chart's own resources: null what they leave out, or the chart's cpu limit
-    # (1000m) would stay under a larger request, a pod the API server refuses.
-    resources = _resources(spec.resources, _sized("500m", "1Gi", "2Gi"))
-    values["resources"] = {group: {"cpu": None, "memory": None, **resources.get(group, {})} for group in ("requests", "limits")}
+    values["resources"] = _every_key(spec.resources, PHOENIX_CHART_RESOURCES)
     return _merge(values, spec.values)
 
 
