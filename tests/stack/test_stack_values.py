@@ -4,29 +4,34 @@ from __future__ import annotations
 
 import json
 import os
+import tarfile
 from pathlib import Path
 from typing import Any, Iterator
 
 import jsonschema
 import pytest
+import re2
 import yaml
 from pydantic import ValidationError
 
 from observatory.compile.errors import CompileError
 from observatory.compile.stack import (
-    DEFAULT_CHARTS, ChartRef, collector_values, endpoints, langfuse_values, otel_configmap_data, release_plans,
-    required_secrets, secret_name,
+    DEFAULT_CHARTS, ChartRef, collector_values, endpoints, langfuse_login, langfuse_values, otel_configmap_data,
+    release_plans, required_secrets, secret_name,
 )
 from observatory.conventions import DEFAULT, Conventions
 from observatory.models.stack import ObservabilityStack
+from real_charts import PACKAGED
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
 GOLDEN = HERE / "golden"
 STACK_FILES = sorted((REPO / "examples" / "stacks").glob("*.yaml")) + sorted((HERE / "cases").glob("*.yaml"))
 UPSTREAM_CHART = {"phoenix": "phoenix-helm", "langfuse": "langfuse", "collector": "opentelemetry-collector"}
-# Maps whose keys are user data in each chart (beyond maps that are empty in the upstream values).
-FREE_FORM = {"collector": {("config",), ("ports",)}, "phoenix": set(), "langfuse": set()}
+# Maps whose keys are user data in each chart (beyond maps that are empty in the upstream values), or
+# Kubernetes (Pod)SecurityContext fields the chart passes through with toYaml.
+FREE_FORM = {"collector": {("config",), ("ports",)}, "phoenix": set(),
+             "langfuse": {("postgresql", "podSecurityContext")}}
 
 
 def load(path: Path) -> ObservabilityStack:
@@ -87,13 +92,33 @@ def unknown_keys(values: dict[str, Any], upstream: dict[str, Any], free_form: se
     return unknown
 
 
+def with_subchart_values(values: dict[str, Any], chart: dict[str, Any], packaged: Path) -> dict[str, Any]:
+    """The parent's values with each dependency's own values.yaml under its alias: Helm passes the values
+    under the alias to the subchart, whose keys are as valid there as the parent's."""
+    out = dict(values)
+    with tarfile.open(packaged) as tgz:
+        for dep in chart.get("dependencies", []):
+            member = tgz.extractfile(f"{chart['name']}/charts/{dep['name']}/values.yaml")
+            key = dep.get("alias") or dep["name"]
+            out[key] = _union(yaml.safe_load(member.read()), values.get(key))
+    return out
+
+
+def _union(sub: Any, parent: Any) -> Any:
+    if isinstance(sub, dict) and isinstance(parent, dict):
+        return {**sub, **{k: _union(sub.get(k), v) for k, v in parent.items()}}
+    return sub if parent is None else parent
+
+
 @pytest.fixture(scope="module")
 def charts(upstream_dir: Path) -> dict[str, dict[str, Any]]:
     out = {}
     for component, chart in UPSTREAM_CHART.items():
         directory = upstream_dir / "charts" / chart
-        out[component] = {"values": yaml.safe_load((directory / "values.yaml").read_text()),
-                          "chart": yaml.safe_load((directory / "Chart.yaml").read_text())}
+        meta = yaml.safe_load((directory / "Chart.yaml").read_text())
+        values = with_subchart_values(yaml.safe_load((directory / "values.yaml").read_text()), meta,
+                                      upstream_dir / "charts" / "packaged" / PACKAGED[component])
+        out[component] = {"values": values, "chart": meta}
     out["collector"]["schema"] = json.loads((upstream_dir / "charts" / UPSTREAM_CHART["collector"] / "values.schema.json").read_text())
     return out
 
@@ -190,6 +215,7 @@ def test_required_secrets_follow_the_spec() -> None:
     assert keys["PHOENIX_SECRET"] == "token"
     external = stack({"langfuse": {"mode": "external", "external": {"url": "https://lf.example.com", "keySecret": {"name": "k"}}}})
     assert not any(k.startswith("langfuse") for k in (s.key for s in required_secrets(external)["s1-observatory-secrets"]))
+    assert langfuse_login(external) is None and langfuse_login(stack())["secret"] == "s1-observatory-secrets"
 
 
 def test_external_langfuse_has_no_release_and_collector_uses_its_keys() -> None:
@@ -197,7 +223,7 @@ def test_external_langfuse_has_no_release_and_collector_uses_its_keys() -> None:
     plans = {p.component: p for p in release_plans(st)}
     assert set(plans) == {"phoenix", "collector"}
     values = plans["collector"].values
-    exporter = values["config"]["exporters"]["otlphttp/langfuse"]
+    exporter = values["config"]["exporters"]["otlp_http/langfuse"]
     assert exporter["endpoint"] == "https://langfuse.platform.example.com/api/public/otel"
     assert exporter["headers"] == {"x-langfuse-ingestion-version": "4"}
     env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in values["extraEnvs"]}
@@ -215,7 +241,7 @@ def test_redaction_runs_before_every_exporter() -> None:
     assert traces["processors"][:2] == ["memory_limiter", "transform/redact"]
     # The only other trace pipeline reads from the redacted one through the forward connector.
     assert pipelines["traces/genai"]["receivers"] == ["forward/genai"] and "forward/genai" in traces["exporters"]
-    assert set(traces["exporters"]) == {"otlp/phoenix", "otlphttp/langfuse", "forward/genai"}
+    assert set(traces["exporters"]) == {"otlp_grpc/phoenix", "otlp_http/langfuse", "forward/genai"}
     assert pipelines["metrics"]["exporters"] == ["prometheus"] and pipelines["logs"] is None
 
 
@@ -228,6 +254,20 @@ def test_span_metric_names_follow_the_conventions() -> None:
     assert config["connectors"]["spanmetrics"]["histogram"]["explicit"]["buckets"] == ["0.5s", "2s"]
     default = collector_values(stack(), DEFAULT)["config"]["processors"]["transform/metric-names"]
     assert "gen_ai_client_token_usage_sum" in str(default)
+
+
+def test_app_metrics_named_like_span_metrics_are_dropped() -> None:
+    # Both spellings reach the prometheus exporter as the same name; others pass.
+    conditions = collector_values(stack())["config"]["processors"]["filter/genai-metrics"]["metrics"]["metric"]
+    patterns = [re2.compile(c.split('"')[1].replace("$$", "$")) for c in conditions]
+
+    def dropped(name: str) -> bool:
+        return any(p.search(name) for p in patterns)
+
+    assert dropped("gen_ai.client.token.usage") and dropped("gen_ai_client_token_usage")
+    assert dropped("gen_ai.client.operation.duration.seconds")
+    assert not dropped("gen_ai.client.token.usage.total") and not dropped("gen_aiXclient_token_usage")
+    assert not dropped("gen_ai.server.request.duration")
 
 
 def test_service_monitor_carries_rule_selector_labels() -> None:
@@ -250,6 +290,18 @@ def test_values_override_wins_and_is_deep_merged() -> None:
     values = collector_values(stack({"collector": {"values": {"podAnnotations": {"a": "b"}, "serviceMonitor": {"enabled": False}}}}))
     assert values["podAnnotations"] == {"a": "b"}
     assert values["serviceMonitor"]["enabled"] is False and values["serviceMonitor"]["extraLabels"]
+
+
+@pytest.mark.parametrize("given, expected", [
+    (None, {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1000m", "memory": "2Gi"}}),
+    ({"requests": {"cpu": "3"}}, {"requests": {"cpu": "3", "memory": "1Gi"}, "limits": {"cpu": "3", "memory": "2Gi"}}),
+    ({"limits": {"memory": "512Mi"}}, {"requests": {"cpu": "500m", "memory": "512Mi"},
+                                       "limits": {"cpu": "1000m", "memory": "512Mi"}}),
+])
+def test_phoenix_resources_set_every_key_the_chart_has(given, expected) -> None:
+    # Helm merges them over phoenix-helm's own requests and limits; a key left out would keep the chart's value.
+    spec = {"phoenix": {"resources": given}} if given else {}
+    assert release_plans(stack(spec))[0].values["resources"] == expected
 
 
 def test_deletion_policy_controls_pvc_retention() -> None:

@@ -121,7 +121,7 @@ async def test_create_update_ready_and_delete(acluster, helm):
         secret = generated_secret(cluster)
         assert sorted(secret) == sorted(["PHOENIX_SECRET", "PHOENIX_ADMIN_SECRET", "PHOENIX_DEFAULT_ADMIN_INITIAL_PASSWORD",
                                          "langfuse-salt", "langfuse-encryption-key", "langfuse-nextauth-secret",
-                                         "langfuse-public-key", "langfuse-secret-key"])
+                                         "langfuse-public-key", "langfuse-secret-key", "langfuse-user-password"])
         assert secret["langfuse-public-key"].startswith("pk-lf-") and len(secret["langfuse-encryption-key"]) == 64
         assert_no_secret_leaks(cluster, secret.values())
 

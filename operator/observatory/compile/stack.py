@@ -8,6 +8,7 @@ Secrets are only ever referenced (secretKeyRef / existingSecret), never put into
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Mapping
 
@@ -15,7 +16,7 @@ from ..conventions import DEFAULT, Conventions
 from ..models.stack import ChartSource, ObservabilityStack, Resources, SqliteStorage
 from ..redaction.rules import compile_policy
 from .errors import CompileError
-from .redaction import transform_processor
+from .redaction import ottl_statements, ottl_string, transform_processor
 
 Component = Literal["phoenix", "langfuse", "collector"]
 
@@ -88,6 +89,12 @@ PHOENIX_ADMIN_PASSWORD = "PHOENIX_DEFAULT_ADMIN_INITIAL_PASSWORD"
 LANGFUSE_SALT, LANGFUSE_ENCRYPTION_KEY = "langfuse-salt", "langfuse-encryption-key"
 LANGFUSE_NEXTAUTH_SECRET = "langfuse-nextauth-secret"
 LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY = "langfuse-public-key", "langfuse-secret-key"
+LANGFUSE_USER_PASSWORD = "langfuse-user-password"
+# phoenix-helm 12.0.4 values.yaml `resources`.
+PHOENIX_CHART_RESOURCES: Mapping[str, Mapping[str, str]] = {"requests": {"cpu": "500m", "memory": "1Gi"},
+                                                            "limits": {"cpu": "1000m", "memory": "2Gi"}}
+# otelcol-contrib's image USER; SeaweedFS gets the uid its chart's examples use (fsGroup makes /data its own).
+COLLECTOR_UID, SEAWEEDFS_UID = 10001, 1000
 
 
 # --- names ------------------------------------------------------------------------------------
@@ -164,8 +171,21 @@ def required_secrets(stack: ObservabilityStack) -> dict[str, list[SecretSpec]]:
     if _dedicated_langfuse(stack):
         keys += [SecretSpec(LANGFUSE_SALT, "token"), SecretSpec(LANGFUSE_ENCRYPTION_KEY, "hex32"),
                  SecretSpec(LANGFUSE_NEXTAUTH_SECRET, "token"),
-                 SecretSpec(LANGFUSE_PUBLIC_KEY, "langfuse-public-key"), SecretSpec(LANGFUSE_SECRET_KEY, "langfuse-secret-key")]
+                 SecretSpec(LANGFUSE_PUBLIC_KEY, "langfuse-public-key"), SecretSpec(LANGFUSE_SECRET_KEY, "langfuse-secret-key"),
+                 SecretSpec(LANGFUSE_USER_PASSWORD, "password")]
     return {secret_name(stack): keys} if keys else {}
+
+
+def langfuse_admin_email(stack: ObservabilityStack) -> str:
+    """The owner headless initialisation creates in a dedicated Langfuse (a login name, not an address to mail)."""
+    return f"admin@{stack.name}.{stack.namespace}.local"
+
+
+def langfuse_login(stack: ObservabilityStack) -> dict[str, str] | None:
+    """Where a tenant finds the login of its dedicated Langfuse, for the status: names only, never the password."""
+    if not _dedicated_langfuse(stack):
+        return None
+    return {"email": langfuse_admin_email(stack), "secret": secret_name(stack), "passwordKey": LANGFUSE_USER_PASSWORD}
 
 
 def _dedicated_langfuse(stack: ObservabilityStack) -> bool:
@@ -180,8 +200,38 @@ def _env_from_secret(env: str, name: str, key: str) -> dict[str, Any]:
     return {"name": env, "valueFrom": _ref(name, key)}
 
 
-def _resources(resources: Resources | None) -> dict[str, Any] | None:
-    return resources.model_dump(exclude_none=True) if resources else None
+def _resources(resources: Resources | None, default: dict[str, Any]) -> dict[str, Any]:
+    """The user's resources (replacing the default as a whole), else the default."""
+    return resources.model_dump(exclude_none=True) if resources else default
+
+
+def _every_key(resources: Resources | None, chart: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    """Resources for a chart whose own defaults set every request and limit: Helm merges our map over them, so
+    a key we left out would keep the chart's value, e.g. its 1000m cpu limit under a 3-CPU request, a pod the API
+    server refuses. Every key is set instead: a request the spec leaves out is its limit (as Kubernetes defaults
+    it), a limit it leaves out is its request; what the spec names neither way keeps the chart's value."""
+    if resources is None:
+        return {group: dict(values) for group, values in chart.items()}
+    given = resources.model_dump(exclude_none=True)
+    requests, limits = given.get("requests", {}), given.get("limits", {})
+    return {"requests": {r: requests.get(r) or limits.get(r) or chart["requests"][r] for r in ("cpu", "memory")},
+            "limits": {r: limits.get(r) or requests.get(r) or chart["limits"][r] for r in ("cpu", "memory")}}
+
+
+def _sized(cpu: str, memory: str, memory_limit: str) -> dict[str, Any]:
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory_limit}}
+
+
+def _pod_security(uid: int) -> dict[str, Any]:
+    """Pod securityContext: non-root with an explicit uid (kubelet cannot check runAsNonRoot against an image
+    whose USER is a name, as Langfuse's `nextjs`), fsGroup so fresh volumes are writable, the runtime's seccomp."""
+    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def _container_security(read_only_root: bool) -> dict[str, Any]:
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
+            "readOnlyRootFilesystem": read_only_root}
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -228,8 +278,11 @@ def phoenix_values(stack: ObservabilityStack, conventions: Conventions = DEFAULT
         if stack.spec.deletion_policy == "Retain":
             persistence["annotations"] = dict(RESOURCE_POLICY_KEEP)  # helm uninstall keeps the PVC
         values["persistence"] = persistence
-    if spec.resources:
-        values["resources"] = _resources(spec.resources)
+    # The chart's own securityContext presets (values.yaml `securityContext.pod|container`, off by default):
+    # uid 65532 as the nonroot image, fsGroup 65532 so it can write the SQLite PVC at /data, a read-only root
+    # with emptyDirs for /tmp, /var/tmp, /var/log and the home directory.
+    values["securityContext"] = {"pod": {"enabled": True}, "container": {"enabled": True}}
+    values["resources"] = _every_key(spec.resources, PHOENIX_CHART_RESOURCES)
     return _merge(values, spec.values)
 
 
@@ -252,7 +305,11 @@ def langfuse_values(stack: ObservabilityStack, conventions: Conventions = DEFAUL
         "encryptionKey": _ref(secret, LANGFUSE_ENCRYPTION_KEY),
         "nextauth": {"url": dedicated.url or langfuse_url(stack), "secret": _ref(secret, LANGFUSE_NEXTAUTH_SECRET)},
         "features": {"signUpDisabled": True},
-        # Headless initialisation: one organisation, project and API key pair at first start.
+        # Headless initialisation (https://langfuse.com/self-hosting/administration/headless-initialization,
+        # langfuse/langfuse web/src/initialize.ts): at first start one organisation, its project with the API
+        # key pair the collector uses, and an owner who can log in, since sign-up is off (the password needs 8+
+        # characters; an existing user's is never changed). Secrets only by reference: values end up in the
+        # release Secret.
         "additionalEnv": [
             {"name": "LANGFUSE_INIT_ORG_ID", "value": org_id},
             {"name": "LANGFUSE_INIT_ORG_NAME", "value": dedicated.organization or stack.namespace},
@@ -260,10 +317,18 @@ def langfuse_values(stack: ObservabilityStack, conventions: Conventions = DEFAUL
             {"name": "LANGFUSE_INIT_PROJECT_NAME", "value": dedicated.project or stack.name},
             _env_from_secret("LANGFUSE_INIT_PROJECT_PUBLIC_KEY", secret, LANGFUSE_PUBLIC_KEY),
             _env_from_secret("LANGFUSE_INIT_PROJECT_SECRET_KEY", secret, LANGFUSE_SECRET_KEY),
+            {"name": "LANGFUSE_INIT_USER_EMAIL", "value": langfuse_admin_email(stack)},
+            {"name": "LANGFUSE_INIT_USER_NAME", "value": "Observatory admin"},
+            _env_from_secret("LANGFUSE_INIT_USER_PASSWORD", secret, LANGFUSE_USER_PASSWORD),
         ],
+        # Both images run as uid 1001 (`nextjs`/`expressjs` in langfuse/langfuse web/Dockerfile, worker/Dockerfile).
+        # The root filesystem stays writable: the web entrypoint runs migrations and Next.js writes under /app,
+        # and the chart offers no volume for them.
+        "podSecurityContext": _pod_security(1001),
+        "serviceAccount": {"automountServiceAccountToken": False},  # Langfuse never calls the Kubernetes API
+        "securityContext": _container_security(read_only_root=False),
+        "resources": _resources(dedicated.resources, _sized("1", "2Gi", "4Gi")),
     }
-    if dedicated.resources:
-        langfuse["resources"] = _resources(dedicated.resources)
     values: dict[str, Any] = {"langfuse": langfuse}
 
     # Bundled stores: the chart names their auth Secrets statically; per-release names let two
@@ -280,6 +345,10 @@ def langfuse_values(stack: ObservabilityStack, conventions: Conventions = DEFAUL
             "userDatabase": {"existingSecret": f"{release}-postgresql-auth"},
             "storage": {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": stack.spec.deletion_policy,
                                                                  "whenScaled": "Retain"}},
+            # groundhog2k/postgres runs as 999 with a read-only root already; it lacks seccomp and sizes.
+            "podSecurityContext": _pod_security(999),
+            "resources": _sized("250m", "512Mi", "1Gi"),
+            "initResources": _sized("50m", "64Mi", "128Mi"),
         }
     redis = dedicated.redis
     if redis:
@@ -287,7 +356,9 @@ def langfuse_values(stack: ObservabilityStack, conventions: Conventions = DEFAUL
                            "auth": {"username": redis.user, "existingSecret": redis.password_secret.name,
                                     "existingSecretPasswordKey": redis.password_secret.key}}
     else:
-        values["redis"] = {"auth": {"usersExistingSecret": f"{release}-redis-auth"}}
+        # valkey-io/valkey's security contexts are restrictive already; it has no default sizes.
+        values["redis"] = {"auth": {"usersExistingSecret": f"{release}-redis-auth"},
+                           "resources": _sized("100m", "256Mi", "512Mi"), "initResources": _sized("50m", "64Mi", "128Mi")}
     ch = dedicated.clickhouse
     if ch:
         values["clickhouse"] = {
@@ -295,7 +366,8 @@ def langfuse_values(stack: ObservabilityStack, conventions: Conventions = DEFAUL
             "database": ch.database,
             "auth": {"username": ch.user, "existingSecret": ch.password_secret.name,
                      "existingSecretKey": ch.password_secret.key},
-            "migration": {"url": f"clickhouse://{ch.host}:{ch.native_port}", "ssl": ch.tls},
+            # The chart builds CLICKHOUSE_MIGRATION_URL from host and nativePort.
+            "migration": {"ssl": ch.tls},
             "cluster": {"enabled": ch.clustered},
         }
     s3 = dedicated.s3
@@ -306,8 +378,30 @@ def langfuse_values(stack: ObservabilityStack, conventions: Conventions = DEFAUL
         if s3.endpoint:
             values["s3"]["endpoint"] = s3.endpoint
     else:
-        values["s3"] = {"allInOne": {"s3": {"existingConfigSecret": f"{release}-s3-auth"}}}
+        values["s3"] = _seaweedfs_values(release)
     return _merge(values, spec.values)
+
+
+def _seaweedfs_values(release: str) -> dict[str, Any]:
+    """The bundled SeaweedFS (seaweedfs/seaweedfs subchart, all-in-one) as a tenant may install it."""
+    pod, container = _pod_security(SEAWEEDFS_UID), _container_security(read_only_root=False)
+    return {
+        # The subchart's ClusterRole/-Binding (templates/shared/cluster-role.yaml) lets the master pods of a
+        # multi-pod SeaweedFS delete pods after a migration; the all-in-one pod runs no master that needs it
+        # and does not even use that ServiceAccount. A tenant can create neither kind.
+        "global": {"seaweedfs": {"createClusterRole": False,
+                                 # Default "seaweedfs": two stacks in one namespace would share it.
+                                 "serviceAccountName": f"{release}-s3",
+                                 "automountServiceAccountToken": False}},
+        "allInOne": {"s3": {"existingConfigSecret": f"{release}-s3-auth",
+                            "createBucketsHook": {"resources": _sized("50m", "64Mi", "256Mi")}},
+                     "serviceAccountName": f"{release}-s3",
+                     "podSecurityContext": {"enabled": True, **pod},
+                     "containerSecurityContext": {"enabled": True, **container}},
+        # The bucket hook Job takes the filer's security contexts (templates/shared/post-install-bucket-hook.yaml).
+        "filer": {"podSecurityContext": {"enabled": True, **pod},
+                  "containerSecurityContext": {"enabled": True, **container}},
+    }
 
 
 # --- OpenTelemetry Collector ------------------------------------------------------------------
@@ -351,6 +445,11 @@ def _span_connectors(c: Conventions) -> dict[str, Any]:
     }
 
 
+def _any_separator(prometheus_name: str) -> str:
+    """RE2 matching an OTLP metric name that the prometheus exporter turns into `prometheus_name` ('.' → '_')."""
+    return "^" + "[._]".join(re.escape(part) for part in prometheus_name.split("_")) + "$"
+
+
 def collector_values(stack: ObservabilityStack, conventions: Conventions = DEFAULT) -> dict[str, Any]:
     spec = stack.spec
     c = conventions
@@ -361,7 +460,10 @@ def collector_values(stack: ObservabilityStack, conventions: Conventions = DEFAU
     exporters: dict[str, Any] = {"debug": None}
     extensions: dict[str, Any] = {}
     trace_exporters: list[str] = []
-    processors: dict[str, Any] = {"transform/redact": transform_processor(compile_policy(spec.collector.redaction))}
+    policy = compile_policy(spec.collector.redaction)
+    # The same policy for attributes of metric data points apps send (a metrics pipeline runs only these).
+    processors: dict[str, Any] = {"transform/redact": {
+        **transform_processor(policy), "metric_statements": [{"context": "datapoint", "statements": ottl_statements(policy)}]}}
     trace_processors = ["memory_limiter", "transform/redact"]
 
     if spec.phoenix.enabled:
@@ -370,8 +472,8 @@ def collector_values(stack: ObservabilityStack, conventions: Conventions = DEFAU
             # Phoenix accepts its admin secret as a bearer token for system access.
             env.append(_env_from_secret(PHOENIX_ADMIN_SECRET, secret, PHOENIX_ADMIN_SECRET))
             phoenix["headers"] = {"authorization": "Bearer ${env:PHOENIX_ADMIN_SECRET}"}
-        exporters["otlp/phoenix"] = phoenix
-        trace_exporters.append("otlp/phoenix")
+        exporters["otlp_grpc/phoenix"] = phoenix
+        trace_exporters.append("otlp_grpc/phoenix")
         # Phoenix files spans by this resource attribute; `insert` keeps the app's own choice.
         processors["resource/phoenix-project"] = {"attributes": [
             {"key": "openinference.project.name", "value": spec.phoenix.project_name or stack.name, "action": "insert"}]}
@@ -387,30 +489,39 @@ def collector_values(stack: ObservabilityStack, conventions: Conventions = DEFAU
         # basicauth sends `Authorization: Basic base64(public:secret)`, which Langfuse's OTLP endpoint expects.
         extensions["basicauth/langfuse"] = {"client_auth": {"username": "${env:LANGFUSE_PUBLIC_KEY}",
                                                             "password": "${env:LANGFUSE_SECRET_KEY}"}}
-        exporters["otlphttp/langfuse"] = {"endpoint": f"{langfuse_url(stack)}/api/public/otel",
+        exporters["otlp_http/langfuse"] = {"endpoint": f"{langfuse_url(stack)}/api/public/otel",
                                           "auth": {"authenticator": "basicauth/langfuse"},
                                           "headers": {"x-langfuse-ingestion-version": "4"}}
-        trace_exporters.append("otlphttp/langfuse")
+        trace_exporters.append("otlp_http/langfuse")
     trace_processors.append("batch")
 
     pipelines: dict[str, Any] = {"logs": None}
     connectors: dict[str, Any] = {}
+    # The prometheus exporter adds a delta sum to the previous value only when the point's start timestamp is
+    # the previous point's timestamp (exporter/prometheusexporter/accumulator.go, accumulateSum); otherwise it
+    # shows the last delta. The sum connector's deltas carry no start timestamp (connector/sumconnector/sum.go,
+    # appendMetricsTo), and SDKs may send deltas too: deltatocumulative keeps the running totals, summing the
+    # deltas of a stream with one start time (processor/deltatocumulativeprocessor/internal/delta/delta.go).
+    processors["deltatocumulative"] = {}
+    app_metrics = ["memory_limiter", "transform/redact", "deltatocumulative", "batch"]
     if spec.metrics.span_metrics:
         connectors = _span_connectors(c)
         trace_exporters.append("forward/genai")
         processors["filter/genai"] = {"error_mode": "ignore",
                                       "traces": {"span": ['attributes["gen_ai.request.model"] == nil']}}
         processors["transform/metric-names"] = _metric_names(c)
+        # Span-derived series take the GenAI metric names; app-sent metrics of those names would collide
+        # with them in the exporter and count twice.
+        processors["filter/genai-metrics"] = {"error_mode": "ignore", "metrics": {"metric": [
+            f"IsMatch(name, {ottl_string(_any_separator(name))})" for name in (c.token_usage_metric, c.operation_duration_metric)]}}
+        app_metrics.insert(2, "filter/genai-metrics")
         pipelines["traces/genai"] = {"receivers": ["forward/genai"], "processors": ["filter/genai"],
                                      "exporters": ["spanmetrics", "sum"]}
-        # Span-derived series reuse the GenAI metric names, so app-sent GenAI metrics are not
-        # merged in as well (they would collide and count twice).
-        pipelines["metrics"] = {"receivers": ["spanmetrics", "sum"],
-                                "processors": ["memory_limiter", "transform/metric-names", "batch"],
-                                "exporters": ["prometheus"]}
-    else:
-        pipelines["metrics"] = {"receivers": ["otlp"], "processors": ["memory_limiter", "batch"],
-                                "exporters": ["prometheus"]}
+        pipelines["metrics/spans"] = {"receivers": ["spanmetrics", "sum"],
+                                      "processors": ["memory_limiter", "deltatocumulative", "transform/metric-names", "batch"],
+                                      "exporters": ["prometheus"]}
+    # Apps export OTLP metrics too (the stack's ConfigMap sets OTEL_METRICS_EXPORTER=otlp).
+    pipelines["metrics"] = {"receivers": ["otlp"], "processors": app_metrics, "exporters": ["prometheus"]}
     exporters["prometheus"] = {"endpoint": f"${{env:MY_POD_IP}}:{PROMETHEUS_PORT}", "add_metric_suffixes": False,
                                "resource_to_telemetry_conversion": {"enabled": False}}
     pipelines["traces"] = {"receivers": ["otlp"], "processors": trace_processors, "exporters": trace_exporters}
@@ -434,8 +545,10 @@ def collector_values(stack: ObservabilityStack, conventions: Conventions = DEFAU
         "image": {"repository": COLLECTOR_IMAGE},
         "command": {"name": "otelcol-contrib"},
         "replicaCount": spec.collector.replicas,
-        "resources": _resources(spec.collector.resources) or {"requests": {"cpu": "200m", "memory": "512Mi"},
-                                                             "limits": {"memory": "1Gi"}},
+        "resources": _resources(spec.collector.resources, _sized("200m", "512Mi", "1Gi")),
+        # The collector writes nothing to disk (no file storage or persistent queue is configured).
+        "podSecurityContext": _pod_security(COLLECTOR_UID),
+        "securityContext": _container_security(read_only_root=True),
         "ports": {
             **{name: {"enabled": False} for name in ("jaeger-compact", "jaeger-thrift", "jaeger-grpc", "zipkin")},
             PROMETHEUS_PORT_NAME: {"enabled": True, "containerPort": PROMETHEUS_PORT, "servicePort": PROMETHEUS_PORT,
