@@ -35,6 +35,7 @@ import datetime
 import json
 import re
 import secrets
+import ssl
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -47,6 +48,9 @@ import jsonpatch
 import kmock
 import yaml
 from kmock._internal import apps, parsing, rendering
+
+from . import rbac as rbac_module
+from .rbac import REQUESTER, Forbidden, Identity, Rbac
 
 Obj = dict[str, Any]
 Key = tuple[kmock.resource, str | None, str]
@@ -210,6 +214,9 @@ class Emulator(kmock.KubernetesEmulator):
     """kmock's emulator with apiserver semantics; all state lives on the server's event loop."""
 
     event_window: int = 10_000  # watch events kept for resumption; older resourceVersions get 410
+    # The operator's RBAC as charts/observatory renders it: clusterwide, or Roles in these namespaces.
+    operator_namespaces: tuple[str, ...] = ()
+    rbac: Rbac = attrs.field(factory=Rbac, init=False)
 
     _rv: int = attrs.field(default=0, init=False)
     _events: list[Event] = attrs.field(factory=list, init=False)
@@ -234,8 +241,13 @@ class Emulator(kmock.KubernetesEmulator):
         for api_version, plural, kind, namespaced, subresources, generation in DEFAULT_RESOURCES:
             self.register(api_version, plural, kind, namespaced=namespaced,
                           subresources=subresources, generation=generation)
-        for name in DEFAULT_NAMESPACES:
+        for api_version, plural, kind, namespaced, subresources, generation in rbac_module.RBAC_RESOURCES:
+            self.register(api_version, plural, kind, namespaced=namespaced, subresources=subresources, generation=generation)
+        for name in DEFAULT_NAMESPACES + self.operator_namespaces:
             self.create_object(self.resource_of('v1', 'Namespace'), None, {'metadata': {'name': name}})
+        for obj in rbac_module.bootstrap_policy() + list(rbac_module.operator_policy(self.operator_namespaces)):
+            resource = self.resource_of(obj['apiVersion'], obj['kind'])
+            self.create_object(resource, obj['metadata'].get('namespace'), obj)
 
     def register(self, api_version: str, plural: str, kind: str, *, namespaced: bool = True,
                  subresources: tuple[str, ...] = (), generation: bool = True) -> kmock.resource:
@@ -257,9 +269,12 @@ class Emulator(kmock.KubernetesEmulator):
     # --- HTTP plumbing -----------------------------------------------------------------------
 
     async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        requester = REQUESTER.set(None)
         try:
             request = await self._parse(raw)
             self._requests.append(request)
+            # Authentication, impersonation and authorization filters run before any handler.
+            REQUESTER.set(self.rbac.admit_request(raw.headers, raw.method, raw.path, dict(raw.query)))
             fault = self._take_fault(request)
             if fault is not None and fault.hang is not None:
                 with contextlib.suppress(TimeoutError):
@@ -267,14 +282,24 @@ class Emulator(kmock.KubernetesEmulator):
                 raise api_error(504, 'injected: the request hung past its deadline')
             if fault is not None:
                 raise api_error(fault.status, f'injected {fault.status} for {request.method} {raw.path}')
-            if request.resource is not None and request.resource.plural is not None:
-                return await self._serve(request)
-            return await apps.RawHandler._handle(self, request)
+            return await self._route(request)
+        except Forbidden as e:
+            return aiohttp.web.json_response(e.status(), status=403)
         except kmock.KubernetesError as e:
-            return aiohttp.web.json_response(status_body(e.status, e.reason, e.message), status=e.status)
+            body = status_body(e.status, e.reason, e.message)
+            if e.details:
+                body['details'] = e.details
+            return aiohttp.web.json_response(body, status=e.status)
         except Exception as e:  # a bug in the emulator: answer 500 and fail the test on exit
             self.internal_errors.append(e)
             return aiohttp.web.json_response(status_body(500, 'InternalError', repr(e)), status=500)
+        finally:
+            REQUESTER.reset(requester)
+
+    async def _route(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        if request.resource is not None and request.resource.plural is not None:
+            return await self._serve(request)
+        return await apps.RawHandler._handle(self, request)
 
     async def _parse(self, raw: aiohttp.web.BaseRequest) -> rendering.Request:
         body = await raw.read()
@@ -443,6 +468,7 @@ class Emulator(kmock.KubernetesEmulator):
             self._objects[key].delete()
         else:
             self._objects[key].create(body)
+        self.rbac.observe(*key, None if event == 'DELETED' else body)
         self._events.append(Event(self._rv, key[0], event, body, old))
         if len(self._events) > self.event_window:
             self._compacted_rv = self._events.pop(0).rv
@@ -463,7 +489,9 @@ class Emulator(kmock.KubernetesEmulator):
         if not meta.get('name') and meta.get('generateName'):
             meta['name'] = meta['generateName'] + secrets.token_hex(3)[:5]
         name = meta.get('name') or ''
-        if not NAME_RE.fullmatch(name):
+        if resource.group == rbac_module.RBAC_GROUP:
+            rbac_module.validate_name(name)
+        elif not NAME_RE.fullmatch(name):
             raise api_error(422, f'metadata.name: Invalid value: {name!r}: must be a lowercase RFC 1123 subdomain')
         if info.namespaced:
             if namespace is None:
@@ -484,6 +512,7 @@ class Emulator(kmock.KubernetesEmulator):
             obj.pop('status', None)  # status is written only through /status
         obj['apiVersion'] = f'{resource.group}/{resource.version}'.lstrip('/')
         obj['kind'] = info.kind
+        self._admit(resource, key[1], obj, None)
         return self._commit(key, obj, 'ADDED')
 
     def update_object(self, key: Key, new: Obj, sub: str | None = None) -> Obj:
@@ -516,11 +545,16 @@ class Emulator(kmock.KubernetesEmulator):
                 meta['generation'] = old['metadata']['generation'] + 1
         if 'deletionTimestamp' in meta and not set(meta.get('finalizers') or []) <= set(old['metadata'].get('finalizers') or []):
             raise api_error(422, 'metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted')
+        self._admit(resource, key[1], new, old)
         if new == old:
             return old  # no-op writes neither bump resourceVersion nor emit events
         if 'deletionTimestamp' in meta and not meta.get('finalizers'):
             return self._remove(key, new, 'Background')
         return self._commit(key, new, 'MODIFIED', old)
+
+    def _admit(self, resource: kmock.resource, namespace: str | None, obj: Obj, old: Obj | None) -> None:
+        """Admission and registry checks of a write about to be stored (raise to refuse it)."""
+        self.rbac.admit(resource, namespace, obj, old)
 
     def apply(self, key: Key, body: Any, manager: str, force: bool, sub: str | None = None) -> Obj:
         """Server-side apply: fields the manager applied are set; fields it stopped applying go."""
@@ -734,8 +768,10 @@ class Cluster:
     thread; they run on the server's loop and bypass HTTP (so they are not in the request log).
     """
 
-    def __init__(self, emulator: Emulator, loop: asyncio.AbstractEventLoop, url: str) -> None:
-        self.emulator, self.url, self._loop = emulator, url, loop
+    def __init__(self, emulator: Emulator, loop: asyncio.AbstractEventLoop, url: str, https_url: str) -> None:
+        # `https_url` serves the same API over TLS (certificate: `ca_file`), for client-go clients.
+        self.emulator, self.url, self.https_url, self._loop = emulator, url, https_url, loop
+        self.ca_file = rbac_module.serving_certificate()[0]
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn(*args)` atomically on the server's loop; API errors propagate as ApiError."""
@@ -825,15 +861,20 @@ class Cluster:
             await asyncio.sleep(0.02)
         return result
 
-    # Clients.
-    def api_client(self) -> Any:
+    # Clients. Each authenticates as `identity` (a bearer token the emulator knows); the default is
+    # the operator's ServiceAccount with the RBAC charts/observatory grants; `rbac.ADMIN` for setup.
+    def token(self, identity: Identity = rbac_module.OPERATOR) -> str:
+        return self.call(self.emulator.rbac.token_for, identity)
+
+    def api_client(self, identity: Identity = rbac_module.OPERATOR) -> Any:
         """An official `kubernetes.client.ApiClient` pointed at the emulator (close it after use)."""
         import kubernetes.client
-        return kubernetes.client.ApiClient(kubernetes.client.Configuration(host=self.url))
+        return kubernetes.client.ApiClient(kubernetes.client.Configuration(
+            host=self.url, api_key={'authorization': self.token(identity)}, api_key_prefix={'authorization': 'Bearer'}))
 
-    def kopf_connection(self) -> Any:
+    def kopf_connection(self, identity: Identity = rbac_module.OPERATOR) -> Any:
         import kopf
-        return kopf.ConnectionInfo(server=self.url, default_namespace='default')
+        return kopf.ConnectionInfo(server=self.url, default_namespace='default', scheme='Bearer', token=self.token(identity))
 
 
 @contextlib.contextmanager
@@ -851,11 +892,14 @@ def running_cluster(emulator_class: type[Emulator] | None = None, **options: Any
         # handler_cancellation: a client disconnect cancels the handler, ending its watch stream.
         runner = aiohttp.web.ServerRunner(aiohttp.web.Server(emulator, handler_cancellation=True))
         await runner.setup()
-        site = aiohttp.web.TCPSite(runner, '127.0.0.1', 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(*rbac_module.serving_certificate())
+        for site in (aiohttp.web.TCPSite(runner, '127.0.0.1', 0), aiohttp.web.TCPSite(runner, '127.0.0.1', 0, ssl_context=tls)):
+            await site.start()
+        (host, port), (_, tls_port) = (address[:2] for address in runner.addresses)
         async with emulator:
-            started.update(cluster=Cluster(emulator, asyncio.get_running_loop(), f'http://{host}:{port}'), stop=stop)
+            started.update(cluster=Cluster(emulator, asyncio.get_running_loop(), f'http://{host}:{port}',
+                                           f'https://{host}:{tls_port}'), stop=stop)
             ready.set()
             await stop.wait()
             emulator.release_hung()

@@ -19,6 +19,7 @@ from kubernetes import watch
 from kubernetes.client.rest import ApiException
 
 from .emulator import cluster_context, kopf_operator, running_cluster
+from .rbac import ADMIN
 
 GROUP, VERSION = 'observatory.dev', 'v1alpha1'
 ALERTRULES = f'{GROUP}/{VERSION}/alertrules'
@@ -45,7 +46,8 @@ def cluster():
 
 @pytest.fixture()
 def client(cluster):
-    with cluster.api_client() as client:
+    # These tests are about the apiserver's semantics, not about permissions: cluster-admin.
+    with cluster.api_client(ADMIN) as client:
         yield client
 
 
@@ -344,7 +346,8 @@ def test_watch_with_label_selector_sees_objects_enter_and_leave(core):
 
 @pytest.mark.asyncio
 async def test_watch_initial_events_live_events_and_dropped_streams():
-    async with cluster_context() as cluster, aiohttp.ClientSession(cluster.url) as http:
+    async with cluster_context() as cluster, aiohttp.ClientSession(
+            cluster.url, headers={'Authorization': f'Bearer {cluster.token(ADMIN)}'}) as http:
         url = '/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true'
         for abrupt, existing in [(False, []), (True, ['live-0'])]:
             async with http.get(url) as response:
@@ -387,7 +390,8 @@ def test_hanging_requests_outlast_client_timeouts(cluster, crs):
     crs.create(alertrule('r1'))
     cluster.hang('GET', r'/alertrules/r1$', seconds=5, times=1)
     with pytest.raises(TimeoutError):
-        urllib.request.urlopen(f'{cluster.url}/apis/{GROUP}/{VERSION}/namespaces/default/alertrules/r1', timeout=0.2)
+        urllib.request.urlopen(urllib.request.Request(f'{cluster.url}/apis/{GROUP}/{VERSION}/namespaces/default/alertrules/r1',
+                                                      headers={'Authorization': f'Bearer {cluster.token(ADMIN)}'}), timeout=0.2)
     # The official client retries a read timeout; only the matching requests hang, so it recovers.
     cluster.hang('GET', r'/alertrules/r1$', seconds=5, times=1)
     cluster.clear_requests()
@@ -434,5 +438,5 @@ async def test_kopf_handles_each_change_once_and_not_again_after_restart():
 
 def cluster_api_create(cluster, body):
     """Create through the official (blocking) client, as a user's kubectl would."""
-    with cluster.api_client() as client:
+    with cluster.api_client(ADMIN) as client:
         return k8s.CustomObjectsApi(client).create_namespaced_custom_object(GROUP, VERSION, 'default', 'alertrules', body)
