@@ -91,7 +91,8 @@ async def test_update_changes_the_rules_in_place_without_duplicates():
 
 async def test_objects_no_longer_generated_are_pruned_and_others_left_alone():
     # Handlers read what the status names; the resync lists by owner labels and finds the rest.
-    async with cluster_context() as cluster, running_operator(cluster, Settings(resync_seconds=0.3)):
+    # A garbage collector that has not got round to it yet: the foreign object below stays.
+    async with cluster_context(controller_delay=3600) as cluster, running_operator(cluster, Settings(resync_seconds=0.3)):
         cluster.seed(example('alertrules/llm-error-rate.yaml'))
         live = await cluster.until(lambda: settled(cluster, ALERTRULES, 'llm-error-rate', 'team-a'))
         rule = cluster.get(PROMETHEUSRULES, 'alertrule-llm-error-rate', 'team-a')
@@ -234,7 +235,8 @@ async def test_slos_sharing_a_group_each_write_their_part_and_take_it_along_when
             await cluster.until(lambda: parts_in(cluster, group) == [second, third])
             assert owners_of(cluster, group) == [second, third]
         cluster.delete(SLOS, second, 'team-a')
-        assert (owners_of(cluster, group), parts_in(cluster, group)) == ([third], [second, third])
+        await cluster.until(lambda: owners_of(cluster, group) == [third])  # the garbage collector drops the owner
+        assert parts_in(cluster, group) == [second, third]
         async with running_operator(cluster):
             await cluster.until(lambda: parts_in(cluster, group) == [third])
             assert cluster.get(PROMETHEUSRULES, group, 'team-a')['spec'] == compiled(third)

@@ -269,35 +269,6 @@ def test_delete_waits_for_finalizers(cluster, crs):
     assert len(history) == 3 and history[1]['metadata']['deletionTimestamp'] and history[2] is None
 
 
-def test_owner_deletion_collects_dependents(cluster, crs, core):
-    owner = crs.create(alertrule('owner'))
-    other = crs.create(alertrule('other'))
-    ref = {'apiVersion': f'{GROUP}/{VERSION}', 'kind': 'AlertRule', 'name': 'owner', 'uid': owner['metadata']['uid']}
-    other_ref = dict(ref, name='other', uid=other['metadata']['uid'])
-    cluster.seed({'apiVersion': 'monitoring.coreos.com/v1', 'kind': 'PrometheusRule',
-                  'metadata': {'name': 'rules', 'namespace': 'default', 'ownerReferences': [ref]}, 'spec': {}})
-    core.create_namespaced_config_map('default', configmap('shared', owner_references=[ref, other_ref]))
-    core.create_namespaced_config_map('default', configmap('orphan', owner_references=[other_ref]))
-    crs.delete('owner')
-    assert cluster.get('monitoring.coreos.com/v1/prometheusrules', 'rules', 'default') is None
-    # A dependent with another live owner stays, without the dangling reference.
-    assert [r.name for r in core.read_namespaced_config_map('shared', 'default').metadata.owner_references] == ['other']
-    # Orphan propagation keeps dependents and strips the reference instead.
-    crs.delete('other', propagation_policy='Orphan')
-    assert core.read_namespaced_config_map('orphan', 'default').metadata.owner_references is None
-    assert core.read_namespaced_config_map('shared', 'default').metadata.owner_references is None
-
-
-def test_namespace_deletion_takes_its_objects(cluster, core):
-    cluster.seed(configmap('a', namespace='team-a'))
-    cluster.seed(alertrule('r1', namespace='team-a'))
-    core.create_namespaced_config_map('default', configmap('kept'))
-    core.delete_namespace('team-a')
-    assert cluster.list('v1/configmaps') == [cluster.get('v1/configmaps', 'kept', 'default')]
-    assert cluster.list(ALERTRULES) == []
-    assert [ns.metadata.name for ns in core.list_namespace().items] == ['default', 'kube-public', 'kube-system']
-
-
 # --- watch -------------------------------------------------------------------------------------
 
 def watched(core, resource_version, **selectors) -> list[tuple[str, str]]:

@@ -6,10 +6,6 @@ sees; the expected bodies are the wording of the apiserver source each test name
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
-
 import pytest
 from observatory.rbac import render_rbac_values
 
@@ -24,17 +20,7 @@ RBAC = f'/apis/{RBAC_GROUP}/v1'
 
 def call(cluster, identity: Identity | None, method: str, path: str, body: dict | None = None,
          headers: dict[str, str] | None = None) -> tuple[int, dict]:
-    """One request as `identity` (None: no credentials); its status and decoded body."""
-    headers = dict(headers or {}, **({'Content-Type': 'application/json'} if body is not None else {}))
-    if identity is not None:
-        headers['Authorization'] = f'Bearer {cluster.token(identity)}'
-    request = urllib.request.Request(cluster.url + path, method=method, headers=headers,
-                                     data=None if body is None else json.dumps(body).encode())
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b'{}')
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return cluster.request(method, path, body, identity, headers)
 
 
 def forbidden(message: str, **details: str) -> dict:
