@@ -30,7 +30,8 @@ def fetch(url: str) -> tuple[int, str]:
 
 async def test_observatory_run_reconciles_and_serves_health_and_metrics(tmp_path):
     health, metrics = free_port(), free_port()
-    async with cluster_context() as cluster:
+    # The chart's RBAC for watchNamespaces=[team-a]: a Role there, the ClusterRole for cluster-scoped reads.
+    async with cluster_context(operator_namespaces=('team-a',)) as cluster:
         env = {**os.environ, 'KUBECONFIG': str(kubeconfig(tmp_path / 'kubeconfig', cluster.url, cluster.token())),
                'OBSERVATORY_WATCH_NAMESPACES': 'team-a', 'OBSERVATORY_LOG_FORMAT': 'plain',
                'OBSERVATORY_RULE_SELECTOR_LABELS': json.dumps({'release': 'prometheus'}),
