@@ -292,6 +292,7 @@ class Emulator(kmock.KubernetesEmulator):
                 raise api_error(fault.status, f'injected {fault.status} for {request.method} {raw.path}')
             return await self._route(request)
         except Forbidden as e:
+            self.rbac.denials.append(f'{raw.method} {raw.path_qs}: {e.status()["message"]}')
             return aiohttp.web.json_response(e.status(), status=403)
         except kmock.KubernetesError as e:
             body = status_body(e.status, e.reason, e.message)

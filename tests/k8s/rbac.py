@@ -263,6 +263,7 @@ class Rbac:
 
     tokens: dict[str, Identity] = field(default_factory=dict)
     objects: dict[tuple[str, str | None, str], Obj] = field(default_factory=dict)  # (plural, ns, name)
+    denials: list[str] = field(default_factory=list)  # every 403 answered: `METHOD path: message`
 
     def token_for(self, identity: Identity) -> str:
         for token, known in self.tokens.items():
