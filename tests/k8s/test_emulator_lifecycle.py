@@ -203,3 +203,14 @@ def test_event_type_and_deprecated_fields_are_checked(cluster):
     assert status == 422
     assert answer['message'] == ('Event.events.k8s.io "e1" is invalid: [type: Invalid value: "": has invalid value: Error, '
                                  'count: Invalid value: "": needs to be unset]')
+
+
+@pytest.mark.xfail(strict=True, reason='issue 12 item 7: Kube.post_event cuts the note at 1,024 characters; the limit is 1,024 bytes')
+def test_the_operator_posts_an_event_with_a_long_non_ascii_note(cluster):
+    from observatory.controller.kube import Kube, Owner
+    from observatory.conventions import DEFAULT
+
+    owner = Owner(f'{GROUP}/{VERSION}', 'ObservabilityStack', 'default', 'llm', 'uid-1')
+    with cluster.api_client() as client:  # as the operator
+        Kube(client, DEFAULT).post_event(owner, 'Warning', 'HelmFailed', 'Fehler: Größe überschritten ' * 60)
+    assert [e['regarding']['name'] for e in cluster.list('events.k8s.io/v1/events', 'default')] == ['llm']
