@@ -120,7 +120,7 @@ def request_attributes(user: Identity, method: str, path: str, params: dict[str,
     name = rest[1] if len(rest) > 1 else ''
     subresource = rest[2] if len(rest) > 2 else ''
     if not name and verb == 'get':
-        verb = 'watch' if params.get('watch') in ('true', '1') or verb == 'watch' else 'list'
+        verb = 'watch' if params.get('watch') in ('true', '1') else 'list'
         selected = [r.split('=', 1)[1] for r in params.get('fieldSelector', '').split(',')
                     if r.startswith('metadata.name=') and not r.startswith('metadata.name==')]
         name = selected[0] if len(selected) == 1 else ''
