@@ -106,7 +106,7 @@ class Operator:
         kubeconfig.write_text(yaml.safe_dump({
             "apiVersion": "v1", "kind": "Config", "current-context": "e",
             "clusters": [{"name": "e", "cluster": {"server": cluster.url}}],
-            "users": [{"name": "u", "user": {"token": "bench"}}],
+            "users": [{"name": "u", "user": {"token": cluster.token()}}],  # the operator's ServiceAccount
             "contexts": [{"name": "e", "context": {"cluster": "e", "user": "u"}}]}))
         self.metrics_port = free_port()
         env = {**os.environ, "KUBECONFIG": str(kubeconfig), "OBSERVATORY_LOG_FORMAT": "plain",
@@ -227,7 +227,7 @@ def one_run(n: int, steady: int, workdir: Path) -> dict:
                 cluster.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"bench-{i}"}})
             seed_all(cluster, objects)
             out = subprocess.run([sys.executable, str(Path(__file__).with_name("replay_writes.py")), cluster.url,
-                                  str(path), str(threads)], capture_output=True, text=True, check=False)
+                                  str(path), str(threads), cluster.token()], capture_output=True, text=True, check=False)
             if out.returncode:
                 raise RuntimeError(out.stderr[-2000:])
             floors[threads] = float(out.stdout.strip())

@@ -1,7 +1,8 @@
 """The physical floor: replay recorded API writes as raw HTTP requests, as fast as one process can.
 
 Run by bench_reconcile.py in a subprocess (so that, like the operator, it does not share the
-emulator's interpreter): replay_writes.py SERVER WRITES.json THREADS -> prints the seconds taken.
+emulator's interpreter): replay_writes.py SERVER WRITES.json THREADS TOKEN -> prints the seconds taken.
+TOKEN is the operator's bearer token, so the replay is authorized as the operator's writes were.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import urllib3
 
 
 def main() -> None:
-    server, path, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    server, path, threads, token = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     with open(path) as f:
         writes = json.load(f)
     http = urllib3.PoolManager(maxsize=threads)
 
     def send(write: dict) -> None:
         response = http.request(write["method"], server + write["path"], body=write["body"],
-                                headers={"Content-Type": write["contentType"]} if write["contentType"] else {})
+                                headers={"Authorization": f"Bearer {token}",
+                                         **({"Content-Type": write["contentType"]} if write["contentType"] else {})})
         if response.status >= 400:
             raise RuntimeError(f"{write['method']} {write['path']}: {response.status} {response.data[:300]!r}")
 

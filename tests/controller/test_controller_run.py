@@ -14,11 +14,11 @@ from controller_harness import ALERTRULES, PROMETHEUSRULES, example, free_port, 
 from k8s.emulator import cluster_context
 
 
-def kubeconfig(path: Path, server: str) -> Path:
+def kubeconfig(path: Path, server: str, token: str) -> Path:
     path.write_text(yaml.safe_dump({
         'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'emulator',
         'clusters': [{'name': 'emulator', 'cluster': {'server': server}}],
-        'users': [{'name': 'tester', 'user': {'token': 'not-a-secret'}}],
+        'users': [{'name': 'tester', 'user': {'token': token}}],
         'contexts': [{'name': 'emulator', 'context': {'cluster': 'emulator', 'user': 'tester'}}]}))
     return path
 
@@ -30,8 +30,9 @@ def fetch(url: str) -> tuple[int, str]:
 
 async def test_observatory_run_reconciles_and_serves_health_and_metrics(tmp_path):
     health, metrics = free_port(), free_port()
-    async with cluster_context() as cluster:
-        env = {**os.environ, 'KUBECONFIG': str(kubeconfig(tmp_path / 'kubeconfig', cluster.url)),
+    # The chart's RBAC for watchNamespaces=[team-a]: a Role there, the ClusterRole for cluster-scoped reads.
+    async with cluster_context(operator_namespaces=('team-a',)) as cluster:
+        env = {**os.environ, 'KUBECONFIG': str(kubeconfig(tmp_path / 'kubeconfig', cluster.url, cluster.token())),
                'OBSERVATORY_WATCH_NAMESPACES': 'team-a', 'OBSERVATORY_LOG_FORMAT': 'plain',
                'OBSERVATORY_RULE_SELECTOR_LABELS': json.dumps({'release': 'prometheus'}),
                'OBSERVATORY_HEALTH_PORT': str(health), 'OBSERVATORY_METRICS_PORT': str(metrics)}

@@ -30,7 +30,8 @@ def ready(cluster) -> bool:
 async def test_observatory_run_installs_a_stack_and_reports_it_ready(tmp_path, monkeypatch):
     for variable in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
         monkeypatch.setenv(variable, str(tmp_path / variable.lower()))
-    async with cluster_context(emulator_class=HelmEmulator) as cluster:
+    # The chart's RBAC for watchNamespaces=[team-a]: a Role there, the ClusterRole for cluster-scoped reads.
+    async with cluster_context(emulator_class=HelmEmulator, operator_namespaces=('team-a',)) as cluster:
         config = tmp_path / "kubeconfig"
         config.write_text(kubeconfig(cluster))
         env = {**os.environ, "KUBECONFIG": str(config), "OBSERVATORY_WATCH_NAMESPACES": "team-a",

@@ -35,7 +35,11 @@ import datetime
 import json
 import re
 import secrets
+import ssl
 import threading
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -47,6 +51,11 @@ import jsonpatch
 import kmock
 import yaml
 from kmock._internal import apps, parsing, rendering
+
+from . import controllers as controllers_module
+from . import rbac as rbac_module
+from .controllers import Controllers
+from .rbac import REQUESTER, Forbidden, Identity, Rbac
 
 Obj = dict[str, Any]
 Key = tuple[kmock.resource, str | None, str]
@@ -211,6 +220,11 @@ class Emulator(kmock.KubernetesEmulator):
     """kmock's emulator with apiserver semantics; all state lives on the server's event loop."""
 
     event_window: int = 10_000  # watch events kept for resumption; older resourceVersions get 410
+    # The operator's RBAC as charts/observatory renders it: clusterwide, or Roles in these namespaces.
+    operator_namespaces: tuple[str, ...] = ()
+    rbac: Rbac = attrs.field(factory=Rbac, init=False)
+    controller_delay: float = 0.05  # how long after a change the garbage collector/namespace controller act
+    controllers: Controllers = attrs.field(default=None, init=False)
 
     _rv: int = attrs.field(default=0, init=False)
     _events: list[Event] = attrs.field(factory=list, init=False)
@@ -232,11 +246,17 @@ class Emulator(kmock.KubernetesEmulator):
         # change objects. Resource URLs are served by `_serve` directly: kmock's reactions keep the
         # last status they rendered (a 201 for a create would stick to later patches).
         kmock.KubernetesScaffold.__attrs_post_init__(self)
+        self.controllers = Controllers(self, self.controller_delay)
         for api_version, plural, kind, namespaced, subresources, generation in DEFAULT_RESOURCES:
             self.register(api_version, plural, kind, namespaced=namespaced,
                           subresources=subresources, generation=generation)
-        for name in DEFAULT_NAMESPACES:
+        for api_version, plural, kind, namespaced, subresources, generation in rbac_module.RBAC_RESOURCES:
+            self.register(api_version, plural, kind, namespaced=namespaced, subresources=subresources, generation=generation)
+        for name in DEFAULT_NAMESPACES + self.operator_namespaces:
             self.create_object(self.resource_of('v1', 'Namespace'), None, {'metadata': {'name': name}})
+        for obj in rbac_module.bootstrap_policy() + list(rbac_module.operator_policy(self.operator_namespaces)):
+            resource = self.resource_of(obj['apiVersion'], obj['kind'])
+            self.create_object(resource, obj['metadata'].get('namespace'), obj)
 
     def register(self, api_version: str, plural: str, kind: str, *, namespaced: bool = True,
                  subresources: tuple[str, ...] = (), generation: bool = True) -> kmock.resource:
@@ -258,9 +278,12 @@ class Emulator(kmock.KubernetesEmulator):
     # --- HTTP plumbing -----------------------------------------------------------------------
 
     async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        requester = REQUESTER.set(None)
         try:
             request = await self._parse(raw)
             self._requests.append(request)
+            # Authentication, impersonation and authorization filters run before any handler.
+            REQUESTER.set(self.rbac.admit_request(raw.headers, raw.method, raw.path, dict(raw.query)))
             fault = self._take_fault(request)
             if fault is not None and fault.hang is not None:
                 with contextlib.suppress(TimeoutError):
@@ -268,14 +291,25 @@ class Emulator(kmock.KubernetesEmulator):
                 raise api_error(504, 'injected: the request hung past its deadline')
             if fault is not None:
                 raise api_error(fault.status, f'injected {fault.status} for {request.method} {raw.path}')
-            if request.resource is not None and request.resource.plural is not None:
-                return await self._serve(request)
-            return await apps.RawHandler._handle(self, request)
+            return await self._route(request)
+        except Forbidden as e:
+            self.rbac.denials.append(f'{raw.method} {raw.path_qs}: {e.status()["message"]}')
+            return aiohttp.web.json_response(e.status(), status=403)
         except kmock.KubernetesError as e:
-            return aiohttp.web.json_response(status_body(e.status, e.reason, e.message), status=e.status)
+            body = status_body(e.status, e.reason, e.message)
+            if e.details:
+                body['details'] = e.details
+            return aiohttp.web.json_response(body, status=e.status)
         except Exception as e:  # a bug in the emulator: answer 500 and fail the test on exit
             self.internal_errors.append(e)
             return aiohttp.web.json_response(status_body(500, 'InternalError', repr(e)), status=500)
+        finally:
+            REQUESTER.reset(requester)
+
+    async def _route(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        if request.resource is not None and request.resource.plural is not None:
+            return await self._serve(request)
+        return await apps.RawHandler._handle(self, request)
 
     async def _parse(self, raw: aiohttp.web.BaseRequest) -> rendering.Request:
         body = await raw.read()
@@ -444,6 +478,9 @@ class Emulator(kmock.KubernetesEmulator):
             self._objects[key].delete()
         else:
             self._objects[key].create(body)
+        self.rbac.observe(*key, None if event == 'DELETED' else body)
+        if event == 'DELETED' or body['metadata'].get('deletionTimestamp') or body['metadata'].get('ownerReferences'):
+            self.controllers.kick()
         self._events.append(Event(self._rv, key[0], event, body, old))
         if len(self._events) > self.event_window:
             self._compacted_rv = self._events.pop(0).rv
@@ -464,7 +501,9 @@ class Emulator(kmock.KubernetesEmulator):
         if not meta.get('name') and meta.get('generateName'):
             meta['name'] = meta['generateName'] + secrets.token_hex(3)[:5]
         name = meta.get('name') or ''
-        if not NAME_RE.fullmatch(name):
+        if resource.group == rbac_module.RBAC_GROUP:
+            rbac_module.validate_name(name)
+        elif not NAME_RE.fullmatch(name):
             raise api_error(422, f'metadata.name: Invalid value: {name!r}: must be a lowercase RFC 1123 subdomain')
         if info.namespaced:
             if namespace is None:
@@ -483,8 +522,12 @@ class Emulator(kmock.KubernetesEmulator):
             meta['generation'] = 1
         if 'status' in info.subresources:
             obj.pop('status', None)  # status is written only through /status
+        if resource == self.resource_of('v1', 'Namespace'):  # the namespace strategy's PrepareForCreate
+            obj['spec'] = {'finalizers': [controllers_module.NAMESPACE_FINALIZER], **(obj.get('spec') or {})}
+            obj['status'] = {'phase': 'Active'}
         obj['apiVersion'] = f'{resource.group}/{resource.version}'.lstrip('/')
         obj['kind'] = info.kind
+        self._admit(resource, key[1], obj, None)
         return self._commit(key, obj, 'ADDED')
 
     def update_object(self, key: Key, new: Obj, sub: str | None = None) -> Obj:
@@ -517,11 +560,31 @@ class Emulator(kmock.KubernetesEmulator):
                 meta['generation'] = old['metadata']['generation'] + 1
         if 'deletionTimestamp' in meta and not set(meta.get('finalizers') or []) <= set(old['metadata'].get('finalizers') or []):
             raise api_error(422, 'metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted')
+        self._admit(resource, key[1], new, old)
         if new == old:
             return old  # no-op writes neither bump resourceVersion nor emit events
-        if 'deletionTimestamp' in meta and not meta.get('finalizers'):
-            return self._remove(key, new, 'Background')
+        if 'deletionTimestamp' in meta and not self._pending_finalizers(resource, new):
+            return self._remove(key, new)
         return self._commit(key, new, 'MODIFIED', old)
+
+    def _pending_finalizers(self, resource: kmock.resource, obj: Obj) -> bool:
+        """Finalizers that keep a deleted object: metadata's, and a namespace's spec.finalizers."""
+        spec = obj.get('spec') if resource == self.resource_of('v1', 'Namespace') else None
+        return bool(obj['metadata'].get('finalizers') or (spec or {}).get('finalizers'))
+
+    def _admit(self, resource: kmock.resource, namespace: str | None, obj: Obj, old: Obj | None) -> None:
+        """Admission and registry checks of a write about to be stored (raise to refuse it)."""
+        self.rbac.admit(resource, namespace, obj, old)
+        if old is None and namespace is not None:  # NamespaceLifecycle
+            ns = self._current((self.resource_of('v1', 'Namespace'), None, namespace)) or {}
+            if (ns.get('status') or {}).get('phase') == 'Terminating':
+                raise controllers_module.forbidden(
+                    resource, obj['metadata']['name'], f'unable to create new content in namespace {namespace} because it is being terminated',
+                    [{'reason': 'NamespaceTerminating', 'message': f'namespace {namespace} is being terminated', 'field': 'metadata.namespace'}])
+        if resource == self.resource_of('events.k8s.io/v1', 'Event'):
+            errors = controllers_module.event_errors(obj, create=old is None)
+            if errors:
+                raise controllers_module.invalid('Event', 'events.k8s.io', obj['metadata']['name'], errors)
 
     def apply(self, key: Key, body: Any, manager: str, force: bool, sub: str | None = None) -> Obj:
         """Server-side apply: fields the manager applied are set; fields it stopped applying go."""
@@ -549,55 +612,53 @@ class Emulator(kmock.KubernetesEmulator):
         return result
 
     def delete_object(self, key: Key, policy: str = 'Background', preconditions: Obj | None = None) -> Obj:
+        """DELETE: gone now, or marked (deletionTimestamp) while finalizers are pending. `Orphan` and
+        `Foreground` add the garbage collector's finalizer; dependents are the controllers' work."""
         current = self._require(key)
         meta = current['metadata']
         for field_name in ('uid', 'resourceVersion'):
             wanted = (preconditions or {}).get(field_name)
             if wanted is not None and wanted != meta[field_name]:
                 raise api_error(409, f'Precondition failed: {field_name} in precondition: {wanted}, in object meta: {meta[field_name]}')
-        if policy == 'Orphan':
-            for dependent_key, dependent in self._dependents(meta['uid']):
-                self._drop_owner_ref(dependent_key, dependent, meta['uid'])
-        elif policy == 'Foreground':
-            self._collect_garbage(meta['uid'])  # approximation: dependents go first, synchronously
-        if meta.get('finalizers'):
-            if 'deletionTimestamp' in meta:
-                return current
-            marked = copy.deepcopy(current)
-            marked['metadata'].update(deletionTimestamp=now_iso(), deletionGracePeriodSeconds=0)
-            return self._commit(key, marked, 'MODIFIED', current)
-        return self._remove(key, current, policy)
-
-    def _remove(self, key: Key, last: Obj, policy: str) -> Obj:
-        gone = self._commit(key, last, 'DELETED')
+        marked = copy.deepcopy(current)
         if key[0] == self.resource_of('v1', 'Namespace'):
-            for dependent_key, _ in list(self._live()):
-                if dependent_key[1] == key[2] and self._current(dependent_key) is not None:
-                    self.delete_object(dependent_key)
-        if policy != 'Orphan':
-            self._collect_garbage(last['metadata']['uid'])
+            if key[2] in controllers_module.IMMORTAL_NAMESPACES:
+                raise controllers_module.forbidden(key[0], key[2], 'this namespace may not be deleted')
+            marked['status'] = dict(marked.get('status') or {}, phase='Terminating')  # namespace storage's Delete
+        finalizers = list(meta.get('finalizers') or [])
+        gc_finalizer = {'Orphan': controllers_module.ORPHAN, 'Foreground': controllers_module.FOREGROUND}.get(policy)
+        if gc_finalizer and gc_finalizer not in finalizers:
+            finalizers.append(gc_finalizer)
+        marked['metadata']['finalizers'] = finalizers
+        if not self._pending_finalizers(key[0], marked):
+            return self._remove(key, current)
+        if 'deletionTimestamp' not in meta:
+            # markAsDeleting (registry/generic/registry/store.go): the first mark bumps the generation.
+            marked['metadata'].update(deletionTimestamp=now_iso(), deletionGracePeriodSeconds=0)
+            if key[0] in self._generation_tracked:
+                marked['metadata']['generation'] += 1
+        if not finalizers:
+            marked['metadata'].pop('finalizers')
+        return current if marked == current else self._commit(key, marked, 'MODIFIED', current)
+
+    def _remove(self, key: Key, last: Obj) -> Obj:
+        gone = self._commit(key, last, 'DELETED')
         self._owners.pop(last['metadata']['uid'], None)
         return gone
 
-    def _dependents(self, owner_uid: str) -> Iterator[tuple[Key, Obj]]:
-        for key, obj in list(self._live()):
-            if any(ref.get('uid') == owner_uid for ref in obj['metadata'].get('ownerReferences') or []):
-                yield key, obj
+    # The controllers' writes (controllers.py): as their own clients, never refused by RBAC.
+    def _set_owner_refs(self, key: Key, refs: list[Obj]) -> None:
+        self.update_object(key, merge_patch(self._require(key), {'metadata': {'ownerReferences': refs or None}}))
 
-    def _collect_garbage(self, owner_uid: str) -> None:
-        """The garbage collector, synchronously: dependents without any live owner are deleted."""
-        live_uids = {obj['metadata']['uid'] for _, obj in self._live()} - {owner_uid}
-        for key, obj in self._dependents(owner_uid):
-            if self._current(key) is None:
-                continue  # already collected through another path in this cascade
-            if any(ref.get('uid') in live_uids for ref in obj['metadata']['ownerReferences']):
-                self._drop_owner_ref(key, obj, owner_uid)
-            else:
-                self.delete_object(key)
+    def _remove_finalizer(self, key: Key, finalizer: str) -> None:
+        obj = self._require(key)
+        remaining = [f for f in obj['metadata'].get('finalizers') or [] if f != finalizer]
+        self.update_object(key, merge_patch(obj, {'metadata': {'finalizers': remaining or None}}))
 
-    def _drop_owner_ref(self, key: Key, obj: Obj, owner_uid: str) -> None:
-        refs = [r for r in obj['metadata']['ownerReferences'] if r.get('uid') != owner_uid]
-        self.update_object(key, merge_patch(obj, {'metadata': {'ownerReferences': refs or None}}))
+    def _finalize_namespace(self, key: Key) -> None:
+        obj = self._require(key)
+        remaining = [f for f in obj['spec'].get('finalizers') or [] if f != controllers_module.NAMESPACE_FINALIZER]
+        self.update_object(key, merge_patch(obj, {'spec': {'finalizers': remaining or None}}))
 
     # --- reading: list & watch ---------------------------------------------------------------
 
@@ -735,8 +796,10 @@ class Cluster:
     thread; they run on the server's loop and bypass HTTP (so they are not in the request log).
     """
 
-    def __init__(self, emulator: Emulator, loop: asyncio.AbstractEventLoop, url: str) -> None:
-        self.emulator, self.url, self._loop = emulator, url, loop
+    def __init__(self, emulator: Emulator, loop: asyncio.AbstractEventLoop, url: str, https_url: str) -> None:
+        # `https_url` serves the same API over TLS (certificate: `ca_file`), for client-go clients.
+        self.emulator, self.url, self.https_url, self._loop = emulator, url, https_url, loop
+        self.ca_file = rbac_module.serving_certificate()[0]
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn(*args)` atomically on the server's loop; API errors propagate as ApiError."""
@@ -805,6 +868,10 @@ class Cluster:
     def compact(self) -> None:
         self.call(self.emulator.compact)
 
+    def controllers_idle(self) -> bool:
+        """The garbage collector and namespace controller have nothing left to do (for now)."""
+        return self.call(lambda: self.emulator.controllers.idle)
+
     # The request log (kmock `Request`s: .method, .url, .resource, .namespace, .name, .subresource).
     @property
     def requests(self) -> list[rendering.Request]:
@@ -819,6 +886,15 @@ class Cluster:
             '/'.join(filter(None, [r.resource.plural, r.subresource]))
             for r in self.requests if r.method in WRITE_METHODS and r.resource is not None)
 
+    def wait(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """`until` for blocking tests: poll `predicate` until truthy; its result."""
+        deadline = time.monotonic() + timeout
+        while not (result := predicate()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f'condition not met within {timeout}s: {predicate}')
+            time.sleep(0.02)
+        return result
+
     async def until(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
         """Poll `predicate` without blocking the caller's loop (kopf may run in it); its truthy result."""
         deadline = asyncio.get_running_loop().time() + timeout
@@ -828,15 +904,34 @@ class Cluster:
             await asyncio.sleep(0.02)
         return result
 
-    # Clients.
-    def api_client(self) -> Any:
+    def request(self, method: str, path: str, body: Obj | None = None, identity: Identity | None = rbac_module.ADMIN,
+                headers: dict[str, str] | None = None) -> tuple[int, Obj]:
+        """One blocking HTTP request as `identity` (None: no credentials): its status and decoded body."""
+        headers = dict(headers or {}, **({'Content-Type': 'application/json'} if body is not None else {}))
+        if identity is not None:
+            headers['Authorization'] = f'Bearer {self.token(identity)}'
+        request = urllib.request.Request(self.url + path, method=method, headers=headers,
+                                         data=None if body is None else json.dumps(body).encode())
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read() or b'{}')
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    # Clients. Each authenticates as `identity` (a bearer token the emulator knows); the default is
+    # the operator's ServiceAccount with the RBAC charts/observatory grants; `rbac.ADMIN` for setup.
+    def token(self, identity: Identity = rbac_module.OPERATOR) -> str:
+        return self.call(self.emulator.rbac.token_for, identity)
+
+    def api_client(self, identity: Identity = rbac_module.OPERATOR) -> Any:
         """An official `kubernetes.client.ApiClient` pointed at the emulator (close it after use)."""
         import kubernetes.client
-        return kubernetes.client.ApiClient(kubernetes.client.Configuration(host=self.url))
+        return kubernetes.client.ApiClient(kubernetes.client.Configuration(
+            host=self.url, api_key={'authorization': self.token(identity)}, api_key_prefix={'authorization': 'Bearer'}))
 
-    def kopf_connection(self) -> Any:
+    def kopf_connection(self, identity: Identity = rbac_module.OPERATOR) -> Any:
         import kopf
-        return kopf.ConnectionInfo(server=self.url, default_namespace='default')
+        return kopf.ConnectionInfo(server=self.url, default_namespace='default', scheme='Bearer', token=self.token(identity))
 
 
 @contextlib.contextmanager
@@ -854,11 +949,14 @@ def running_cluster(emulator_class: type[Emulator] | None = None, **options: Any
         # handler_cancellation: a client disconnect cancels the handler, ending its watch stream.
         runner = aiohttp.web.ServerRunner(aiohttp.web.Server(emulator, handler_cancellation=True))
         await runner.setup()
-        site = aiohttp.web.TCPSite(runner, '127.0.0.1', 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(*rbac_module.serving_certificate())
+        for site in (aiohttp.web.TCPSite(runner, '127.0.0.1', 0), aiohttp.web.TCPSite(runner, '127.0.0.1', 0, ssl_context=tls)):
+            await site.start()
+        (host, port), (_, tls_port) = (address[:2] for address in runner.addresses)
         async with emulator:
-            started.update(cluster=Cluster(emulator, asyncio.get_running_loop(), f'http://{host}:{port}'), stop=stop)
+            started.update(cluster=Cluster(emulator, asyncio.get_running_loop(), f'http://{host}:{port}',
+                                           f'https://{host}:{tls_port}'), stop=stop)
             ready.set()
             await stop.wait()
             emulator.release_hung()

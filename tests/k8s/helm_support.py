@@ -35,7 +35,8 @@ import kmock
 import yaml
 from kmock._internal import rendering
 
-from .emulator import Cluster, Emulator, api_error, merge_patch, status_body
+from .emulator import Cluster, Emulator, api_error, merge_patch
+from .rbac import OPERATOR, Identity
 
 PROTOBUF = 'application/vnd.kubernetes.protobuf'
 PROTOBUF_MAGIC = b'k8s\x00'
@@ -174,14 +175,11 @@ class HelmEmulator(Emulator):
             self.register(api_version, plural, kind, namespaced=namespaced,
                           subresources=subresources, generation=generation)
 
-    async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
-        if raw.path == '/openapi/v3' or raw.path.startswith('/openapi/v3/'):
-            self._requests.append(await self._parse(raw))
-            try:
-                return aiohttp.web.json_response(self._openapi_v3(raw.path.removeprefix('/openapi/v3').strip('/')))
-            except kmock.KubernetesError as e:
-                return aiohttp.web.json_response(status_body(e.status, e.reason, e.message), status=e.status)
-        return await super().__call__(raw)
+    async def _route(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        path = request.url.path
+        if path == '/openapi/v3' or path.startswith('/openapi/v3/'):
+            return aiohttp.web.json_response(self._openapi_v3(path.removeprefix('/openapi/v3').strip('/')))
+        return await super()._route(request)
 
     async def _parse(self, raw: aiohttp.web.BaseRequest) -> rendering.Request:
         if raw.content_type != PROTOBUF:
@@ -214,12 +212,13 @@ class HelmEmulator(Emulator):
 
 # --- test helpers -------------------------------------------------------------------------------
 
-def kubeconfig(cluster: Cluster, namespace: str = 'default') -> str:
-    """A kubeconfig for helm/kubectl pointing at the emulator's plain-http URL."""
+def kubeconfig(cluster: Cluster, namespace: str = 'default', identity: Identity = OPERATOR) -> str:
+    """A kubeconfig for helm/kubectl as `identity` (default: the operator's ServiceAccount, so helm
+    runs with the operator's RBAC), over https: client-go sends no credentials over plain http."""
     return yaml.safe_dump({
         'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'emulator',
-        'clusters': [{'name': 'emulator', 'cluster': {'server': cluster.url}}],
-        'users': [{'name': 'emulator', 'user': {}}],
+        'clusters': [{'name': 'emulator', 'cluster': {'server': cluster.https_url, 'certificate-authority': cluster.ca_file}}],
+        'users': [{'name': 'emulator', 'user': {'token': cluster.token(identity)}}],
         'contexts': [{'name': 'emulator', 'context': {'cluster': 'emulator', 'user': 'emulator', 'namespace': namespace}}],
     })
 

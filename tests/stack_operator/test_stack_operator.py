@@ -165,7 +165,7 @@ async def test_create_update_ready_and_delete(acluster, helm):
         await cluster.until(lambda: cluster.get(STACKS, "s1", NS) is None, timeout=30)
         assert release_records(cluster) == {}
         assert cluster.list(DEPLOYMENTS, NS) == []
-        assert cluster.get(CONFIGMAPS, "s1-otel", NS) is None  # owned: garbage-collected
+        await cluster.until(lambda: cluster.get(CONFIGMAPS, "s1-otel", NS) is None)  # owned: garbage-collected
         assert cluster.get(PVCS, "s1-phoenix-data", NS) is not None
         assert generated_secret(cluster) == secret
 
