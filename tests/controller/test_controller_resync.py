@@ -74,7 +74,7 @@ def writes_by(cluster, agent: str) -> list[str]:
 async def test_a_paused_peer_writes_nothing():
     """kopf pauses the watch streams of a replica when a peer of higher priority appears; the
     resync ran on regardless, re-creating the objects of a resource deleted meanwhile."""
-    async with cluster_context() as cluster:
+    async with cluster_context(operator_peering=True) as cluster:
         cluster.seed({'apiVersion': 'kopf.dev/v1', 'kind': 'ClusterKopfPeering', 'metadata': {'name': PEERING}})
         fast = Settings(resync_seconds=0.2, peering_name=PEERING)
         async with contextlib.AsyncExitStack() as stack:

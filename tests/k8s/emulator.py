@@ -222,6 +222,7 @@ class Emulator(kmock.KubernetesEmulator):
     event_window: int = 10_000  # watch events kept for resumption; older resourceVersions get 410
     # The operator's RBAC as charts/observatory renders it: clusterwide, or Roles in these namespaces.
     operator_namespaces: tuple[str, ...] = ()
+    operator_peering: bool = False  # the chart rendered with peering.enabled (the peering RBAC too)
     rbac: Rbac = attrs.field(factory=Rbac, init=False)
     controller_delay: float = 0.05  # how long after a change the garbage collector/namespace controller act
     controllers: Controllers = attrs.field(default=None, init=False)
@@ -254,7 +255,7 @@ class Emulator(kmock.KubernetesEmulator):
             self.register(api_version, plural, kind, namespaced=namespaced, subresources=subresources, generation=generation)
         for name in DEFAULT_NAMESPACES + self.operator_namespaces:
             self.create_object(self.resource_of('v1', 'Namespace'), None, {'metadata': {'name': name}})
-        for obj in rbac_module.bootstrap_policy() + list(rbac_module.operator_policy(self.operator_namespaces)):
+        for obj in rbac_module.bootstrap_policy() + list(rbac_module.operator_policy(self.operator_namespaces, self.operator_peering)):
             resource = self.resource_of(obj['apiVersion'], obj['kind'])
             self.create_object(resource, obj['metadata'].get('namespace'), obj)
 

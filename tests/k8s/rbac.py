@@ -522,12 +522,14 @@ def bootstrap_policy() -> list[Obj]:
 
 
 @functools.cache
-def operator_policy(watch_namespaces: tuple[str, ...] = ()) -> tuple[Obj, ...]:
+def operator_policy(watch_namespaces: tuple[str, ...] = (), peering: bool = False) -> tuple[Obj, ...]:
     """The RBAC objects `helm template` renders from charts/observatory (release `observatory` in
-    namespace `observatory`): clusterwide when `watch_namespaces` is empty, else a Role per namespace.
-    Rendered once per test session and mode."""
+    namespace `observatory`): clusterwide when `watch_namespaces` is empty, else a Role per namespace;
+    with `peering`, as for several replicas (peering.enabled). Rendered once per test session and mode."""
     args = ['helm', 'template', OPERATOR_RELEASE, str(OPERATOR_CHART), '--namespace', OPERATOR_NAMESPACE,
             '--show-only', 'templates/rbac.yaml']
+    if peering:
+        args += ['--set', 'peering.enabled=true']
     if watch_namespaces:
         args += ['--set-json', f'watchNamespaces={json.dumps(list(watch_namespaces))}']
     rendered = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)

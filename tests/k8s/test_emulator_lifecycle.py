@@ -205,7 +205,6 @@ def test_event_type_and_deprecated_fields_are_checked(cluster):
                                  'count: Invalid value: "": needs to be unset]')
 
 
-@pytest.mark.xfail(strict=True, reason='issue 12 item 7: Kube.post_event cuts the note at 1,024 characters; the limit is 1,024 bytes')
 def test_the_operator_posts_an_event_with_a_long_non_ascii_note(cluster):
     from observatory.controller.kube import Kube, Owner
     from observatory.conventions import DEFAULT

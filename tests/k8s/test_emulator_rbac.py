@@ -218,10 +218,6 @@ def test_impersonation_needs_the_impersonate_verb_then_runs_as_the_impersonated(
     assert call(cluster, ADMIN, 'GET', '/api', headers={'Impersonate-Group': 'developers'})[0] == 500
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    'issue 12 item 1: langfuse-2.0.0 (SeaweedFS subchart, global.seaweedfs.createClusterRole) renders a ClusterRole and '
-    'ClusterRoleBinding <release>-s3-rw-cr/-crb; the operator may not read ClusterRoles, and that role grants pod writes '
-    'it does not hold (escalation)'))
 def test_helm_as_the_operator_installs_the_real_langfuse_chart_with_the_operators_values(upstream_dir, tmp_path, helm):
     import subprocess
 
