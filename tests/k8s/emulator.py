@@ -45,8 +45,11 @@ import aiohttp.web
 import attrs
 import jsonpatch
 import kmock
+import multidict
 import yaml
 from kmock._internal import apps, parsing, rendering
+
+from . import schema as schemas
 
 Obj = dict[str, Any]
 Key = tuple[kmock.resource, str | None, str]
@@ -94,9 +97,10 @@ def api_error(code: int, message: str, reason: str | None = None) -> ApiError:
     return ApiError(status=code, reason=reason or REASONS.get(code, 'Unknown'), message=message)
 
 
-def status_body(code: int, reason: str, message: str) -> Obj:
-    return {'apiVersion': 'v1', 'kind': 'Status', 'metadata': {}, 'status': 'Failure',
+def status_body(code: int, reason: str, message: str, details: Obj | None = None) -> Obj:
+    body = {'apiVersion': 'v1', 'kind': 'Status', 'metadata': {}, 'status': 'Failure',
             'code': code, 'reason': reason, 'message': message}
+    return body if details is None else dict(body, details=details)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -224,6 +228,11 @@ class Emulator(kmock.KubernetesEmulator):
     _released: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
     _watch_transports: set[Any] = attrs.field(factory=set, init=False)
     internal_errors: list[BaseException] = attrs.field(factory=list, init=False)
+    # Schemas per served resource (schema.py); a resource without one keeps whatever it is sent.
+    _schemas: dict[kmock.resource, schemas.ResourceSchema | None] = attrs.field(factory=dict, init=False)
+    # The write being served: its ?fieldValidation= and the Warning headers it collects.
+    _field_validation: str | None = attrs.field(default=None, init=False)
+    _warnings: list[str] = attrs.field(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
         # Keep kmock's discovery & 404 fallbacks (and its DSL for other URLs) but not its object
@@ -234,6 +243,11 @@ class Emulator(kmock.KubernetesEmulator):
         for api_version, plural, kind, namespaced, subresources, generation in DEFAULT_RESOURCES:
             self.register(api_version, plural, kind, namespaced=namespaced,
                           subresources=subresources, generation=generation)
+        for path in schemas.known_crd_files():  # schemas for the custom resources served above
+            crd, _ = schemas.compiled_crd(path)
+            if any((crd['spec']['group'], v['name'], crd['spec']['names']['plural']) in
+                   {(r.group, r.version, r.plural) for r in self.resources} for v in crd['spec']['versions']):
+                self.register_crd(crd, path)
         for name in DEFAULT_NAMESPACES:
             self.create_object(self.resource_of('v1', 'Namespace'), None, {'metadata': {'name': name}})
 
@@ -247,6 +261,39 @@ class Emulator(kmock.KubernetesEmulator):
         if generation:
             self._generation_tracked.add(resource)
         return resource
+
+    def register_crd(self, crd: Obj, path: Any = None) -> list[kmock.resource]:
+        """Serve every served version of a CustomResourceDefinition with its schema, as the
+        apiserver does once a CRD is established (a file `path` is compiled once per process)."""
+        compiled = schemas.compiled_crd(path)[1] if path is not None else \
+            {v['name']: schemas.crd_schema(v) for v in crd['spec']['versions'] if v.get('served', True)}
+        spec, registered = crd['spec'], []
+        for version, schema in compiled.items():
+            resource = self.register(f"{spec['group']}/{version}", spec['names']['plural'], spec['names']['kind'],
+                                     namespaced=spec.get('scope', 'Namespaced') == 'Namespaced',
+                                     subresources=('status',) if schema.status_subresource else ())
+            self._schemas[resource] = schema
+            registered.append(resource)
+        return registered
+
+    def schema_of(self, resource: kmock.resource) -> schemas.ResourceSchema | None:
+        """The schema writes to `resource` are checked against: its CRD's, or for built-in kinds
+        the Kubernetes OpenAPI's (looked up once)."""
+        if resource not in self._schemas:
+            node = schemas.builtin_schema(f'{resource.group}/{resource.version}'.lstrip('/'), self.resources[resource].kind) \
+                if resource.group in BUILTIN_GROUPS else None
+            self._schemas[resource] = None if node is None else schemas.ResourceSchema(node, builtin=True)
+        return self._schemas[resource]
+
+    def _admit(self, resource: kmock.resource, obj: Obj) -> None:
+        """Pruning, defaulting and validation of an object about to be stored (schema.py); a
+        stored CRD starts serving its resource."""
+        schema = self.schema_of(resource)
+        if schema is not None:
+            self._warnings += schemas.admit(schema, obj, self._field_validation,
+                                            group=resource.group, kind=self.resources[resource].kind)
+        if (resource.group, obj.get('kind')) == ('apiextensions.k8s.io', 'CustomResourceDefinition'):
+            self.register_crd(obj)
 
     def resource_of(self, api_version: str, kind: str) -> kmock.resource:
         try:
@@ -271,7 +318,7 @@ class Emulator(kmock.KubernetesEmulator):
                 return await self._serve(request)
             return await apps.RawHandler._handle(self, request)
         except kmock.KubernetesError as e:
-            return aiohttp.web.json_response(status_body(e.status, e.reason, e.message), status=e.status)
+            return aiohttp.web.json_response(status_body(e.status, e.reason, e.message, e.details), status=e.status)
         except Exception as e:  # a bug in the emulator: answer 500 and fail the test on exit
             self.internal_errors.append(e)
             return aiohttp.web.json_response(status_body(500, 'InternalError', repr(e)), status=500)
@@ -332,9 +379,15 @@ class Emulator(kmock.KubernetesEmulator):
     # --- request dispatch --------------------------------------------------------------------
 
     async def _serve(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
-        code, payload = self._dispatch(request)
+        self._field_validation, self._warnings = request.params.get('fieldValidation'), []
+        try:
+            code, payload = self._dispatch(request)
+        finally:
+            warnings, self._field_validation, self._warnings = self._warnings, None, []
         if isinstance(payload, dict):
-            return aiohttp.web.json_response(payload, status=code)
+            # RFC 7234 warn-code 299, as k8s.io/apiserver/pkg/warning writes them.
+            headers = multidict.CIMultiDict(('Warning', f'299 - {json.dumps(w)}') for w in warnings)
+            return aiohttp.web.json_response(payload, status=code, headers=headers)
         assert request._raw_request is not None
         response = aiohttp.web.StreamResponse(headers={'Content-Type': 'application/json'})
         with contextlib.suppress(ConnectionError):  # the client went away: nothing to finish
@@ -484,6 +537,7 @@ class Emulator(kmock.KubernetesEmulator):
             obj.pop('status', None)  # status is written only through /status
         obj['apiVersion'] = f'{resource.group}/{resource.version}'.lstrip('/')
         obj['kind'] = info.kind
+        self._admit(resource, obj)
         return self._commit(key, obj, 'ADDED')
 
     def update_object(self, key: Key, new: Obj, sub: str | None = None) -> Obj:
@@ -510,6 +564,7 @@ class Emulator(kmock.KubernetesEmulator):
             else:
                 meta.pop(field_name, None)
         new['apiVersion'], new['kind'] = old['apiVersion'], old['kind']
+        self._admit(resource, new)
         if resource in self._generation_tracked:
             ignored = ('metadata', 'status') if 'status' in info.subresources else ('metadata',)
             if {k: v for k, v in new.items() if k not in ignored} != {k: v for k, v in old.items() if k not in ignored}:
