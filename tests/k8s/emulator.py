@@ -50,6 +50,7 @@ import yaml
 from kmock._internal import apps, parsing, rendering
 
 from . import schema as schemas
+from . import ssa
 
 Obj = dict[str, Any]
 Key = tuple[kmock.resource, str | None, str]
@@ -116,32 +117,10 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def leaf_paths(obj: Any, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
-    """Field paths for server-side-apply ownership; lists are atomic (no associative-list keys),
-    empty maps own nothing (so dropping `spec: {}` cannot delete other managers' fields)."""
-    if not isinstance(obj, dict):
-        return {prefix}
-    return set().union(set(), *(leaf_paths(v, prefix + (k,)) for k, v in obj.items()))
-
-
 def get_path(obj: Any, path: tuple[str, ...]) -> Any:
     for key in path:
         obj = obj.get(key) if isinstance(obj, dict) else None
     return obj
-
-
-def delete_path(obj: Obj, path: tuple[str, ...]) -> None:
-    parent = get_path(obj, path[:-1])
-    if isinstance(parent, dict):
-        parent.pop(path[-1], None)
-
-
-def applied_paths(body: Obj) -> set[tuple[str, ...]]:
-    meta = body.get('metadata') or {}
-    owned_meta = {k: meta[k] for k in ('labels', 'annotations', 'finalizers', 'ownerReferences')
-                  if k in meta}
-    rest = {k: v for k, v in body.items() if k not in ('apiVersion', 'kind', 'metadata')}
-    return leaf_paths(rest) | {('metadata',) + p for p in leaf_paths(owned_meta)}
 
 
 # Selectors: `a=b`, `a==b`, `a!=b`, `a in (x,y)`, `a notin (x)`, `a`, `!a`, comma-separated.
@@ -222,7 +201,6 @@ class Emulator(kmock.KubernetesEmulator):
     _epoch: int = attrs.field(default=0, init=False)  # bumped to end all active watch streams
     _generation_tracked: set[kmock.resource] = attrs.field(factory=set, init=False)
     _kinds: dict[tuple[str, str], kmock.resource] = attrs.field(factory=dict, init=False)
-    _owners: dict[str, dict[str, set[tuple[str, ...]]]] = attrs.field(factory=dict, init=False)
     _faults: list[Fault] = attrs.field(factory=list, init=False)
     _faults_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
     _released: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
@@ -232,6 +210,7 @@ class Emulator(kmock.KubernetesEmulator):
     _schemas: dict[kmock.resource, schemas.ResourceSchema | None] = attrs.field(factory=dict, init=False)
     # The write being served: its ?fieldValidation= and the Warning headers it collects.
     _field_validation: str | None = attrs.field(default=None, init=False)
+    _manager: str = attrs.field(default='emulator', init=False)  # out-of-band writes (seed, GC)
     _warnings: list[str] = attrs.field(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -379,11 +358,14 @@ class Emulator(kmock.KubernetesEmulator):
     # --- request dispatch --------------------------------------------------------------------
 
     async def _serve(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        # The manager of non-apply writes: ?fieldManager=, else the User-Agent up to its first `/`
+        # (apiserver handlers/rest.go prefixFromUserAgent).
+        self._manager = request.params.get('fieldManager') or request.headers.get('User-Agent', '').split('/')[0]
         self._field_validation, self._warnings = request.params.get('fieldValidation'), []
         try:
             code, payload = self._dispatch(request)
         finally:
-            warnings, self._field_validation, self._warnings = self._warnings, None, []
+            warnings, self._field_validation, self._warnings, self._manager = self._warnings, None, [], 'emulator'
         if isinstance(payload, dict):
             # RFC 7234 warn-code 299, as k8s.io/apiserver/pkg/warning writes them.
             headers = multidict.CIMultiDict(('Warning', f'299 - {json.dumps(w)}') for w in warnings)
@@ -503,7 +485,8 @@ class Emulator(kmock.KubernetesEmulator):
         self._changed = asyncio.Event()
         return copy.deepcopy(body)
 
-    def create_object(self, resource: kmock.resource, namespace: str | None, body: Any) -> Obj:
+    def create_object(self, resource: kmock.resource, namespace: str | None, body: Any,
+                      managed_fields: list[Obj] | None = None) -> Obj:
         if not isinstance(body, dict):
             raise api_error(400, 'the request body must be an object')
         info = self.resources[resource]
@@ -538,10 +521,12 @@ class Emulator(kmock.KubernetesEmulator):
         obj['apiVersion'] = f'{resource.group}/{resource.version}'.lstrip('/')
         obj['kind'] = info.kind
         self._admit(resource, obj)
+        meta['managedFields'] = managed_fields if managed_fields is not None else self._managed(resource, None, obj, None)
         return self._commit(key, obj, 'ADDED')
 
-    def update_object(self, key: Key, new: Obj, sub: str | None = None) -> Obj:
-        """Replace an object (PUT semantics); the patch and apply paths end here too."""
+    def update_object(self, key: Key, new: Obj, sub: str | None = None, managed_fields: list[Obj] | None = None) -> Obj:
+        """Replace an object (PUT semantics); the patch and apply paths end here too (an apply
+        brings the managedFields it computed; other writes are recorded as Update operations)."""
         old = self._require(key)
         resource, info = key[0], self.resources[key[0]]
         new = copy.deepcopy(new)
@@ -565,6 +550,7 @@ class Emulator(kmock.KubernetesEmulator):
                 meta.pop(field_name, None)
         new['apiVersion'], new['kind'] = old['apiVersion'], old['kind']
         self._admit(resource, new)
+        meta['managedFields'] = managed_fields if managed_fields is not None else self._managed(resource, old, new, sub)
         if resource in self._generation_tracked:
             ignored = ('metadata', 'status') if 'status' in info.subresources else ('metadata',)
             if {k: v for k, v in new.items() if k not in ignored} != {k: v for k, v in old.items() if k not in ignored}:
@@ -578,29 +564,31 @@ class Emulator(kmock.KubernetesEmulator):
         return self._commit(key, new, 'MODIFIED', old)
 
     def apply(self, key: Key, body: Any, manager: str, force: bool, sub: str | None = None) -> Obj:
-        """Server-side apply: fields the manager applied are set; fields it stopped applying go."""
+        """Server-side apply (ssa.py): merged by list/map types, conflicts with other managers'
+        fields, fields the manager stopped applying removed."""
         if not isinstance(body, dict) or not body.get('apiVersion') or not body.get('kind'):
             raise api_error(400, 'an apply patch must be an object with apiVersion and kind')
+        resource, config = key[0], copy.deepcopy(body)
+        schema = self.schema_of(resource)
+        unknown: list[str] = []
+        if schema is not None:
+            schemas.prune(config, schema.node, '', unknown, root=True)
+        if unknown and self._field_validation == 'Strict':  # SMD's typed conversion of the patch
+            raise api_error(400, f'failed to create typed patch object ({key[1]}/{key[2]}; {resource.group}/{resource.version}, '
+                                 f'Kind={self.resources[resource].kind}): ' + ', '.join(f'.{p}: field not declared in schema' for p in unknown))
+        if self._field_validation != 'Ignore':
+            self._warnings += [f'unknown field "{p}"' for p in unknown]
         current = self._current(key)
-        paths = applied_paths(body)
+        merged, managed = ssa.apply(current or {}, config, schema and schema.node, manager, force, sub,
+                                    'status' in self.resources[resource].subresources, now_iso())
         if current is None:
-            created = self.create_object(key[0], key[1], dict(body, metadata=dict(body.get('metadata') or {}, name=key[2])))
-            self._owners[created['metadata']['uid']] = {manager: paths}
-            return created
-        owners = self._owners.setdefault(current['metadata']['uid'], {})
-        others = {m: p for m, p in owners.items() if m != manager}
-        conflicts = sorted('.'.join(path) + f' (owned by {m})' for m, owned in others.items() for path in paths & owned
-                           if get_path(current, path) != get_path(body, path))
-        if conflicts and not force:
-            raise api_error(409, f'Apply failed with {len(conflicts)} conflict(s): {", ".join(conflicts)}')
-        for owned in others.values():
-            owned -= paths  # forced or same-valued fields become (co-)owned by the applier
-        merged = merge_patch(current, {k: v for k, v in body.items() if v is not None})
-        for path in owners.get(manager, set()) - paths - set().union(*others.values()):
-            delete_path(merged, path)
-        result = self.update_object(key, merged, sub)
-        owners[manager] = paths
-        return result
+            return self.create_object(resource, key[1], dict(merged, metadata=dict(merged.get('metadata') or {}, name=key[2])), managed)
+        return self.update_object(key, merged, sub, managed)
+
+    def _managed(self, resource: kmock.resource, old: Obj | None, new: Obj, sub: str | None) -> list[Obj]:
+        schema = self.schema_of(resource)
+        return ssa.record_update(old, new, schema and schema.node, self._manager, sub,
+                                 'status' in self.resources[resource].subresources, now_iso())
 
     def delete_object(self, key: Key, policy: str = 'Background', preconditions: Obj | None = None) -> Obj:
         current = self._require(key)
@@ -630,7 +618,6 @@ class Emulator(kmock.KubernetesEmulator):
                     self.delete_object(dependent_key)
         if policy != 'Orphan':
             self._collect_garbage(last['metadata']['uid'])
-        self._owners.pop(last['metadata']['uid'], None)
         return gone
 
     def _dependents(self, owner_uid: str) -> Iterator[tuple[Key, Obj]]:

@@ -238,7 +238,10 @@ def builtin_definition(name: str) -> Node:
     recursive definitions resolve to the same node)."""
     if name not in _BUILTIN_NODES:
         placeholder = _BUILTIN_NODES[name] = Node()
-        compiled = compile_schema(_builtin_definitions()[name], _builtin_ref)
+        definition = _builtin_definitions()[name]
+        compiled = compile_schema(definition, _builtin_ref)
+        # Objects without properties (FieldsV1, RawExtension, ...) are opaque to the typed decoder.
+        compiled.preserve = 'properties' not in definition and 'additionalProperties' not in definition
         placeholder.__dict__.update(compiled.__dict__)
     return _BUILTIN_NODES[name]
 
