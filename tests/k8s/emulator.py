@@ -253,6 +253,11 @@ class Emulator(kmock.KubernetesEmulator):
                                      subresources=('status',) if schema.status_subresource else ())
             self._schemas[resource] = schema
             registered.append(resource)
+            # The apiserver defaults objects as it reads them from etcd: a default added by a CRD
+            # update shows on every stored object, with no new resourceVersion.
+            for key, obj in self._live():
+                if key[0] == resource:
+                    schemas.apply_defaults(obj, schema.node)
         return registered
 
     def schema_of(self, resource: kmock.resource) -> schemas.ResourceSchema | None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import operator
 import os
 import re
 from collections.abc import Callable
@@ -581,18 +582,15 @@ class _CelParser:
 
     def relation(self) -> Expr:
         left = self.additive()
-        ops: dict[str, Callable[[Any, Any], bool]] = {
-            '==': lambda a, b: a == b, '!=': lambda a, b: a != b, '<': lambda a, b: a < b,
-            '<=': lambda a, b: a <= b, '>': lambda a, b: a > b, '>=': lambda a, b: a >= b}
+        ops: dict[str, Callable[[Any, Any], bool]] = {'==': operator.eq, '!=': operator.ne, '<': operator.lt,
+                                                      '<=': operator.le, '>': operator.gt, '>=': operator.ge}
         token = self.peek()
         if token is not None and token[0] == 'op' and token[1] in ops:
             self.pos += 1
-            op, right = ops[token[1]], self.additive()
-            return lambda s: op(left(s), right(s))
+            return _binary(ops[token[1]], left, self.additive())
         if token == ('id', 'in'):
             self.pos += 1
-            right = self.additive()
-            return lambda s: left(s) in right(s)
+            return _binary(lambda a, b: a in b, left, self.additive())
         return left
 
     def additive(self) -> Expr:
@@ -600,8 +598,7 @@ class _CelParser:
         while (token := self.peek()) is not None and token[0] == 'op' and token[1] in '+-' and len(token[1]) == 1:
             self.pos += 1
             right, sign = self.unary(), token[1]
-            left = (lambda a, b: lambda s: a(s) + b(s))(left, right) if sign == '+' else \
-                (lambda a, b: lambda s: a(s) - b(s))(left, right)
+            left = _binary(operator.add if sign == '+' else operator.sub, left, right)
         return left
 
     def unary(self) -> Expr:
@@ -622,14 +619,14 @@ class _CelParser:
                     self.take(')')
                     if name != 'size':
                         raise CelUnsupported(f'method {name}() is not in the emulated CEL subset')
-                    expr = (lambda e: lambda s: len(e(s)))(expr)
+                    expr = _unary(len, expr)
                 else:
-                    operand, expr = expr, (lambda e, n: lambda s: _select(e(s), n))(expr, name)
+                    operand, expr = expr, _unary(functools.partial(_select, name=name), expr)
                     expr.selection = (operand, name)  # type: ignore[attr-defined]  # for has()
             elif self.accept('['):
                 index = self.ternary()
                 self.take(']')
-                expr = (lambda e, i: lambda s: _index(e(s), i(s)))(expr, index)
+                expr = _binary(_index, expr, index)
             else:
                 return expr
 
@@ -660,6 +657,14 @@ class _CelParser:
             raise CelUnsupported('has() needs a field selection')
         operand, name = selection
         return lambda s: isinstance(operand(s), dict) and name in operand(s)
+
+
+def _unary(fn: Callable[[Any], Any], inner: Expr) -> Expr:
+    return lambda s: fn(inner(s))
+
+
+def _binary(fn: Callable[[Any, Any], Any], left: Expr, right: Expr) -> Expr:
+    return lambda s: fn(left(s), right(s))
 
 
 def _select(value: Any, name: str) -> Any:

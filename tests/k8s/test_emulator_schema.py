@@ -12,6 +12,7 @@ Expected texts follow the upstream sources that produce them:
 
 from __future__ import annotations
 
+import copy
 import json
 import urllib.error
 import urllib.parse
@@ -174,6 +175,15 @@ def test_defaults_and_nulls(api, cluster):
     assert patched['spec']['mode'] == 'auto'  # removing a defaulted field defaults it again
 
 
+def test_defaults_show_on_stored_objects_when_the_crd_adds_them(api, cluster):
+    created, _ = create(api, widget())
+    crd = copy.deepcopy(WIDGET_CRD)
+    crd['spec']['versions'][0]['schema']['openAPIV3Schema']['properties']['spec']['properties']['ratio']['default'] = 0.5
+    cluster.call(cluster.emulator.register_crd, crd)
+    read = k8s.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, 'default', 'widgets', 'w1')
+    assert read['spec']['ratio'] == 0.5 and read['metadata']['resourceVersion'] == created['metadata']['resourceVersion']
+
+
 def test_status_is_validated_on_its_subresource_and_spec_changes_there_are_ignored(api, cluster):
     create(api, widget())
     custom = k8s.CustomObjectsApi(api)
@@ -274,8 +284,8 @@ def test_builtin_unknown_fields_follow_field_validation(cluster):
 
 def test_builtin_wrong_types_fail_decoding_and_required_fields_are_422(cluster, api):
     code, body, _ = raw(cluster, 'POST', '/api/v1/namespaces/default/configmaps', {'metadata': {'name': 'c'}, 'data': {'a': 1}})
-    assert (code, body['message']) == (400, 'ConfigMap in version "v1" cannot be handled as a ConfigMap: '
-                                            'json: cannot unmarshal integer into Go struct field ConfigMap.data.a of type string')
+    assert (code, body['message']) == (400, ('ConfigMap in version "v1" cannot be handled as a ConfigMap: '
+                                             'json: cannot unmarshal integer into Go struct field ConfigMap.data.a of type string'))
     cluster.register('apps/v1', 'deployments', 'Deployment')
     deployment = {'apiVersion': 'apps/v1', 'kind': 'Deployment', 'metadata': {'name': 'd'},
                   'spec': {'selector': {'matchLabels': {'a': 'b'}}, 'template': {'spec': {'containers': [{'image': 'x'}]}}}}
