@@ -273,6 +273,7 @@ class Emulator(kmock.KubernetesEmulator):
         """Pruning, defaulting and validation of an object about to be stored (schema.py); a
         stored CRD starts serving its resource."""
         schema = self.schema_of(resource)
+        obj['metadata'].pop('managedFields', None)  # server-owned: recomputed after admission
         if schema is not None:
             self._warnings += schemas.admit(schema, obj, self._field_validation,
                                             group=resource.group, kind=self.resources[resource].kind)
