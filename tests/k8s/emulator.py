@@ -49,6 +49,7 @@ import aiohttp.web
 import attrs
 import jsonpatch
 import kmock
+import multidict
 import yaml
 from kmock._internal import apps, parsing, rendering
 
@@ -56,6 +57,8 @@ from . import controllers as controllers_module
 from . import rbac as rbac_module
 from .controllers import Controllers
 from .rbac import REQUESTER, Forbidden, Identity, Rbac
+from . import schema as schemas
+from . import ssa
 
 Obj = dict[str, Any]
 Key = tuple[kmock.resource, str | None, str]
@@ -104,9 +107,10 @@ def api_error(code: int, message: str, reason: str | None = None) -> ApiError:
     return ApiError(status=code, reason=reason or REASONS.get(code, 'Unknown'), message=message)
 
 
-def status_body(code: int, reason: str, message: str) -> Obj:
-    return {'apiVersion': 'v1', 'kind': 'Status', 'metadata': {}, 'status': 'Failure',
+def status_body(code: int, reason: str, message: str, details: Obj | None = None) -> Obj:
+    body = {'apiVersion': 'v1', 'kind': 'Status', 'metadata': {}, 'status': 'Failure',
             'code': code, 'reason': reason, 'message': message}
+    return body if details is None else dict(body, details=details)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -122,32 +126,10 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def leaf_paths(obj: Any, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
-    """Field paths for server-side-apply ownership; lists are atomic (no associative-list keys),
-    empty maps own nothing (so dropping `spec: {}` cannot delete other managers' fields)."""
-    if not isinstance(obj, dict):
-        return {prefix}
-    return set().union(set(), *(leaf_paths(v, prefix + (k,)) for k, v in obj.items()))
-
-
 def get_path(obj: Any, path: tuple[str, ...]) -> Any:
     for key in path:
         obj = obj.get(key) if isinstance(obj, dict) else None
     return obj
-
-
-def delete_path(obj: Obj, path: tuple[str, ...]) -> None:
-    parent = get_path(obj, path[:-1])
-    if isinstance(parent, dict):
-        parent.pop(path[-1], None)
-
-
-def applied_paths(body: Obj) -> set[tuple[str, ...]]:
-    meta = body.get('metadata') or {}
-    owned_meta = {k: meta[k] for k in ('labels', 'annotations', 'finalizers', 'ownerReferences')
-                  if k in meta}
-    rest = {k: v for k, v in body.items() if k not in ('apiVersion', 'kind', 'metadata')}
-    return leaf_paths(rest) | {('metadata',) + p for p in leaf_paths(owned_meta)}
 
 
 # Selectors: `a=b`, `a==b`, `a!=b`, `a in (x,y)`, `a notin (x)`, `a`, `!a`, comma-separated.
@@ -234,12 +216,17 @@ class Emulator(kmock.KubernetesEmulator):
     _epoch: int = attrs.field(default=0, init=False)  # bumped to end all active watch streams
     _generation_tracked: set[kmock.resource] = attrs.field(factory=set, init=False)
     _kinds: dict[tuple[str, str], kmock.resource] = attrs.field(factory=dict, init=False)
-    _owners: dict[str, dict[str, set[tuple[str, ...]]]] = attrs.field(factory=dict, init=False)
     _faults: list[Fault] = attrs.field(factory=list, init=False)
     _faults_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
     _released: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
     _watch_transports: set[Any] = attrs.field(factory=set, init=False)
     internal_errors: list[BaseException] = attrs.field(factory=list, init=False)
+    # Schemas per served resource (schema.py); a resource without one keeps whatever it is sent.
+    _schemas: dict[kmock.resource, schemas.ResourceSchema | None] = attrs.field(factory=dict, init=False)
+    # The write being served: its ?fieldValidation= and the Warning headers it collects.
+    _field_validation: str | None = attrs.field(default=None, init=False)
+    _manager: str = attrs.field(default='emulator', init=False)  # out-of-band writes (seed, GC)
+    _warnings: list[str] = attrs.field(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
         # Keep kmock's discovery & 404 fallbacks (and its DSL for other URLs) but not its object
@@ -253,6 +240,11 @@ class Emulator(kmock.KubernetesEmulator):
                           subresources=subresources, generation=generation)
         for api_version, plural, kind, namespaced, subresources, generation in rbac_module.RBAC_RESOURCES:
             self.register(api_version, plural, kind, namespaced=namespaced, subresources=subresources, generation=generation)
+        for path in schemas.known_crd_files():  # schemas for the custom resources served above
+            crd, _ = schemas.compiled_crd(path)
+            if any((crd['spec']['group'], v['name'], crd['spec']['names']['plural']) in
+                   {(r.group, r.version, r.plural) for r in self.resources} for v in crd['spec']['versions']):
+                self.register_crd(crd, path)
         for name in DEFAULT_NAMESPACES + self.operator_namespaces:
             self.create_object(self.resource_of('v1', 'Namespace'), None, {'metadata': {'name': name}})
         for obj in rbac_module.bootstrap_policy() + list(rbac_module.operator_policy(self.operator_namespaces, self.operator_peering)):
@@ -269,6 +261,45 @@ class Emulator(kmock.KubernetesEmulator):
         if generation:
             self._generation_tracked.add(resource)
         return resource
+
+    def register_crd(self, crd: Obj, path: Any = None) -> list[kmock.resource]:
+        """Serve every served version of a CustomResourceDefinition with its schema, as the
+        apiserver does once a CRD is established (a file `path` is compiled once per process)."""
+        compiled = schemas.compiled_crd(path)[1] if path is not None else \
+            {v['name']: schemas.crd_schema(v) for v in crd['spec']['versions'] if v.get('served', True)}
+        spec, registered = crd['spec'], []
+        for version, schema in compiled.items():
+            resource = self.register(f"{spec['group']}/{version}", spec['names']['plural'], spec['names']['kind'],
+                                     namespaced=spec.get('scope', 'Namespaced') == 'Namespaced',
+                                     subresources=('status',) if schema.status_subresource else ())
+            self._schemas[resource] = schema
+            registered.append(resource)
+            # The apiserver defaults objects as it reads them from etcd: a default added by a CRD
+            # update shows on every stored object, with no new resourceVersion.
+            for key, obj in self._live():
+                if key[0] == resource:
+                    schemas.apply_defaults(obj, schema.node)
+        return registered
+
+    def schema_of(self, resource: kmock.resource) -> schemas.ResourceSchema | None:
+        """The schema writes to `resource` are checked against: its CRD's, or for built-in kinds
+        the Kubernetes OpenAPI's (looked up once)."""
+        if resource not in self._schemas:
+            node = schemas.builtin_schema(f'{resource.group}/{resource.version}'.lstrip('/'), self.resources[resource].kind) \
+                if resource.group in BUILTIN_GROUPS else None
+            self._schemas[resource] = None if node is None else schemas.ResourceSchema(node, builtin=True)
+        return self._schemas[resource]
+
+    def _admit_schema(self, resource: kmock.resource, obj: Obj) -> None:
+        """Pruning, defaulting and validation of an object about to be stored (schema.py); a
+        stored CRD starts serving its resource."""
+        schema = self.schema_of(resource)
+        obj['metadata'].pop('managedFields', None)  # server-owned: recomputed after admission
+        if schema is not None:
+            self._warnings += schemas.admit(schema, obj, self._field_validation,
+                                            group=resource.group, kind=self.resources[resource].kind)
+        if (resource.group, obj.get('kind')) == ('apiextensions.k8s.io', 'CustomResourceDefinition'):
+            self.register_crd(obj)
 
     def resource_of(self, api_version: str, kind: str) -> kmock.resource:
         try:
@@ -297,10 +328,7 @@ class Emulator(kmock.KubernetesEmulator):
             self.rbac.denials.append(f'{raw.method} {raw.path_qs}: {e.status()["message"]}')
             return aiohttp.web.json_response(e.status(), status=403)
         except kmock.KubernetesError as e:
-            body = status_body(e.status, e.reason, e.message)
-            if e.details:
-                body['details'] = e.details
-            return aiohttp.web.json_response(body, status=e.status)
+            return aiohttp.web.json_response(status_body(e.status, e.reason, e.message, e.details), status=e.status)
         except Exception as e:  # a bug in the emulator: answer 500 and fail the test on exit
             self.internal_errors.append(e)
             return aiohttp.web.json_response(status_body(500, 'InternalError', repr(e)), status=500)
@@ -368,9 +396,18 @@ class Emulator(kmock.KubernetesEmulator):
     # --- request dispatch --------------------------------------------------------------------
 
     async def _serve(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
-        code, payload = self._dispatch(request)
+        # The manager of non-apply writes: ?fieldManager=, else the User-Agent up to its first `/`
+        # (apiserver handlers/rest.go prefixFromUserAgent).
+        self._manager = request.params.get('fieldManager') or request.headers.get('User-Agent', '').split('/')[0]
+        self._field_validation, self._warnings = request.params.get('fieldValidation'), []
+        try:
+            code, payload = self._dispatch(request)
+        finally:
+            warnings, self._field_validation, self._warnings, self._manager = self._warnings, None, [], 'emulator'
         if isinstance(payload, dict):
-            return aiohttp.web.json_response(payload, status=code)
+            # RFC 7234 warn-code 299, as k8s.io/apiserver/pkg/warning writes them.
+            headers = multidict.CIMultiDict(('Warning', f'299 - {json.dumps(w)}') for w in warnings)
+            return aiohttp.web.json_response(payload, status=code, headers=headers)
         assert request._raw_request is not None
         response = aiohttp.web.StreamResponse(headers={'Content-Type': 'application/json'})
         with contextlib.suppress(ConnectionError):  # the client went away: nothing to finish
@@ -489,7 +526,8 @@ class Emulator(kmock.KubernetesEmulator):
         self._changed = asyncio.Event()
         return copy.deepcopy(body)
 
-    def create_object(self, resource: kmock.resource, namespace: str | None, body: Any) -> Obj:
+    def create_object(self, resource: kmock.resource, namespace: str | None, body: Any,
+                      managed_fields: list[Obj] | None = None) -> Obj:
         if not isinstance(body, dict):
             raise api_error(400, 'the request body must be an object')
         info = self.resources[resource]
@@ -528,11 +566,14 @@ class Emulator(kmock.KubernetesEmulator):
             obj['status'] = {'phase': 'Active'}
         obj['apiVersion'] = f'{resource.group}/{resource.version}'.lstrip('/')
         obj['kind'] = info.kind
+        self._admit_schema(resource, obj)
+        meta['managedFields'] = managed_fields if managed_fields is not None else self._managed(resource, None, obj, None)
         self._admit(resource, key[1], obj, None)
         return self._commit(key, obj, 'ADDED')
 
-    def update_object(self, key: Key, new: Obj, sub: str | None = None) -> Obj:
-        """Replace an object (PUT semantics); the patch and apply paths end here too."""
+    def update_object(self, key: Key, new: Obj, sub: str | None = None, managed_fields: list[Obj] | None = None) -> Obj:
+        """Replace an object (PUT semantics); the patch and apply paths end here too (an apply
+        brings the managedFields it computed; other writes are recorded as Update operations)."""
         old = self._require(key)
         resource, info = key[0], self.resources[key[0]]
         new = copy.deepcopy(new)
@@ -555,6 +596,8 @@ class Emulator(kmock.KubernetesEmulator):
             else:
                 meta.pop(field_name, None)
         new['apiVersion'], new['kind'] = old['apiVersion'], old['kind']
+        self._admit_schema(resource, new)
+        meta['managedFields'] = managed_fields if managed_fields is not None else self._managed(resource, old, new, sub)
         if resource in self._generation_tracked:
             ignored = ('metadata', 'status') if 'status' in info.subresources else ('metadata',)
             if {k: v for k, v in new.items() if k not in ignored} != {k: v for k, v in old.items() if k not in ignored}:
@@ -588,29 +631,31 @@ class Emulator(kmock.KubernetesEmulator):
                 raise controllers_module.invalid('Event', 'events.k8s.io', obj['metadata']['name'], errors)
 
     def apply(self, key: Key, body: Any, manager: str, force: bool, sub: str | None = None) -> Obj:
-        """Server-side apply: fields the manager applied are set; fields it stopped applying go."""
+        """Server-side apply (ssa.py): merged by list/map types, conflicts with other managers'
+        fields, fields the manager stopped applying removed."""
         if not isinstance(body, dict) or not body.get('apiVersion') or not body.get('kind'):
             raise api_error(400, 'an apply patch must be an object with apiVersion and kind')
+        resource, config = key[0], copy.deepcopy(body)
+        schema = self.schema_of(resource)
+        unknown: list[str] = []
+        if schema is not None:
+            schemas.prune(config, schema.node, '', unknown, root=True)
+        if unknown and self._field_validation == 'Strict':  # SMD's typed conversion of the patch
+            raise api_error(400, f'failed to create typed patch object ({key[1]}/{key[2]}; {resource.group}/{resource.version}, '
+                                 f'Kind={self.resources[resource].kind}): ' + ', '.join(f'.{p}: field not declared in schema' for p in unknown))
+        if self._field_validation != 'Ignore':
+            self._warnings += [f'unknown field "{p}"' for p in unknown]
         current = self._current(key)
-        paths = applied_paths(body)
+        merged, managed = ssa.apply(current or {}, config, schema and schema.node, manager, force, sub,
+                                    'status' in self.resources[resource].subresources, now_iso())
         if current is None:
-            created = self.create_object(key[0], key[1], dict(body, metadata=dict(body.get('metadata') or {}, name=key[2])))
-            self._owners[created['metadata']['uid']] = {manager: paths}
-            return created
-        owners = self._owners.setdefault(current['metadata']['uid'], {})
-        others = {m: p for m, p in owners.items() if m != manager}
-        conflicts = sorted('.'.join(path) + f' (owned by {m})' for m, owned in others.items() for path in paths & owned
-                           if get_path(current, path) != get_path(body, path))
-        if conflicts and not force:
-            raise api_error(409, f'Apply failed with {len(conflicts)} conflict(s): {", ".join(conflicts)}')
-        for owned in others.values():
-            owned -= paths  # forced or same-valued fields become (co-)owned by the applier
-        merged = merge_patch(current, {k: v for k, v in body.items() if v is not None})
-        for path in owners.get(manager, set()) - paths - set().union(*others.values()):
-            delete_path(merged, path)
-        result = self.update_object(key, merged, sub)
-        owners[manager] = paths
-        return result
+            return self.create_object(resource, key[1], dict(merged, metadata=dict(merged.get('metadata') or {}, name=key[2])), managed)
+        return self.update_object(key, merged, sub, managed)
+
+    def _managed(self, resource: kmock.resource, old: Obj | None, new: Obj, sub: str | None) -> list[Obj]:
+        schema = self.schema_of(resource)
+        return ssa.record_update(old, new, schema and schema.node, self._manager, sub,
+                                 'status' in self.resources[resource].subresources, now_iso())
 
     def delete_object(self, key: Key, policy: str = 'Background', preconditions: Obj | None = None) -> Obj:
         """DELETE: gone now, or marked (deletionTimestamp) while finalizers are pending. `Orphan` and
@@ -643,9 +688,7 @@ class Emulator(kmock.KubernetesEmulator):
         return current if marked == current else self._commit(key, marked, 'MODIFIED', current)
 
     def _remove(self, key: Key, last: Obj) -> Obj:
-        gone = self._commit(key, last, 'DELETED')
-        self._owners.pop(last['metadata']['uid'], None)
-        return gone
+        return self._commit(key, last, 'DELETED')
 
     # The controllers' writes (controllers.py): as their own clients, never refused by RBAC.
     def _set_owner_refs(self, key: Key, refs: list[Obj]) -> None:
@@ -1015,10 +1058,11 @@ def kopf_settings() -> Any:
 @contextlib.asynccontextmanager
 async def kopf_operator(cluster: Cluster, registry: Any, *, settings: Any = None,
                         namespaces: tuple[str, ...] = ('default',), clusterwide: bool = False,
-                        peering_name: str | None = None, priority: int = 0,
-                        identity: str | None = None) -> AsyncIterator[None]:
-    """Run a kopf operator in the current loop against `cluster` until the block exits; with
-    `peering_name`, as one of several peers (kopf pauses it while a peer of higher priority lives)."""
+                        peering_name: str | None = None, priority: int = 0, identity: str | None = None,
+                        user: Identity = rbac_module.OPERATOR) -> AsyncIterator[None]:
+    """Run a kopf operator in the current loop against `cluster`, authenticated as `user`, until the
+    block exits; with `peering_name`, as one of several peers `identity` (kopf pauses a peer while
+    one of higher priority lives)."""
     import kopf
     from kopf._cogs.structs.credentials import Vault  # pre-filled credentials: no login handler
 
@@ -1028,7 +1072,7 @@ async def kopf_operator(cluster: Cluster, registry: Any, *, settings: Any = None
         registry=registry, settings=settings or kopf_settings(), standalone=peering_name is None,
         peering_name=peering_name, priority=priority, identity=identity,
         clusterwide=clusterwide, namespaces=() if clusterwide else namespaces,
-        stop_flag=stop, ready_flag=ready, vault=Vault({'k8s-emulator': cluster.kopf_connection()}))
+        stop_flag=stop, ready_flag=ready, vault=Vault({'k8s-emulator': cluster.kopf_connection(user)}))
     runner = asyncio.create_task(kopf.run_tasks(tasks, ignored=existing))
     try:
         await asyncio.wait_for(ready.wait(), 10)

@@ -21,8 +21,25 @@ from kubernetes.client.rest import ApiException
 from .emulator import cluster_context, kopf_operator, running_cluster
 from .rbac import ADMIN
 
-GROUP, VERSION = 'observatory.dev', 'v1alpha1'
+# The generic apiserver semantics are tested on a custom resource whose CRD keeps whatever it is
+# sent (x-kubernetes-preserve-unknown-fields, which a real apiserver accepts); the schemas of the
+# project's own CRDs are exercised in test_emulator_schema.py.
+GROUP, VERSION = 'test.observatory.dev', 'v1'
 ALERTRULES = f'{GROUP}/{VERSION}/alertrules'
+TEST_CRD = {
+    'apiVersion': 'apiextensions.k8s.io/v1', 'kind': 'CustomResourceDefinition',
+    'metadata': {'name': f'alertrules.{GROUP}'},
+    'spec': {'group': GROUP, 'scope': 'Namespaced',
+             'names': {'plural': 'alertrules', 'singular': 'alertrule', 'kind': 'AlertRule', 'listKind': 'AlertRuleList'},
+             'versions': [{'name': VERSION, 'served': True, 'storage': True, 'subresources': {'status': {}},
+                           'schema': {'openAPIV3Schema': {'type': 'object', 'properties': {
+                               'spec': {'type': 'object', 'x-kubernetes-preserve-unknown-fields': True},
+                               'status': {'type': 'object', 'x-kubernetes-preserve-unknown-fields': True}}}}}]}}
+
+
+def serving_test_crd(cluster):
+    cluster.call(cluster.emulator.register_crd, TEST_CRD)
+    return cluster
 
 
 def alertrule(name: str, spec: dict | None = None, **metadata) -> dict:
@@ -41,7 +58,7 @@ def error_of(exc: pytest.ExceptionInfo[ApiException]) -> tuple[int, str]:
 @pytest.fixture()
 def cluster():
     with running_cluster() as cluster:
-        yield cluster
+        yield serving_test_crd(cluster)
 
 
 @pytest.fixture()
@@ -241,9 +258,9 @@ def test_namespaces_and_discovery(client, core):
     assert core.read_namespace('team-a').metadata.labels == {'team': 'a'}
     assert k8s.CoreApi(client).get_api_versions().versions == ['v1']
     groups = {g.name: g for g in k8s.ApisApi(client).get_api_versions().groups}
-    assert {'observatory.dev', 'monitoring.coreos.com', 'coordination.k8s.io', 'kopf.dev'} <= set(groups)
+    assert {GROUP, 'observatory.dev', 'monitoring.coreos.com', 'coordination.k8s.io', 'kopf.dev'} <= set(groups)
     assert groups['monitoring.coreos.com'].preferred_version.version == 'v1'
-    resources = {r.name: r for r in k8s.CustomObjectsApi(client).get_api_resources(GROUP, VERSION).resources}
+    resources = {r.name: r for r in k8s.CustomObjectsApi(client).get_api_resources('observatory.dev', 'v1alpha1').resources}
     assert {'alertrules', 'alertrules/status', 'slos', 'slos/status', 'observabilitystacks'} <= set(resources)
     assert resources['alertrules'].namespaced and resources['alertrules'].kind == 'AlertRule'
     core_resources = {r.name: r for r in core.get_api_resources().resources}
@@ -387,7 +404,8 @@ async def test_kopf_handles_each_change_once_and_not_again_after_restart():
         return ((cluster.get(ALERTRULES, name, 'default') or {}).get('status') or {}).get('observedExpr')
 
     async with cluster_context() as cluster:
-        async with kopf_operator(cluster, registry):
+        serving_test_crd(cluster)
+        async with kopf_operator(cluster, registry, user=ADMIN):
             await asyncio.to_thread(cluster_api_create, cluster, alertrule('r1', {'expr': 'a'}))
             await cluster.until(lambda: observed('r1') == 'a')
             cluster.patch(ALERTRULES, 'r1', 'default', {'spec': {'expr': 'b'}})
@@ -397,7 +415,7 @@ async def test_kopf_handles_each_change_once_and_not_again_after_restart():
         assert json.loads(annotations['kopf.zalando.org/last-handled-configuration'])['spec'] == {'expr': 'b'}
 
         cluster.clear_requests()
-        async with kopf_operator(cluster, registry):
+        async with kopf_operator(cluster, registry, user=ADMIN):
             # One worker handles an object's events in order, so the handling of this later change
             # comes after the restarted operator processed r1 as listed, and shows what it did.
             cluster.patch(ALERTRULES, 'r1', 'default', {'spec': {'expr': 'c'}})

@@ -26,7 +26,7 @@ CONFIGMAPS = 'v1/configmaps'
 
 def alertrule(name: str, **metadata) -> dict:
     return {'apiVersion': f'{GROUP}/{VERSION}', 'kind': 'AlertRule', 'metadata': {'name': name, **metadata},
-            'spec': {'expr': 'up == 0'}}
+            'spec': {'severity': 'warning', 'threshold': {'expr': 'up == 0', 'value': 1}}}
 
 
 def configmap(name: str, **metadata) -> dict:
