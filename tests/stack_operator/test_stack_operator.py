@@ -281,3 +281,18 @@ async def test_per_stack_chart_override_upgrades_that_release_only(acluster, hel
         assert status(cluster)["components"]["phoenix"]["chart"] == "phoenix-helm-12.0.5"
         assert status(cluster)["components"]["collector"]["revision"] == 1
         assert controller.helm.upgrades == 3
+
+
+async def test_a_stack_name_too_long_for_its_releases_installs_nothing_and_deletes(acluster, helm):
+    """A 40-character name would fail at helm on every retry: it is Invalid, and deleting it is not blocked."""
+    cluster, name = acluster, "s" * 40
+    async with operator(cluster, helm) as controller:
+        cluster.seed({**stack(), "metadata": {"name": name, "namespace": NS}})
+        await cluster.until(lambda: any(c["type"] == "Ready" and c["reason"] == "InvalidSpec" for c in
+                                        ((cluster.get(STACKS, name, NS) or {}).get("status") or {}).get("conditions") or []),
+                            timeout=30)
+        message = next(c["message"] for c in cluster.get(STACKS, name, NS)["status"]["conditions"] if c["type"] == "Ready")
+        assert "metadata: name" in message and "choose a shorter name" in message
+        cluster.delete(STACKS, name, NS)
+        await cluster.until(lambda: cluster.get(STACKS, name, NS) is None, timeout=30)
+    assert controller.helm.upgrades == 0 and release_records(cluster) == {}
