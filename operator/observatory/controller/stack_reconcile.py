@@ -43,6 +43,7 @@ from ..compile.stack import (
 )
 from ..helm import Helm, HelmError, operator_charts, release_digest
 from ..models import parse_resource
+from ..models.common import ObjectMeta
 from ..models.stack import ObservabilityStack
 from .kube import ApiProblem, Owner
 from .metrics import Metrics
@@ -236,9 +237,10 @@ class StackController:
     async def delete(self, body: Mapping[str, Any]) -> None:
         """Uninstall every release of the stack; with deletionPolicy Delete also its PVCs and Secret."""
         meta = body["metadata"]
-        # Names depend on the stack's name only, so a stack with an invalid spec is cleaned up too.
-        stack = parse_resource({"apiVersion": body["apiVersion"], "kind": KIND,
-                                "metadata": {"name": meta["name"], "namespace": meta["namespace"]}})
+        # Names depend on the stack's name only, so a stack with an invalid spec, or a name too long
+        # to install, is cleaned up too: built unvalidated.
+        stack = ObservabilityStack.model_construct(
+            metadata=ObjectMeta.model_construct(name=meta["name"], namespace=meta["namespace"]))
         remove_data = (body.get("spec") or {}).get("deletionPolicy") == "Delete"
         async with self._lock(meta["uid"]):
             current = await self._api(self.kube.read_secret_data, stack.namespace, secret_name(stack))
