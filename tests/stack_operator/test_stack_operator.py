@@ -7,7 +7,10 @@ import base64
 import contextlib
 import gzip
 import json
+import os
 import shutil
+import signal
+import textwrap
 from collections.abc import AsyncIterator
 
 import kopf
@@ -53,10 +56,11 @@ def seed_prerequisites(cluster) -> None:
 
 
 @contextlib.asynccontextmanager
-async def operator(cluster, helm_binary) -> AsyncIterator[StackController]:
-    """One operator incarnation: its own adapter, helm and kopf; charts from the operator's env."""
-    env = {f"OBSERVATORY_{c.upper()}_CHART": str(CHARTS / chart) for c, chart in
-           (("phoenix", "phoenix-helm"), ("langfuse", "langfuse"), ("collector", "opentelemetry-collector"))}
+async def operator(cluster, helm_binary, charts: dict[str, str] | None = None) -> AsyncIterator[StackController]:
+    """One operator incarnation: its own adapter, helm and kopf; charts from the operator's env
+    (default: the stand-in charts)."""
+    env = charts or {f"OBSERVATORY_{c.upper()}_CHART": str(CHARTS / chart) for c, chart in
+                     (("phoenix", "phoenix-helm"), ("langfuse", "langfuse"), ("collector", "opentelemetry-collector"))}
     api_client = cluster.api_client()
     controller = build_stack_controller(StackKube(api_client, DEFAULT), CompileOptions(), Metrics(),
                                         kubeconfig=kubeconfig(cluster), helm_executable=str(helm_binary), env=env)
@@ -296,3 +300,57 @@ async def test_a_stack_name_too_long_for_its_releases_installs_nothing_and_delet
         cluster.delete(STACKS, name, NS)
         await cluster.until(lambda: cluster.get(STACKS, name, NS) is None, timeout=30)
     assert controller.helm.upgrades == 0 and release_records(cluster) == {}
+
+
+def pid_recording(helm_binary, tmp_path):
+    """A stand-in for helm that records each invocation's pid (exec keeps it), then is the real helm."""
+    pids, wrapper = tmp_path / "helm-pids", tmp_path / "helm"
+    wrapper.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        echo $$ >> {pids}
+        exec {helm_binary} "$@"
+        """))
+    wrapper.chmod(0o755)
+    return wrapper, pids
+
+
+# The Deployment write helm makes while its release record says pending: helm 3 creates with POST
+# and updates with a three-way PATCH; helm 4 applies server-side (PATCH) both times.
+HUNG_WRITE = {("helm", "install"): "POST", ("helm", "upgrade"): "PATCH",
+              ("helm4", "install"): "PATCH", ("helm4", "upgrade"): "PATCH"}
+
+
+@pytest.mark.parametrize("binary_name, operation", list(HUNG_WRITE))
+async def test_a_helm_killed_mid_operation_leaves_a_pending_release_that_is_recovered(
+        acluster, request, tmp_path, real_charts, binary_name, operation):
+    """SIGKILL the real helm while a request of its install/upgrade hangs: the release stays
+    pending-<operation> (every later upgrade would answer "another operation is in progress");
+    the next reconcile rolls back to the deployed revision (or uninstalls the first install) and
+    then converges."""
+    cluster = acluster
+    wrapper, pids = pid_recording(request.getfixturevalue(binary_name), tmp_path)
+    spec = {"langfuse": {"enabled": False}, "phoenix": {"enabled": False}}
+    method = HUNG_WRITE[binary_name, operation]
+    deployment = rf"^/apis/apps/v1/namespaces/{NS}/deployments" + ("$" if method == "POST" else "/s1-collector$")
+    async with operator(cluster, wrapper, real_charts) as controller:
+        if operation == "install":
+            cluster.hang(method, deployment)
+            cluster.seed(stack(spec))
+        else:
+            cluster.seed(stack(spec))
+            await cluster.until(lambda: release_records(cluster) == {"s1-collector": ["deployed"]}, timeout=60)
+            cluster.hang(method, deployment)
+            cluster.patch(STACKS, "s1", NS, {"spec": {"collector": {"replicas": 2}}})
+        await cluster.until(lambda: f"pending-{operation}" in release_records(cluster).get("s1-collector", []), timeout=60)
+        await cluster.until(lambda: any(r.method == method and r.resource is not None and r.resource.plural == "deployments"
+                                        for r in cluster.requests), timeout=60)
+        os.kill(int(pids.read_text().split()[-1]), signal.SIGKILL)
+        cluster.call(cluster.emulator.release_hung)
+
+        await cluster.until(lambda: condition(cluster, "Degraded").get("status") == "False"
+                            and status(cluster).get("observedGeneration") == cluster.get(STACKS, "s1", NS)["metadata"]["generation"],
+                            timeout=60)
+        records = release_records(cluster)["s1-collector"]
+        assert records[-1] == "deployed" and not [r for r in records if r.startswith("pending")], records
+        assert cluster.get(DEPLOYMENTS, "s1-collector", NS)["spec"]["replicas"] == (2 if operation == "upgrade" else 1)
+        assert controller.helm.upgrades >= 2
