@@ -196,20 +196,32 @@ class Helm:
         # helm 4 prints OCI pull progress before the JSON document.
         return _release(json.loads(out[out.index(b"{"):]), plan.namespace)
 
-    async def status(self, name: str, namespace: str) -> Release | None:
-        """The release's latest revision, or None when there is no such release."""
+    async def history(self, name: str, namespace: str, *, last: int | None = None) -> list[Release]:
+        """The release's revisions (the `last` ones, default as many as helm keeps), oldest first;
+        empty when there is no such release."""
         # `helm history` reports chart and description, which `helm status` leaves out.
-        args = ["history", name, "--namespace", namespace, "--max", 1, "--output", "json"]
+        args = ["history", name, "--namespace", namespace, "--max", last or self._history_max, "--output", "json"]
         try:
             out = await self._run("history", name, args, ())
         except HelmError as e:
             if e.not_found:
-                return None
+                return []
             raise
-        latest = max(json.loads(out), key=lambda r: r["revision"])
-        description = latest.get("description") or ""
-        return Release(name=name, namespace=namespace, revision=int(latest["revision"]), status=latest["status"],
-                       chart=latest["chart"], digest=_digest(description))
+        return sorted((Release(name=name, namespace=namespace, revision=int(r["revision"]), status=r["status"],
+                               chart=r["chart"], digest=_digest(r.get("description") or ""))
+                       for r in json.loads(out)), key=lambda r: r.revision)
+
+    async def status(self, name: str, namespace: str) -> Release | None:
+        """The release's latest revision, or None when there is no such release."""
+        revisions = await self.history(name, namespace, last=1)
+        return revisions[-1] if revisions else None
+
+    async def rollback(self, name: str, namespace: str, revision: int, *, secrets: Iterable[str] = ()) -> None:
+        """Roll a release back to `revision`. Unlike an upgrade, helm rolls back whatever state the
+        latest revision is in, pending too (helm/helm pkg/action/rollback.go prepareRollback has
+        no IsPending check; upgrade.go prepareUpgrade refuses with errPending)."""
+        await self._run("rollback", name, ["rollback", name, revision, "--namespace", namespace,
+                                           "--history-max", self._history_max, "--timeout", self._timeout], secrets)
 
     async def get_values(self, name: str, namespace: str) -> dict[str, Any]:
         """The user-supplied values of the deployed revision."""

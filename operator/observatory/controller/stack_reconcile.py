@@ -41,7 +41,7 @@ from ..compile.stack import (
     required_secrets,
     secret_name,
 )
-from ..helm import Helm, HelmError, operator_charts, release_digest
+from ..helm import Helm, HelmError, Release, operator_charts, release_digest
 from ..models import parse_resource
 from ..models.common import ObjectMeta
 from ..models.stack import ObservabilityStack
@@ -190,6 +190,8 @@ class StackController:
         digest = release_digest(plan)
         try:
             release = await self.helm.status(plan.name, plan.namespace)
+            if release is not None and release.status.startswith("pending-"):
+                release = await self._recover(release, secret_values)
             if release is None or release.digest != digest or release.status != "deployed":
                 log.info("helm upgrade of %s/%s (%s)", plan.namespace, plan.name,
                          "install" if release is None else f"was revision {release.revision}, {release.status}")
@@ -200,6 +202,27 @@ class StackController:
         ready, message = readiness(workloads)
         return ComponentState(plan.component, plan.name, "Ready" if ready else "Progressing", message,
                               chart=release.chart, revision=release.revision)
+
+    async def _recover(self, pending: Release, secret_values: list[str]) -> Release | None:
+        """Unlock a release whose latest revision is pending-install/-upgrade/-rollback.
+
+        helm marks a revision pending before it touches any object and settles it at the end; a
+        helm killed in between (the operator's pod replaced mid-upgrade) leaves it pending, and
+        helm refuses every later upgrade with "another operation (install/upgrade/rollback) is in
+        progress" (helm/helm pkg/action/upgrade.go, errPending). Here no operation of ours can be
+        running: every helm command on a stack's releases runs under the stack's lock, which the
+        caller holds, and only the peering leader reconciles. So roll back to the last deployed
+        revision, or uninstall a release that never deployed; the caller then upgrades as usual.
+        """
+        deployed = [r for r in await self.helm.history(pending.name, pending.namespace) if r.status == "deployed"]
+        log.warning("helm release %s/%s is stuck at revision %d (%s); %s", pending.namespace, pending.name,
+                    pending.revision, pending.status,
+                    f"rolling back to revision {deployed[-1].revision}" if deployed else "uninstalling it (never deployed)")
+        if deployed:
+            await self.helm.rollback(pending.name, pending.namespace, deployed[-1].revision, secrets=secret_values)
+            return await self.helm.status(pending.name, pending.namespace)
+        await self.helm.uninstall(pending.name, pending.namespace, secrets=secret_values)
+        return None
 
     async def _uninstall_stale(self, stack: ObservabilityStack, plans: list[ReleasePlan], previous: Mapping[str, Any],
                                secret_values: list[str]) -> None:
