@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import textwrap
 from collections.abc import AsyncIterator
 
@@ -357,3 +358,32 @@ async def test_a_helm_killed_mid_operation_leaves_a_pending_release_that_is_reco
             ["superseded", "pending-upgrade", "superseded", "deployed"] if operation == "upgrade" else ["deployed"])
         assert cluster.get(DEPLOYMENTS, "s1-collector", NS)["spec"]["replicas"] == (2 if operation == "upgrade" else 1)
         assert controller.helm.upgrades >= 2
+
+
+async def test_a_release_of_the_same_name_that_observatory_did_not_install_is_left_alone(acluster, helm, real_charts, tmp_path):
+    """Someone's own `helm install s1-collector` in the namespace: the stack reports the conflict and
+    neither upgrades (adopts) nor, when deleted, uninstalls it; its own releases carry its uid."""
+    cluster = acluster
+    config = tmp_path / "kubeconfig"
+    config.write_text(kubeconfig(cluster, NS))
+    cluster.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    subprocess.run([str(helm), "install", "s1-collector", real_charts["OBSERVATORY_COLLECTOR_CHART"], "--kubeconfig", str(config),
+                    "--set", "mode=deployment", "--set", "image.repository=otel/opentelemetry-collector-k8s"],
+                   check=True, capture_output=True, timeout=120)
+    async with operator(cluster, helm, real_charts) as controller:
+        cluster.seed(stack({"langfuse": {"enabled": False}}))
+        await cluster.until(lambda: condition(cluster, "CollectorReady").get("reason") == "ReleaseConflict", timeout=60)
+        message = condition(cluster, "CollectorReady")["message"]
+        assert "s1-collector" in message and "not installed by Observatory for this stack" in message, message
+        assert condition(cluster, "Degraded")["status"] == "True"
+        assert release_records(cluster) == {"s1-collector": ["deployed"], "s1-phoenix": ["deployed"]}
+        assert controller.helm.upgrades == 1  # Phoenix only
+        uid = cluster.get(STACKS, "s1", NS)["metadata"]["uid"]
+        owners = {r["metadata"]["labels"]["name"]: r["metadata"]["labels"].get("observatory.dev/owner-uid")
+                  for r in cluster.list(SECRETS, NS, labelSelector="owner=helm")}
+        assert owners == {"s1-collector": None, "s1-phoenix": uid}
+
+        cluster.delete(STACKS, "s1", NS)
+        await cluster.until(lambda: cluster.get(STACKS, "s1", NS) is None, timeout=30)
+    assert release_records(cluster) == {"s1-collector": ["deployed"]}
+    assert cluster.get(DEPLOYMENTS, "s1-collector", NS) is not None
