@@ -177,13 +177,19 @@ class Helm:
             raise HelmError(operation, release, message or f"exit status {e.returncode}",
                             not_found=isinstance(e, pyhelm3.errors.ReleaseNotFoundError)) from None
 
-    async def upgrade(self, plan: ReleasePlan, *, secrets: Iterable[str] = ()) -> Release:
-        """`helm upgrade --install` of one release plan; the release description records its digest."""
+    async def upgrade(self, plan: ReleasePlan, *, labels: Mapping[str, str] = {}, secrets: Iterable[str] = ()) -> Release:
+        """`helm upgrade --install` of one release plan; the release description records its digest.
+
+        `labels` go on the release record (`--labels`, helm 3.13+ and 4; kept by later upgrades and
+        rollbacks, which merge or copy them: helm/helm pkg/action/upgrade.go mergeCustomLabels,
+        rollback.go). The Secrets storage driver puts them on the record Secret's labels."""
         secrets = list(secrets)
         chart = plan.chart
         args: list[Any] = ["upgrade", plan.name, chart.reference, "--install", "--namespace", plan.namespace,
                            "--history-max", self._history_max, "--timeout", self._timeout, "--output", "json",
                            "--description", DIGEST_PREFIX + release_digest(plan)]
+        if labels:
+            args += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(labels.items()))]
         if chart.version:
             args += ["--version", chart.version]
         if chart.repo_url:

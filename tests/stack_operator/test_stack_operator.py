@@ -386,4 +386,4 @@ async def test_a_release_of_the_same_name_that_observatory_did_not_install_is_le
         cluster.delete(STACKS, "s1", NS)
         await cluster.until(lambda: cluster.get(STACKS, "s1", NS) is None, timeout=30)
     assert release_records(cluster) == {"s1-collector": ["deployed"]}
-    assert cluster.get(DEPLOYMENTS, "s1-collector", NS) is not None
+    assert [d["metadata"]["name"] for d in cluster.list(DEPLOYMENTS, NS)] == ["s1-collector-opentelemetry-collector"]

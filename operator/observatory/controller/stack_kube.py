@@ -102,6 +102,19 @@ class StackKube(Kube):
                               "current": bool(status and (status.observed_generation or 0) >= (item.metadata.generation or 0))})
         return found
 
+    def release_label(self, namespace: str, release: str, label: str) -> str | None:
+        """A label of a Helm release's latest revision record, None when unset or no record exists.
+
+        helm's default storage keeps one Secret per revision, labelled owner=helm, name=<release>,
+        version=<revision>, plus the release's own labels (helm/helm pkg/storage/driver/secrets.go);
+        `helm history` does not show those labels and helm 3's `get metadata` neither."""
+        answer = self._call("", "secrets", "list", self._core.list_namespaced_secret, namespace,
+                            label_selector=f"owner=helm,name={release}")
+        records = [item.metadata.labels or {} for item in answer.items]
+        if not records:
+            return None
+        return max(records, key=lambda labels: int(labels.get("version") or 0)).get(label)
+
     def delete_pvcs(self, namespace: str, release: str) -> list[str]:
         """Delete the release's PersistentVolumeClaims (kept by helm uninstall)."""
         answer = self._call("", "persistentvolumeclaims", "list", self._core.list_namespaced_persistent_volume_claim,

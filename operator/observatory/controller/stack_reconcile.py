@@ -61,6 +61,9 @@ COMPONENTS: tuple[Component, ...] = ("phoenix", "langfuse", "collector")
 LANGFUSE_PREREQUISITES = ("clickhouseclusters.clickhouse.com", "keeperclusters.clickhouse.com",
                           "certificates.cert-manager.io")
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
+# On every release Observatory installs: the uid of the stack it belongs to. A release of the same
+# name without it (someone's own, or a former stack's of that name) is never upgraded or uninstalled.
+OWNER_UID_LABEL = "observatory.dev/owner-uid"
 
 
 def generate(spec: SecretSpec) -> str:
@@ -151,14 +154,16 @@ class StackController:
         labels = owner_labels(self.options.conventions, KIND, stack.name)
         await self._api(self.kube.apply_configmap, owner, configmap_name(stack), labels, otel_configmap_data(stack))
 
-        states = [await self._release(plan, secret_values) for plan in plans]
-        await self._uninstall_stale(stack, plans, previous, secret_values)
+        states = [await self._release(plan, owner.uid, secret_values) for plan in plans]
+        await self._uninstall_stale(stack, owner.uid, plans, previous, secret_values)
         await self._report(owner, generation, previous, conditions(states), states=states, stack=stack)
         self._last[owner.uid] = (stack, states)
         self.metrics.owned(KIND, owner.uid, len(rules))
-        if any(s.phase == "Failed" for s in states):
-            raise kopf.TemporaryError("; ".join(f"{s.component}: {s.message}" for s in states if s.phase == "Failed"),
-                                      delay=backoff(retry))
+        broken = [s for s in states if s.phase in ("Failed", "Conflict")]
+        if broken:
+            # A conflict lasts until someone removes the other release: no helm error to back off from.
+            raise kopf.TemporaryError("; ".join(f"{s.component}: {s.message}" for s in broken),
+                                      delay=backoff(retry) if any(s.phase == "Failed" for s in broken) else REFUSED_RETRY_SECONDS)
         return "applied"
 
     def _ensure_secrets(self, stack: ObservabilityStack) -> list[str]:
@@ -186,16 +191,20 @@ class StackController:
                 raise ApiProblem(409, f"Secret {name} kept changing while its keys were added")
         return values
 
-    async def _release(self, plan: ReleasePlan, secret_values: list[str]) -> ComponentState:
+    async def _release(self, plan: ReleasePlan, uid: str, secret_values: list[str]) -> ComponentState:
         digest = release_digest(plan)
         try:
             release = await self.helm.status(plan.name, plan.namespace)
+            if release is not None and not await self._owns(plan.namespace, plan.name, uid):
+                return ComponentState(plan.component, plan.name, "Conflict", (
+                    f"a Helm release {plan.name} exists that was not installed by Observatory for this stack; it is "
+                    f"left alone: uninstall it (helm uninstall {plan.name} -n {plan.namespace}) or give the stack another name"))
             if release is not None and release.status.startswith("pending-"):
                 release = await self._recover(release, secret_values)
             if release is None or release.digest != digest or release.status != "deployed":
                 log.info("helm upgrade of %s/%s (%s)", plan.namespace, plan.name,
                          "install" if release is None else f"was revision {release.revision}, {release.status}")
-                release = await self.helm.upgrade(plan, secrets=secret_values)
+                release = await self.helm.upgrade(plan, labels={OWNER_UID_LABEL: uid}, secrets=secret_values)
         except HelmError as e:
             return ComponentState(plan.component, plan.name, "Failed", e.message)
         workloads = await self._api(self.kube.workloads, plan.namespace, plan.name)
@@ -224,13 +233,17 @@ class StackController:
         await self.helm.uninstall(pending.name, pending.namespace, secrets=secret_values)
         return None
 
-    async def _uninstall_stale(self, stack: ObservabilityStack, plans: list[ReleasePlan], previous: Mapping[str, Any],
-                               secret_values: list[str]) -> None:
+    async def _owns(self, namespace: str, release: str, uid: str) -> bool:
+        return await self._api(self.kube.release_label, namespace, release, OWNER_UID_LABEL) == uid
+
+    async def _uninstall_stale(self, stack: ObservabilityStack, uid: str, plans: list[ReleasePlan],
+                               previous: Mapping[str, Any], secret_values: list[str]) -> None:
         """Releases of components the spec no longer has (e.g. Langfuse switched to external)."""
         wanted = {p.name for p in plans}
         for component, reported in sorted(((previous.get("components") or {})).items()):
             name = (reported or {}).get("release")
-            if name and name not in wanted and name == release_name(stack, component):
+            if (name and name not in wanted and name == release_name(stack, component)
+                    and await self._owns(stack.namespace, name, uid)):
                 await self.helm.uninstall(name, stack.namespace, secrets=secret_values)
 
     # --- readiness refresh ------------------------------------------------------------------------
@@ -271,9 +284,12 @@ class StackController:
             try:
                 for component in COMPONENTS:
                     name = release_name(stack, component)
-                    await self.helm.uninstall(name, stack.namespace, secrets=secret_values)
+                    if not await self._owns(stack.namespace, name, meta["uid"]):
+                        continue  # none, or not installed for this stack
+                    # PVCs first: a retry after a failed uninstall still finds the release, hence its PVCs.
                     if remove_data:
                         await self._api(self.kube.delete_pvcs, stack.namespace, name)
+                    await self.helm.uninstall(name, stack.namespace, secrets=secret_values)
             except HelmError as e:
                 raise kopf.TemporaryError(str(e), delay=REFUSED_RETRY_SECONDS) from None
             if remove_data:
