@@ -6,6 +6,7 @@ permission declarations, same error mapping (`ApiProblem`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,7 +14,16 @@ from kubernetes import client
 
 from .kube import FIELD_MANAGER, ApiProblem, Kube, Owner
 
-INSTANCE_LABEL = "app.kubernetes.io/instance"  # set by the upstream charts on every workload
+INSTANCE_LABEL = "app.kubernetes.io/instance"  # set by most charts, e.g. on StatefulSets' volume claim templates
+# helm annotates every object it creates with its release (helm/helm pkg/action/action.go
+# setMetadataVisitor); charts' own labels vary: Phoenix's carry only `app: <release>`.
+RELEASE_ANNOTATION = "meta.helm.sh/release-name"
+
+
+def _of_release(item: Mapping[str, Any], release: str) -> bool:
+    meta = item["metadata"]
+    return ((meta.get("annotations") or {}).get(RELEASE_ANNOTATION) == release
+            or (meta.get("labels") or {}).get(INSTANCE_LABEL) == release)
 
 
 class StackKube(Kube):
@@ -88,18 +98,18 @@ class StackKube(Kube):
 
     def workloads(self, namespace: str, release: str) -> list[dict[str, Any]]:
         """The release's Deployments and StatefulSets as {kind, name, replicas, available, current}."""
-        selector = f"{INSTANCE_LABEL}={release}"
         found = []
         for kind, resource, lister in (("Deployment", "deployments", self._apps.list_namespaced_deployment),
                                        ("StatefulSet", "statefulsets", self._apps.list_namespaced_stateful_set)):
-            answer = self._call("apps", resource, "list", lister, namespace, label_selector=selector)
-            for item in answer.items:
-                status = item.status
-                wanted = item.spec.replicas if item.spec.replicas is not None else 1
-                available = (status.available_replicas if kind == "Deployment" else status.ready_replicas) if status else 0
-                found.append({"kind": kind, "name": item.metadata.name, "replicas": wanted, "available": available or 0,
+            # Raw JSON: only replicas and status are read, the pod templates are not worth deserialising.
+            # Annotations cannot be selected on: the namespace's workloads are filtered here.
+            response = self._call("apps", resource, "list", lister, namespace, _preload_content=False)
+            for item in filter(lambda i: _of_release(i, release), json.loads(response.data)["items"]):
+                meta, spec, status = item["metadata"], item.get("spec") or {}, item.get("status") or {}
+                available = status.get("availableReplicas" if kind == "Deployment" else "readyReplicas") or 0
+                found.append({"kind": kind, "name": meta["name"], "replicas": spec.get("replicas", 1), "available": available,
                               # the controller has seen the latest spec
-                              "current": bool(status and (status.observed_generation or 0) >= (item.metadata.generation or 0))})
+                              "current": bool(status) and status.get("observedGeneration", 0) >= meta.get("generation", 0)})
         return found
 
     def release_label(self, namespace: str, release: str, label: str) -> str | None:
@@ -116,10 +126,11 @@ class StackKube(Kube):
         return max(records, key=lambda labels: int(labels.get("version") or 0)).get(label)
 
     def delete_pvcs(self, namespace: str, release: str) -> list[str]:
-        """Delete the release's PersistentVolumeClaims (kept by helm uninstall)."""
-        answer = self._call("", "persistentvolumeclaims", "list", self._core.list_namespaced_persistent_volume_claim,
-                            namespace, label_selector=f"{INSTANCE_LABEL}={release}")
-        names = [item.metadata.name for item in answer.items]
+        """Delete the release's PersistentVolumeClaims: the chart's own (helm annotates them) and its
+        StatefulSets' (labelled by their claim templates), which helm uninstall keeps."""
+        response = self._call("", "persistentvolumeclaims", "list", self._core.list_namespaced_persistent_volume_claim,
+                              namespace, _preload_content=False)
+        names = [item["metadata"]["name"] for item in json.loads(response.data)["items"] if _of_release(item, release)]
         for name in names:
             self._delete_ignoring_absent("persistentvolumeclaims",
                                          self._core.delete_namespaced_persistent_volume_claim, name, namespace)

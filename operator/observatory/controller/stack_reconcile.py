@@ -56,10 +56,10 @@ log = logging.getLogger(__name__)
 
 KIND, PLURAL = "ObservabilityStack", "observabilitystacks"
 COMPONENTS: tuple[Component, ...] = ("phoenix", "langfuse", "collector")
-# The Langfuse chart 2.x deploys ClickHouse through the ClickHouse operator and its certificates
-# through cert-manager; without these CRDs its install fails half-way.
-LANGFUSE_PREREQUISITES = ("clickhouseclusters.clickhouse.com", "keeperclusters.clickhouse.com",
-                          "certificates.cert-manager.io")
+# The Langfuse chart 2.x deploys ClickHouse through the ClickHouse operator; without its CRDs the
+# install fails half-way. (cert-manager is needed only by the SeaweedFS subchart's TLS,
+# global.seaweedfs.enableSecurity, which Observatory leaves off.)
+LANGFUSE_PREREQUISITES = ("clickhouseclusters.clickhouse.com", "keeperclusters.clickhouse.com")
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
 # On every release Observatory installs: the uid of the stack it belongs to. A release of the same
 # name without it (someone's own, or a former stack's of that name) is never upgraded or uninstalled.
@@ -142,7 +142,7 @@ class StackController:
         if any(p.component == "langfuse" for p in plans) and stack.spec.langfuse.dedicated.clickhouse is None:
             missing = await self._api(self.kube.missing_crds, list(LANGFUSE_PREREQUISITES))
             if missing:
-                message = ("the Langfuse chart needs the ClickHouse operator and cert-manager; missing CRDs: "
+                message = ("the Langfuse chart needs the ClickHouse operator; missing CRDs: "
                            + ", ".join(missing) + " (or set spec.langfuse.dedicated.clickhouse to an external ClickHouse)")
                 states = [ComponentState(p.component, p.name, "Blocked" if p.component == "langfuse" else "Progressing",
                                          message if p.component == "langfuse" else "waiting for the Langfuse prerequisites")
