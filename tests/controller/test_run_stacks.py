@@ -16,7 +16,13 @@ import pytest
 import yaml
 from controller_harness import free_port
 from k8s.emulator import Cluster, cluster_context
-from k8s.helm_support import HelmEmulator, helm_objects, install_crds, kubeconfig, set_available
+from k8s.helm_support import (
+    HelmEmulator,
+    clickhouse_crds,
+    helm_objects,
+    kubeconfig,
+    set_available,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 UPSTREAM_CHARTS = {"PHOENIX": "phoenix-helm-12.0.4.tgz", "LANGFUSE": "langfuse-2.0.0.tgz",
@@ -73,17 +79,16 @@ async def observatory_run(cluster: Cluster, tmp_path: Path, upstream_dir: Path) 
 
 async def test_both_example_stacks_install_the_real_charts_upgrade_and_uninstall(tmp_path, upstream_dir):
     async with cluster_context(emulator_class=HelmEmulator) as cluster, observatory_run(cluster, tmp_path, upstream_dir):
-        # The bundled ClickHouse of a dedicated Langfuse needs the ClickHouse operator's CRDs.
-        install_crds(cluster, sorted((upstream_dir / "crds").glob("clickhouse.com_*.yaml")))
+        clickhouse_crds(cluster, upstream_dir)
         for name in ("team-a-dedicated.yaml", "team-b-external.yaml"):
             cluster.seed(example(name))
         for tenant in TENANTS:
-            await cluster.until(lambda: set(deployed(cluster, tenant)) == RELEASES[tenant], timeout=40)
+            await cluster.until(lambda tenant=tenant: set(deployed(cluster, tenant)) == RELEASES[tenant], timeout=120)
 
         # Only deployed releases have created their workloads; the controllers report them available.
         for tenant in TENANTS:
             set_available(cluster, tenant)
-            await cluster.until(lambda: condition(cluster, tenant, "Ready").get("status") == "True", timeout=60)
+            await cluster.until(lambda tenant=tenant: condition(cluster, tenant, "Ready").get("status") == "True", timeout=60)
         assert stack_status(cluster, "team-a")["endpoints"]["phoenixUI"] == "http://llm-phoenix-svc.team-a.svc.cluster.local:6006"
         assert stack_status(cluster, "team-b")["endpoints"]["otlpHttp"] == "http://llm-collector.team-b.svc.cluster.local:4318"
         assert cluster.get("clickhouse.com/v1alpha1/clickhouseclusters", "llm-langfuse", "team-a") is not None
@@ -101,7 +106,7 @@ async def test_both_example_stacks_install_the_real_charts_upgrade_and_uninstall
         for tenant in TENANTS:
             cluster.delete(STACKS, "llm", tenant)
         for tenant in TENANTS:
-            await cluster.until(lambda: cluster.get(STACKS, "llm", tenant) is None, timeout=120)
+            await cluster.until(lambda tenant=tenant: cluster.get(STACKS, "llm", tenant) is None, timeout=120)
             assert cluster.list(SECRETS, tenant, labelSelector="owner=helm") == []
         # Nothing the charts created is left but what they mark to keep: in team-a (deletionPolicy
         # Retain) Phoenix's data and the Langfuse chart's generated credentials; team-b (Delete) has no PVC.
@@ -117,11 +122,11 @@ async def test_both_example_stacks_install_the_real_charts_upgrade_and_uninstall
                                         "name fails: clusterroles \"llm-langfuse-s3-rw-cr\" already exists")
 async def test_two_tenants_with_dedicated_stacks_of_the_same_name_both_install(tmp_path, upstream_dir):
     async with cluster_context(emulator_class=HelmEmulator) as cluster, observatory_run(cluster, tmp_path, upstream_dir):
-        install_crds(cluster, sorted((upstream_dir / "crds").glob("clickhouse.com_*.yaml")))
+        clickhouse_crds(cluster, upstream_dir)
         for tenant in TENANTS:
             cluster.seed({**example("team-a-dedicated.yaml"), "metadata": {"name": "llm", "namespace": tenant}})
         for tenant in TENANTS:
-            await cluster.until(lambda: set(deployed(cluster, tenant)) == RELEASES["team-a"]
+            await cluster.until(lambda tenant=tenant: set(deployed(cluster, tenant)) == RELEASES["team-a"]
                                 or condition(cluster, tenant, "Degraded").get("status") == "True", timeout=120)
         assert {tenant: condition(cluster, tenant, "Degraded").get("message") for tenant in TENANTS} == \
             {tenant: "" for tenant in TENANTS}

@@ -293,6 +293,12 @@ def install_crds(cluster: Cluster, paths: list[Path]) -> list[str]:
     return names
 
 
+def clickhouse_crds(cluster: Cluster, upstream_dir: Path) -> list[str]:
+    """The ClickHouse operator's real CRDs (../shared/upstream/crds): what the bundled ClickHouse of
+    a dedicated Langfuse needs, as the operator's prerequisite check and as served kinds."""
+    return install_crds(cluster, sorted((upstream_dir / 'crds').glob('clickhouse.com_*.yaml')))
+
+
 def helm_objects(cluster: Cluster, releases: set[str]) -> list[tuple[str, str | None, str, str | None]]:
     """(kind, namespace, name, helm.sh/resource-policy) of every stored object helm created for one
     of `releases` (its meta.helm.sh/release-name annotation), across all registered kinds."""

@@ -1,8 +1,11 @@
 """The ObservabilityStack operator end to end: kopf in-process, the emulator, the real helm binary
-installing the first-party stand-in charts (tests/stack_operator/charts)."""
+installing the real upstream charts (`real_charts`; skipped without ../shared/upstream), and the
+first-party stand-in charts (tests/stack_operator/charts, see its README) where a test injects a
+failure no real chart can."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import gzip
@@ -18,7 +21,7 @@ import kopf
 import pytest
 from conftest import CHARTS
 from k8s.emulator import kopf_operator, kopf_settings
-from k8s.helm_support import kubeconfig, set_available
+from k8s.helm_support import clickhouse_crds, kubeconfig, set_available
 from observatory.compile import CompileOptions
 from observatory.controller.app import configure
 from observatory.controller.handlers import stack as stack_handlers
@@ -42,18 +45,6 @@ RELEASES = ("s1-phoenix", "s1-langfuse", "s1-collector")
 def stack(spec: dict | None = None) -> dict:
     return {"apiVersion": "observatory.dev/v1alpha1", "kind": "ObservabilityStack",
             "metadata": {"name": "s1", "namespace": NS}, "spec": spec or {}}
-
-
-def seed_prerequisites(cluster) -> None:
-    for name in LANGFUSE_PREREQUISITES:
-        plural, _, group = name.partition(".")
-        kind = {"clickhouseclusters": "ClickHouseCluster", "keeperclusters": "KeeperCluster"}.get(plural, "Certificate")
-        cluster.seed({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-                      "metadata": {"name": name},
-                      "spec": {"group": group, "scope": "Namespaced",
-                               "names": {"plural": plural, "kind": kind, "singular": kind.lower(), "listKind": f"{kind}List"},
-                               "versions": [{"name": "v1", "served": True, "storage": True,
-                                             "schema": {"openAPIV3Schema": {"type": "object"}}}]}})
 
 
 @contextlib.asynccontextmanager
@@ -113,10 +104,11 @@ def assert_no_secret_leaks(cluster, values) -> None:
         assert value not in exposed
 
 
-async def test_create_update_ready_and_delete(acluster, helm):
+async def test_create_update_ready_and_delete(acluster, helm, real_charts, upstream_dir):
+    """The real upstream charts, the ClickHouse operator's real CRDs."""
     cluster = acluster
-    seed_prerequisites(cluster)
-    async with operator(cluster, helm) as controller:
+    clickhouse_crds(cluster, upstream_dir)
+    async with operator(cluster, helm, real_charts) as controller:
         cluster.seed(stack())
         await cluster.until(lambda: condition(cluster, "Progressing").get("status") == "True", timeout=30)
         assert sorted(release_records(cluster)) == sorted(RELEASES)
@@ -145,7 +137,9 @@ async def test_create_update_ready_and_delete(acluster, helm):
         assert condition(cluster, "Ready")["status"] == "False"
 
         # The Deployment controller reports them available: the readiness timer turns the stack Ready.
-        assert sorted(set_available(cluster, NS)) == ["s1-collector", "s1-langfuse-web", "s1-phoenix"]
+        assert sorted(set_available(cluster, NS)) == ["s1-collector", "s1-langfuse-postgresql", "s1-langfuse-redis",
+                                                      "s1-langfuse-s3-all-in-one", "s1-langfuse-web", "s1-langfuse-worker",
+                                                      "s1-phoenix"]
         await cluster.until(lambda: condition(cluster, "Ready").get("status") == "True", timeout=10)
         assert condition(cluster, "Progressing")["status"] == "False"
         assert condition(cluster, "CollectorReady")["message"] == "1 workload(s) available"
@@ -165,23 +159,24 @@ async def test_create_update_ready_and_delete(acluster, helm):
         assert generated_secret(cluster) == secret
 
         # Delete (deletionPolicy Retain): releases uninstalled, Phoenix's PVC and the Secret kept.
-        assert cluster.get(PVCS, "s1-phoenix-data", NS) is not None
+        assert cluster.get(PVCS, "s1-phoenix-data-pvc", NS) is not None
         cluster.delete(STACKS, "s1", NS)
         await cluster.until(lambda: cluster.get(STACKS, "s1", NS) is None, timeout=30)
         assert release_records(cluster) == {}
         assert cluster.list(DEPLOYMENTS, NS) == []
         assert cluster.get(CONFIGMAPS, "s1-otel", NS) is None  # owned: garbage-collected
-        assert cluster.get(PVCS, "s1-phoenix-data", NS) is not None
+        assert cluster.get(PVCS, "s1-phoenix-data-pvc", NS) is not None
         assert generated_secret(cluster) == secret
 
 
-async def test_delete_policy_delete_removes_pvcs_and_secret(acluster, helm):
+async def test_delete_policy_delete_removes_pvcs_and_secret(acluster, helm, real_charts):
     cluster = acluster
-    async with operator(cluster, helm):
+    async with operator(cluster, helm, real_charts):
         cluster.seed(stack({"deletionPolicy": "Delete", "langfuse": {"enabled": False}}))
         await cluster.until(lambda: sorted(release_records(cluster)) == ["s1-collector", "s1-phoenix"], timeout=30)
-        # Without helm's keep annotation Phoenix's PVC would go with the release anyway; the operator
-        # deletes PVCs itself because upstream charts' StatefulSet PVCs outlive their releases.
+        # helm uninstall keeps Phoenix's PVC (keep policy; found by helm's release annotation, its
+        # labels name no release) and StatefulSets' claims (found by their instance label): the operator deletes both.
+        assert cluster.get(PVCS, "s1-phoenix-data-pvc", NS) is not None
         cluster.seed({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                       "metadata": {"name": "data-s1-phoenix-0", "namespace": NS,
                                    "labels": {"app.kubernetes.io/instance": "s1-phoenix"}}, "spec": {}})
@@ -216,9 +211,9 @@ async def test_helm_failure_is_degraded_scrubbed_and_recovers(acluster, helm):
         assert generated_secret(cluster) == secret
 
 
-async def test_api_500_during_install_is_retried(acluster, helm):
+async def test_api_500_during_install_is_retried(acluster, helm, real_charts):
     cluster = acluster
-    async with operator(cluster, helm):
+    async with operator(cluster, helm, real_charts):
         # helm 3 creates chart objects with POST; the first Deployment create fails.
         cluster.fail("POST", rf"^/apis/apps/v1/namespaces/{NS}/deployments$", status=500, times=1)
         cluster.seed(stack({"langfuse": {"enabled": False}}))
@@ -230,17 +225,17 @@ async def test_api_500_during_install_is_retried(acluster, helm):
         assert sorted(cluster.get(DEPLOYMENTS, n, NS)["metadata"]["name"] for n in ("s1-phoenix", "s1-collector"))
 
 
-async def test_secrets_survive_restarts_and_nothing_is_rewritten(acluster, helm):
+async def test_secrets_survive_restarts_and_nothing_is_rewritten(acluster, helm, real_charts, upstream_dir):
     cluster = acluster
-    seed_prerequisites(cluster)
-    async with operator(cluster, helm):
+    clickhouse_crds(cluster, upstream_dir)
+    async with operator(cluster, helm, real_charts):
         cluster.seed(stack())
         await cluster.until(lambda: len(status(cluster).get("components", {})) == 3, timeout=30)
         set_available(cluster, NS)
         await cluster.until(lambda: condition(cluster, "Ready").get("status") == "True", timeout=10)
     first = cluster.get(SECRETS, "s1-observatory-secrets", NS)
     cluster.clear_requests()
-    async with operator(cluster, helm) as restarted:
+    async with operator(cluster, helm, real_charts) as restarted:
         # kopf's resume handler runs the full reconcile once.
         await cluster.until(lambda: restarted.metrics.registry.get_sample_value(
             "observatory_reconcile_total", {"kind": "ObservabilityStack", "result": "applied"}), timeout=30)
@@ -263,9 +258,9 @@ async def test_missing_langfuse_prerequisites_install_nothing(acluster, helm):
 
 
 @pytest.mark.parametrize("binary_name", ["helm", "helm4"])
-async def test_external_clickhouse_needs_no_prerequisites(acluster, request, binary_name):
+async def test_external_clickhouse_needs_no_prerequisites(acluster, request, binary_name, real_charts):
     cluster = acluster
-    async with operator(cluster, request.getfixturevalue(binary_name)):
+    async with operator(cluster, request.getfixturevalue(binary_name), real_charts):
         cluster.seed(stack({"langfuse": {"dedicated": {"clickhouse": {"host": "ch.example", "passwordSecret": {"name": "ch"}}}}}))
         await cluster.until(lambda: sorted(release_records(cluster)) == sorted(RELEASES), timeout=30)
         await cluster.until(lambda: condition(cluster, "Progressing").get("status") == "True", timeout=10)
@@ -367,7 +362,7 @@ async def test_a_release_of_the_same_name_that_observatory_did_not_install_is_le
     config = tmp_path / "kubeconfig"
     config.write_text(kubeconfig(cluster, NS))
     cluster.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-    subprocess.run([str(helm), "install", "s1-collector", real_charts["OBSERVATORY_COLLECTOR_CHART"], "--kubeconfig", str(config),
+    await asyncio.to_thread(subprocess.run, [str(helm), "install", "s1-collector", real_charts["OBSERVATORY_COLLECTOR_CHART"], "--kubeconfig", str(config),
                     "--set", "mode=deployment", "--set", "image.repository=otel/opentelemetry-collector-k8s"],
                    check=True, capture_output=True, timeout=120)
     async with operator(cluster, helm, real_charts) as controller:

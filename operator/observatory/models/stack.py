@@ -6,7 +6,14 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .common import K8S_NAME_PATTERN, Condition, CRModel, CustomResource, ObjectMeta, SecretKeyRef
+from .common import (
+    K8S_NAME_PATTERN,
+    Condition,
+    CRModel,
+    CustomResource,
+    ObjectMeta,
+    SecretKeyRef,
+)
 from .redaction import RedactionPolicy
 
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
