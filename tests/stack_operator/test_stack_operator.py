@@ -169,21 +169,24 @@ async def test_create_update_ready_and_delete(acluster, helm, real_charts, upstr
         assert generated_secret(cluster) == secret
 
 
-async def test_delete_policy_delete_removes_pvcs_and_secret(acluster, helm, real_charts):
+async def test_delete_policy_delete_removes_pvcs_and_secret(acluster, helm, real_charts, upstream_dir):
     cluster = acluster
+    clickhouse_crds(cluster, upstream_dir)
     async with operator(cluster, helm, real_charts):
-        cluster.seed(stack({"deletionPolicy": "Delete", "langfuse": {"enabled": False}}))
-        await cluster.until(lambda: sorted(release_records(cluster)) == ["s1-collector", "s1-phoenix"], timeout=30)
-        # helm uninstall keeps Phoenix's PVC (keep policy; found by helm's release annotation, its
-        # labels name no release) and StatefulSets' claims (found by their instance label): the operator deletes both.
+        cluster.seed(stack({"deletionPolicy": "Delete"}))
+        await cluster.until(lambda: sorted(release_records(cluster)) == sorted(RELEASES), timeout=60)
+        # helm uninstall keeps what the charts mark `keep`: Phoenix's PVC and the Langfuse chart's
+        # generated credentials (found by helm's release annotation, their labels name no release),
+        # and StatefulSets' claims (found by their instance label): the operator deletes them all.
         assert cluster.get(PVCS, "s1-phoenix-data-pvc", NS) is not None
+        assert cluster.get(SECRETS, "s1-langfuse-postgresql-auth", NS) is not None
         cluster.seed({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                       "metadata": {"name": "data-s1-phoenix-0", "namespace": NS,
                                    "labels": {"app.kubernetes.io/instance": "s1-phoenix"}}, "spec": {}})
         cluster.delete(STACKS, "s1", NS)
         await cluster.until(lambda: cluster.get(STACKS, "s1", NS) is None, timeout=30)
         assert cluster.list(PVCS, NS) == []
-        assert cluster.get(SECRETS, "s1-observatory-secrets", NS) is None
+        assert cluster.list(SECRETS, NS) == []  # the generated Secret too
         assert release_records(cluster) == {}
 
 
