@@ -1,7 +1,7 @@
 """API calls the ObservabilityStack reconcile needs beyond the AlertRule/SLO ones: the generated
-Secret (created once, never rewritten), the `<stack>-otel` ConfigMap, prerequisite CRDs, workload
-readiness and PVC clean-up. An extension of the Kubernetes adapter: same field manager, same
-permission declarations, same error mapping (`ApiProblem`).
+Secret (created once, never rewritten), the `<stack>-otel` ConfigMap, prerequisite CRDs, release
+ownership, workload readiness and clean-up of what helm uninstall keeps. An extension of the
+Kubernetes adapter: same field manager, same permission declarations, same error mapping (`ApiProblem`).
 """
 
 from __future__ import annotations
@@ -125,16 +125,21 @@ class StackKube(Kube):
             return None
         return max(records, key=lambda labels: int(labels.get("version") or 0)).get(label)
 
-    def delete_pvcs(self, namespace: str, release: str) -> list[str]:
-        """Delete the release's PersistentVolumeClaims: the chart's own (helm annotates them) and its
-        StatefulSets' (labelled by their claim templates), which helm uninstall keeps."""
-        response = self._call("", "persistentvolumeclaims", "list", self._core.list_namespaced_persistent_volume_claim,
-                              namespace, _preload_content=False)
-        names = [item["metadata"]["name"] for item in json.loads(response.data)["items"] if _of_release(item, release)]
-        for name in names:
-            self._delete_ignoring_absent("persistentvolumeclaims",
-                                         self._core.delete_namespaced_persistent_volume_claim, name, namespace)
-        return names
+    def delete_release_data(self, namespace: str, release: str) -> list[str]:
+        """Delete what helm uninstall keeps of a release: its PersistentVolumeClaims and Secrets —
+        the chart's own marked helm.sh/resource-policy keep (helm annotates them; e.g. the Langfuse
+        chart's database credentials) and StatefulSets' claims (labelled by their claim templates)."""
+        deleted = []
+        for resource, lister, deleter in (
+                ("persistentvolumeclaims", self._core.list_namespaced_persistent_volume_claim,
+                 self._core.delete_namespaced_persistent_volume_claim),
+                ("secrets", self._core.list_namespaced_secret, self._core.delete_namespaced_secret)):
+            response = self._call("", resource, "list", lister, namespace, _preload_content=False)
+            for item in json.loads(response.data)["items"]:
+                if _of_release(item, release):
+                    self._delete_ignoring_absent(resource, deleter, item["metadata"]["name"], namespace)
+                    deleted.append(f"{resource}/{item['metadata']['name']}")
+        return deleted
 
     def _delete_ignoring_absent(self, resource: str, fn: Any, name: str, namespace: str) -> None:
         try:

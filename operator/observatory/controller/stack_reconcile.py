@@ -271,7 +271,8 @@ class StackController:
     # --- deletion -----------------------------------------------------------------------------------
 
     async def delete(self, body: Mapping[str, Any]) -> None:
-        """Uninstall every release of the stack; with deletionPolicy Delete also its PVCs and Secret."""
+        """Uninstall every release of the stack; with deletionPolicy Delete also the PVCs and Secrets
+        helm keeps, and the generated Secret."""
         meta = body["metadata"]
         # Names depend on the stack's name only, so a stack with an invalid spec, or a name too long
         # to install, is cleaned up too: built unvalidated.
@@ -286,9 +287,9 @@ class StackController:
                     name = release_name(stack, component)
                     if not await self._owns(stack.namespace, name, meta["uid"]):
                         continue  # none, or not installed for this stack
-                    # PVCs first: a retry after a failed uninstall still finds the release, hence its PVCs.
+                    # Data first: a retry after a failed uninstall still finds the release, hence its data.
                     if remove_data:
-                        await self._api(self.kube.delete_pvcs, stack.namespace, name)
+                        await self._api(self.kube.delete_release_data, stack.namespace, name)
                     await self.helm.uninstall(name, stack.namespace, secrets=secret_values)
             except HelmError as e:
                 raise kopf.TemporaryError(str(e), delay=REFUSED_RETRY_SECONDS) from None
