@@ -177,13 +177,19 @@ class Helm:
             raise HelmError(operation, release, message or f"exit status {e.returncode}",
                             not_found=isinstance(e, pyhelm3.errors.ReleaseNotFoundError)) from None
 
-    async def upgrade(self, plan: ReleasePlan, *, secrets: Iterable[str] = ()) -> Release:
-        """`helm upgrade --install` of one release plan; the release description records its digest."""
+    async def upgrade(self, plan: ReleasePlan, *, labels: Mapping[str, str] = {}, secrets: Iterable[str] = ()) -> Release:
+        """`helm upgrade --install` of one release plan; the release description records its digest.
+
+        `labels` go on the release record (`--labels`, helm 3.13+ and 4; kept by later upgrades and
+        rollbacks, which merge or copy them: helm/helm pkg/action/upgrade.go mergeCustomLabels,
+        rollback.go). The Secrets storage driver puts them on the record Secret's labels."""
         secrets = list(secrets)
         chart = plan.chart
         args: list[Any] = ["upgrade", plan.name, chart.reference, "--install", "--namespace", plan.namespace,
                            "--history-max", self._history_max, "--timeout", self._timeout, "--output", "json",
                            "--description", DIGEST_PREFIX + release_digest(plan)]
+        if labels:
+            args += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(labels.items()))]
         if chart.version:
             args += ["--version", chart.version]
         if chart.repo_url:
@@ -196,20 +202,32 @@ class Helm:
         # helm 4 prints OCI pull progress before the JSON document.
         return _release(json.loads(out[out.index(b"{"):]), plan.namespace)
 
-    async def status(self, name: str, namespace: str) -> Release | None:
-        """The release's latest revision, or None when there is no such release."""
+    async def history(self, name: str, namespace: str, *, last: int | None = None) -> list[Release]:
+        """The release's revisions (the `last` ones, default as many as helm keeps), oldest first;
+        empty when there is no such release."""
         # `helm history` reports chart and description, which `helm status` leaves out.
-        args = ["history", name, "--namespace", namespace, "--max", 1, "--output", "json"]
+        args = ["history", name, "--namespace", namespace, "--max", last or self._history_max, "--output", "json"]
         try:
             out = await self._run("history", name, args, ())
         except HelmError as e:
             if e.not_found:
-                return None
+                return []
             raise
-        latest = max(json.loads(out), key=lambda r: r["revision"])
-        description = latest.get("description") or ""
-        return Release(name=name, namespace=namespace, revision=int(latest["revision"]), status=latest["status"],
-                       chart=latest["chart"], digest=_digest(description))
+        return sorted((Release(name=name, namespace=namespace, revision=int(r["revision"]), status=r["status"],
+                               chart=r["chart"], digest=_digest(r.get("description") or ""))
+                       for r in json.loads(out)), key=lambda r: r.revision)
+
+    async def status(self, name: str, namespace: str) -> Release | None:
+        """The release's latest revision, or None when there is no such release."""
+        revisions = await self.history(name, namespace, last=1)
+        return revisions[-1] if revisions else None
+
+    async def rollback(self, name: str, namespace: str, revision: int, *, secrets: Iterable[str] = ()) -> None:
+        """Roll a release back to `revision`. Unlike an upgrade, helm rolls back whatever state the
+        latest revision is in, pending too (helm/helm pkg/action/rollback.go prepareRollback has
+        no IsPending check; upgrade.go prepareUpgrade refuses with errPending)."""
+        await self._run("rollback", name, ["rollback", name, revision, "--namespace", namespace,
+                                           "--history-max", self._history_max, "--timeout", self._timeout], secrets)
 
     async def get_values(self, name: str, namespace: str) -> dict[str, Any]:
         """The user-supplied values of the deployed revision."""

@@ -16,19 +16,29 @@ Measured against helm 3.17 and 4.3 (see tests/stack_operator/test_helm_emulator.
   measured, helm 3.17 POSTs with `fieldManager=helm` and no fieldValidation, so unknown fields
   are dropped with a Warning; helm 4.3 server-side applies with `fieldValidation=Strict` and
   `force=false`, so they are a 400 and another manager's changed fields a 409).
-- **Resources** the test charts create (apps/v1 Deployments with status, ServiceAccounts, PVCs)
-  and CustomResourceDefinitions (prerequisite detection reads them) are registered.
+- **Resources** every kind the real upstream charts create with Observatory's values (Phoenix
+  12.0.4, Langfuse 2.0.0 with its subcharts, OpenTelemetry Collector 0.170.0: workloads,
+  PodDisruptionBudgets, Jobs, ServiceAccounts, PVCs, the SeaweedFS ClusterRole/-Binding) and
+  CustomResourceDefinitions (prerequisite detection reads them) are registered; custom kinds
+  from CRD files with `install_crds`.
+- **The Job controller** is played: a Job is reported Complete right after it is created, since
+  helm waits for its hook Jobs (Langfuse's bucket Job, post-install/-upgrade) to complete
+  (helm/helm pkg/kube/client.go waitForJob: the Complete condition; helm 4's kstatus reads the
+  same). `complete_jobs=False` leaves them running, for a hook that never finishes.
 - `kind: XList` lists, PUT and discovery of every registered group-version come from the base
   emulator.
 
 Use: `running_cluster(HelmEmulator)` / `cluster_context(HelmEmulator)`; `kubeconfig(cluster)` for
-a helm kubeconfig; `set_available(cluster, namespace)` plays the Deployment controller.
+a helm kubeconfig; `set_available(cluster, namespace)` plays the Deployment and StatefulSet
+controllers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import aiohttp.web
@@ -37,7 +47,7 @@ import kmock
 import yaml
 from kmock._internal import rendering
 
-from .emulator import Cluster, Emulator, api_error, merge_patch
+from .emulator import Cluster, Emulator, api_error, merge_patch, now_iso
 from .rbac import OPERATOR, Identity
 
 PROTOBUF = 'application/vnd.kubernetes.protobuf'
@@ -50,6 +60,10 @@ EXTRA_RESOURCES: tuple[tuple[str, str, str, bool, tuple[str, ...], bool], ...] =
     ('v1', 'serviceaccounts', 'ServiceAccount', True, (), False),
     ('v1', 'persistentvolumeclaims', 'PersistentVolumeClaim', True, ('status',), False),
     ('apiextensions.k8s.io/v1', 'customresourcedefinitions', 'CustomResourceDefinition', False, ('status',), True),
+    ('policy/v1', 'poddisruptionbudgets', 'PodDisruptionBudget', True, ('status',), True),
+    ('batch/v1', 'jobs', 'Job', True, ('status',), True),
+    ('rbac.authorization.k8s.io/v1', 'clusterroles', 'ClusterRole', False, (), False),
+    ('rbac.authorization.k8s.io/v1', 'clusterrolebindings', 'ClusterRoleBinding', False, (), False),
 )
 
 # --- protobuf ----------------------------------------------------------------------------------
@@ -171,11 +185,27 @@ def _group_version_path(group: str, version: str) -> str:
 class HelmEmulator(Emulator):
     """The emulator plus what helm needs (see the module docstring)."""
 
+    complete_jobs: bool = True
+
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         for api_version, plural, kind, namespaced, subresources, generation in EXTRA_RESOURCES:
             self.register(api_version, plural, kind, namespaced=namespaced,
                           subresources=subresources, generation=generation)
+
+    def _commit(self, key: Any, obj: dict[str, Any], event: str, old: dict[str, Any] | None = None) -> dict[str, Any]:
+        stored = super()._commit(key, obj, event, old)
+        if self.complete_jobs and event == 'ADDED' and key[0] == self._kinds.get(('batch/v1', 'Job')):
+            asyncio.get_running_loop().call_soon(self._complete_job, key)
+        return stored
+
+    def _complete_job(self, key: Any) -> None:
+        job = self._current(key)
+        if job is None:
+            return
+        done = [{'type': kind, 'status': 'True', 'lastTransitionTime': now_iso()} for kind in ('SuccessCriteriaMet', 'Complete')]
+        status = {'startTime': now_iso(), 'completionTime': now_iso(), 'succeeded': 1, 'ready': 0, 'conditions': done}
+        self.update_object(key, merge_patch(job, {'status': status}), 'status')
 
     async def _route(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         path = request.url.path
@@ -226,19 +256,59 @@ def kubeconfig(cluster: Cluster, namespace: str = 'default', identity: Identity 
 
 
 DEPLOYMENTS = 'apps/v1/deployments'
+WORKLOADS = ('Deployment', 'StatefulSet')
 
 
 def set_available(cluster: Cluster, namespace: str, available: bool = True) -> list[str]:
-    """Play the Deployment controller: report every Deployment in `namespace` (un)available."""
+    """Play the Deployment and StatefulSet controllers: report every one in `namespace` (un)available."""
     emulator, names = cluster.emulator, []
-    resource = emulator.resource_of('apps/v1', 'Deployment')
-    for deployment in cluster.list(DEPLOYMENTS, namespace):
-        name, replicas = deployment['metadata']['name'], deployment['spec'].get('replicas', 1)
-        ready = replicas if available else 0
-        status = {'observedGeneration': deployment['metadata'].get('generation'), 'replicas': replicas,
-                  'readyReplicas': ready, 'availableReplicas': ready, 'updatedReplicas': replicas}
-        key = (resource, namespace, name)
-        cluster.call(lambda key=key, status=status: emulator.update_object(
-            key, merge_patch(emulator._require(key), {'status': status}), 'status'))
-        names.append(name)
+    for kind in WORKLOADS:
+        resource = emulator.resource_of('apps/v1', kind)
+        for workload in cluster.list(resource, namespace):
+            name, replicas = workload['metadata']['name'], workload['spec'].get('replicas', 1)
+            ready = replicas if available else 0
+            status = {'observedGeneration': workload['metadata'].get('generation'), 'replicas': replicas,
+                      'readyReplicas': ready, 'availableReplicas': ready, 'updatedReplicas': replicas,
+                      'currentReplicas': replicas}
+            key = (resource, namespace, name)
+            cluster.call(lambda key=key, status=status: emulator.update_object(
+                key, merge_patch(emulator._require(key), {'status': status}), 'status'))
+            names.append(name)
     return names
+
+
+def install_crds(cluster: Cluster, paths: list[Path]) -> list[str]:
+    """CustomResourceDefinitions from files: stored as objects (what prerequisite checks read) and
+    their served versions registered, so their custom resources can be created. Returns the names."""
+    names = []
+    for path in paths:
+        for crd in filter(None, yaml.safe_load_all(path.read_text())):
+            cluster.seed(crd)
+            spec = crd['spec']
+            for version in spec['versions']:
+                if version.get('served', True):
+                    cluster.register(f"{spec['group']}/{version['name']}", spec['names']['plural'], spec['names']['kind'],
+                                     namespaced=spec['scope'] == 'Namespaced',
+                                     subresources=tuple(version.get('subresources') or {}), generation=True)
+            names.append(crd['metadata']['name'])
+    return names
+
+
+def clickhouse_crds(cluster: Cluster, upstream_dir: Path) -> list[str]:
+    """The ClickHouse operator's real CRDs (../shared/upstream/crds): what the bundled ClickHouse of
+    a dedicated Langfuse needs, as the operator's prerequisite check and as served kinds."""
+    return install_crds(cluster, sorted((upstream_dir / 'crds').glob('clickhouse.com_*.yaml')))
+
+
+def helm_objects(cluster: Cluster, releases: set[str]) -> list[tuple[str, str | None, str, str | None]]:
+    """(kind, namespace, name, helm.sh/resource-policy) of every stored object helm created for one
+    of `releases` (its meta.helm.sh/release-name annotation), across all registered kinds."""
+    def read() -> list[tuple[str, str | None, str, str | None]]:
+        found = []
+        for _, obj in cluster.emulator._live():
+            annotations = obj['metadata'].get('annotations') or {}
+            if annotations.get('meta.helm.sh/release-name') in releases:
+                found.append((obj['kind'], obj['metadata'].get('namespace'), obj['metadata']['name'],
+                              annotations.get('helm.sh/resource-policy')))
+        return sorted(found)
+    return cluster.call(read)

@@ -36,3 +36,14 @@ def kubeconfig_file(cluster, tmp_path) -> Path:
     path = tmp_path / "kubeconfig"
     path.write_text(kubeconfig(cluster))
     return path
+
+
+UPSTREAM_CHARTS = {"phoenix": "phoenix-helm-12.0.4.tgz", "langfuse": "langfuse-2.0.0.tgz",
+                   "collector": "opentelemetry-collector-0.170.0.tgz"}
+
+
+@pytest.fixture(scope="session")
+def real_charts(upstream_dir) -> dict[str, str]:
+    """The operator's chart environment pointing at the real packaged upstream charts."""
+    packaged = upstream_dir / "charts" / "packaged"
+    return {f"OBSERVATORY_{component.upper()}_CHART": str(packaged / name) for component, name in UPSTREAM_CHARTS.items()}

@@ -138,3 +138,20 @@ def test_kubeconfig_file_is_private_and_removed_on_close(cluster):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     adapter.close()
     assert not os.path.exists(path)
+
+
+async def test_labels_history_and_rollback(cluster, helm):
+    """Labels land on helm's release record and survive an upgrade without them and a rollback."""
+    adapter = Helm(executable=str(helm), kubeconfig=kubeconfig(cluster))
+    try:
+        await adapter.upgrade(plan(COLLECTOR_VALUES), labels={"observatory.dev/owner-uid": "u-1"})
+        await adapter.upgrade(plan({**COLLECTOR_VALUES, "replicaCount": 2}))
+        await adapter.rollback("s1-collector", "default", 1)
+        history = await adapter.history("s1-collector", "default")
+    finally:
+        adapter.close()
+    assert [(r.revision, r.status) for r in history] == [(1, "superseded"), (2, "superseded"), (3, "deployed")]
+    assert history[0].digest == release_digest(plan(COLLECTOR_VALUES)) and history[2].digest is None  # "Rollback to 1"
+    records = cluster.list("v1/secrets", "default", labelSelector="owner=helm,name=s1-collector")
+    assert [r["metadata"]["labels"].get("observatory.dev/owner-uid") for r in records] == ["u-1"] * 3
+    assert cluster.get("apps/v1/deployments", "s1-collector", "default")["spec"]["replicas"] == 1

@@ -1,20 +1,27 @@
 """The ObservabilityStack operator end to end: kopf in-process, the emulator, the real helm binary
-installing the first-party stand-in charts (tests/stack_operator/charts)."""
+installing the real upstream charts (`real_charts`; skipped without ../shared/upstream), and the
+first-party stand-in charts (tests/stack_operator/charts, see its README) where a test injects a
+failure no real chart can."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import gzip
 import json
+import os
 import shutil
+import signal
+import subprocess
+import textwrap
 from collections.abc import AsyncIterator
 
 import kopf
 import pytest
 from conftest import CHARTS
 from k8s.emulator import kopf_operator, kopf_settings
-from k8s.helm_support import kubeconfig, set_available
+from k8s.helm_support import clickhouse_crds, kubeconfig, set_available
 from observatory.compile import CompileOptions
 from observatory.controller.app import configure
 from observatory.controller.handlers import stack as stack_handlers
@@ -40,23 +47,12 @@ def stack(spec: dict | None = None) -> dict:
             "metadata": {"name": "s1", "namespace": NS}, "spec": spec or {}}
 
 
-def seed_prerequisites(cluster) -> None:
-    for name in LANGFUSE_PREREQUISITES:
-        plural, _, group = name.partition(".")
-        kind = {"clickhouseclusters": "ClickHouseCluster", "keeperclusters": "KeeperCluster"}.get(plural, "Certificate")
-        cluster.seed({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-                      "metadata": {"name": name},
-                      "spec": {"group": group, "scope": "Namespaced",
-                               "names": {"plural": plural, "kind": kind, "singular": kind.lower(), "listKind": f"{kind}List"},
-                               "versions": [{"name": "v1", "served": True, "storage": True,
-                                             "schema": {"openAPIV3Schema": {"type": "object"}}}]}})
-
-
 @contextlib.asynccontextmanager
-async def operator(cluster, helm_binary) -> AsyncIterator[StackController]:
-    """One operator incarnation: its own adapter, helm and kopf; charts from the operator's env."""
-    env = {f"OBSERVATORY_{c.upper()}_CHART": str(CHARTS / chart) for c, chart in
-           (("phoenix", "phoenix-helm"), ("langfuse", "langfuse"), ("collector", "opentelemetry-collector"))}
+async def operator(cluster, helm_binary, charts: dict[str, str] | None = None) -> AsyncIterator[StackController]:
+    """One operator incarnation: its own adapter, helm and kopf; charts from the operator's env
+    (default: the stand-in charts)."""
+    env = charts or {f"OBSERVATORY_{c.upper()}_CHART": str(CHARTS / chart) for c, chart in
+                     (("phoenix", "phoenix-helm"), ("langfuse", "langfuse"), ("collector", "opentelemetry-collector"))}
     api_client = cluster.api_client()
     controller = build_stack_controller(StackKube(api_client, DEFAULT), CompileOptions(), Metrics(),
                                         kubeconfig=kubeconfig(cluster), helm_executable=str(helm_binary), env=env)
@@ -108,10 +104,11 @@ def assert_no_secret_leaks(cluster, values) -> None:
         assert value not in exposed
 
 
-async def test_create_update_ready_and_delete(acluster, helm):
+async def test_create_update_ready_and_delete(acluster, helm, real_charts, upstream_dir):
+    """The real upstream charts, the ClickHouse operator's real CRDs."""
     cluster = acluster
-    seed_prerequisites(cluster)
-    async with operator(cluster, helm) as controller:
+    clickhouse_crds(cluster, upstream_dir)
+    async with operator(cluster, helm, real_charts) as controller:
         cluster.seed(stack())
         await cluster.until(lambda: condition(cluster, "Progressing").get("status") == "True", timeout=30)
         assert sorted(release_records(cluster)) == sorted(RELEASES)
@@ -140,7 +137,9 @@ async def test_create_update_ready_and_delete(acluster, helm):
         assert condition(cluster, "Ready")["status"] == "False"
 
         # The Deployment controller reports them available: the readiness timer turns the stack Ready.
-        assert sorted(set_available(cluster, NS)) == ["s1-collector", "s1-langfuse-web", "s1-phoenix"]
+        assert sorted(set_available(cluster, NS)) == ["s1-collector", "s1-langfuse-postgresql", "s1-langfuse-redis",
+                                                      "s1-langfuse-s3-all-in-one", "s1-langfuse-web", "s1-langfuse-worker",
+                                                      "s1-phoenix"]
         await cluster.until(lambda: condition(cluster, "Ready").get("status") == "True", timeout=10)
         assert condition(cluster, "Progressing")["status"] == "False"
         assert condition(cluster, "CollectorReady")["message"] == "1 workload(s) available"
@@ -160,30 +159,34 @@ async def test_create_update_ready_and_delete(acluster, helm):
         assert generated_secret(cluster) == secret
 
         # Delete (deletionPolicy Retain): releases uninstalled, Phoenix's PVC and the Secret kept.
-        assert cluster.get(PVCS, "s1-phoenix-data", NS) is not None
+        assert cluster.get(PVCS, "s1-phoenix-data-pvc", NS) is not None
         cluster.delete(STACKS, "s1", NS)
         await cluster.until(lambda: cluster.get(STACKS, "s1", NS) is None, timeout=30)
         assert release_records(cluster) == {}
         assert cluster.list(DEPLOYMENTS, NS) == []
         await cluster.until(lambda: cluster.get(CONFIGMAPS, "s1-otel", NS) is None)  # owned: garbage-collected
-        assert cluster.get(PVCS, "s1-phoenix-data", NS) is not None
+        assert cluster.get(PVCS, "s1-phoenix-data-pvc", NS) is not None
         assert generated_secret(cluster) == secret
 
 
-async def test_delete_policy_delete_removes_pvcs_and_secret(acluster, helm):
+async def test_delete_policy_delete_removes_pvcs_and_secret(acluster, helm, real_charts, upstream_dir):
     cluster = acluster
-    async with operator(cluster, helm):
-        cluster.seed(stack({"deletionPolicy": "Delete", "langfuse": {"enabled": False}}))
-        await cluster.until(lambda: sorted(release_records(cluster)) == ["s1-collector", "s1-phoenix"], timeout=30)
-        # Without helm's keep annotation Phoenix's PVC would go with the release anyway; the operator
-        # deletes PVCs itself because upstream charts' StatefulSet PVCs outlive their releases.
+    clickhouse_crds(cluster, upstream_dir)
+    async with operator(cluster, helm, real_charts):
+        cluster.seed(stack({"deletionPolicy": "Delete"}))
+        await cluster.until(lambda: sorted(release_records(cluster)) == sorted(RELEASES), timeout=60)
+        # helm uninstall keeps what the charts mark `keep`: Phoenix's PVC and the Langfuse chart's
+        # generated credentials (found by helm's release annotation, their labels name no release),
+        # and StatefulSets' claims (found by their instance label): the operator deletes them all.
+        assert cluster.get(PVCS, "s1-phoenix-data-pvc", NS) is not None
+        assert cluster.get(SECRETS, "s1-langfuse-postgresql-auth", NS) is not None
         cluster.seed({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                       "metadata": {"name": "data-s1-phoenix-0", "namespace": NS,
                                    "labels": {"app.kubernetes.io/instance": "s1-phoenix"}}, "spec": {}})
         cluster.delete(STACKS, "s1", NS)
         await cluster.until(lambda: cluster.get(STACKS, "s1", NS) is None, timeout=30)
         assert cluster.list(PVCS, NS) == []
-        assert cluster.get(SECRETS, "s1-observatory-secrets", NS) is None
+        assert cluster.list(SECRETS, NS) == []  # the generated Secret too
         assert release_records(cluster) == {}
 
 
@@ -211,9 +214,9 @@ async def test_helm_failure_is_degraded_scrubbed_and_recovers(acluster, helm):
         assert generated_secret(cluster) == secret
 
 
-async def test_api_500_during_install_is_retried(acluster, helm):
+async def test_api_500_during_install_is_retried(acluster, helm, real_charts):
     cluster = acluster
-    async with operator(cluster, helm):
+    async with operator(cluster, helm, real_charts):
         # helm 3 creates chart objects with POST; the first Deployment create fails.
         cluster.fail("POST", rf"^/apis/apps/v1/namespaces/{NS}/deployments$", status=500, times=1)
         cluster.seed(stack({"langfuse": {"enabled": False}}))
@@ -225,17 +228,17 @@ async def test_api_500_during_install_is_retried(acluster, helm):
         assert sorted(cluster.get(DEPLOYMENTS, n, NS)["metadata"]["name"] for n in ("s1-phoenix", "s1-collector"))
 
 
-async def test_secrets_survive_restarts_and_nothing_is_rewritten(acluster, helm):
+async def test_secrets_survive_restarts_and_nothing_is_rewritten(acluster, helm, real_charts, upstream_dir):
     cluster = acluster
-    seed_prerequisites(cluster)
-    async with operator(cluster, helm):
+    clickhouse_crds(cluster, upstream_dir)
+    async with operator(cluster, helm, real_charts):
         cluster.seed(stack())
         await cluster.until(lambda: len(status(cluster).get("components", {})) == 3, timeout=30)
         set_available(cluster, NS)
         await cluster.until(lambda: condition(cluster, "Ready").get("status") == "True", timeout=10)
     first = cluster.get(SECRETS, "s1-observatory-secrets", NS)
     cluster.clear_requests()
-    async with operator(cluster, helm) as restarted:
+    async with operator(cluster, helm, real_charts) as restarted:
         # kopf's resume handler runs the full reconcile once.
         await cluster.until(lambda: restarted.metrics.registry.get_sample_value(
             "observatory_reconcile_total", {"kind": "ObservabilityStack", "result": "applied"}), timeout=30)
@@ -258,9 +261,9 @@ async def test_missing_langfuse_prerequisites_install_nothing(acluster, helm):
 
 
 @pytest.mark.parametrize("binary_name", ["helm", "helm4"])
-async def test_external_clickhouse_needs_no_prerequisites(acluster, request, binary_name):
+async def test_external_clickhouse_needs_no_prerequisites(acluster, request, binary_name, real_charts):
     cluster = acluster
-    async with operator(cluster, request.getfixturevalue(binary_name)):
+    async with operator(cluster, request.getfixturevalue(binary_name), real_charts):
         cluster.seed(stack({"langfuse": {"dedicated": {"clickhouse": {"host": "ch.example", "passwordSecret": {"name": "ch"}}}}}))
         await cluster.until(lambda: sorted(release_records(cluster)) == sorted(RELEASES), timeout=30)
         await cluster.until(lambda: condition(cluster, "Progressing").get("status") == "True", timeout=10)
@@ -281,3 +284,104 @@ async def test_per_stack_chart_override_upgrades_that_release_only(acluster, hel
         assert status(cluster)["components"]["phoenix"]["chart"] == "phoenix-helm-12.0.5"
         assert status(cluster)["components"]["collector"]["revision"] == 1
         assert controller.helm.upgrades == 3
+
+
+async def test_a_stack_name_too_long_for_its_releases_installs_nothing_and_deletes(acluster, helm):
+    """A 40-character name would fail at helm on every retry: it is Invalid, and deleting it is not blocked."""
+    cluster, name = acluster, "s" * 40
+    async with operator(cluster, helm) as controller:
+        cluster.seed({**stack(), "metadata": {"name": name, "namespace": NS}})
+        await cluster.until(lambda: any(c["type"] == "Ready" and c["reason"] == "InvalidSpec" for c in
+                                        ((cluster.get(STACKS, name, NS) or {}).get("status") or {}).get("conditions") or []),
+                            timeout=30)
+        message = next(c["message"] for c in cluster.get(STACKS, name, NS)["status"]["conditions"] if c["type"] == "Ready")
+        assert "metadata: name" in message and "choose a shorter name" in message
+        cluster.delete(STACKS, name, NS)
+        await cluster.until(lambda: cluster.get(STACKS, name, NS) is None, timeout=30)
+    assert controller.helm.upgrades == 0 and release_records(cluster) == {}
+
+
+def pid_recording(helm_binary, tmp_path):
+    """A stand-in for helm that records each invocation's pid (exec keeps it), then is the real helm."""
+    pids, wrapper = tmp_path / "helm-pids", tmp_path / "helm"
+    wrapper.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        echo $$ >> {pids}
+        exec {helm_binary} "$@"
+        """))
+    wrapper.chmod(0o755)
+    return wrapper, pids
+
+
+# The Deployment write helm makes while its release record says pending: helm 3 creates with POST
+# and updates with a three-way PATCH; helm 4 applies server-side (PATCH) both times.
+HUNG_WRITE = {("helm", "install"): "POST", ("helm", "upgrade"): "PATCH",
+              ("helm4", "install"): "PATCH", ("helm4", "upgrade"): "PATCH"}
+
+
+@pytest.mark.parametrize("binary_name, operation", list(HUNG_WRITE))
+async def test_a_helm_killed_mid_operation_leaves_a_pending_release_that_is_recovered(
+        acluster, request, tmp_path, real_charts, binary_name, operation):
+    """SIGKILL the real helm while a request of its install/upgrade hangs: the release stays
+    pending-<operation> (every later upgrade would answer "another operation is in progress");
+    the next reconcile rolls back to the deployed revision (or uninstalls the first install) and
+    then converges."""
+    cluster = acluster
+    wrapper, pids = pid_recording(request.getfixturevalue(binary_name), tmp_path)
+    spec = {"langfuse": {"enabled": False}, "phoenix": {"enabled": False}}
+    method = HUNG_WRITE[binary_name, operation]
+    deployment = rf"^/apis/apps/v1/namespaces/{NS}/deployments" + ("$" if method == "POST" else "/s1-collector$")
+    async with operator(cluster, wrapper, real_charts) as controller:
+        if operation == "install":
+            cluster.hang(method, deployment)
+            cluster.seed(stack(spec))
+        else:
+            cluster.seed(stack(spec))
+            await cluster.until(lambda: release_records(cluster) == {"s1-collector": ["deployed"]}, timeout=60)
+            cluster.clear_requests()  # the install's own Deployment write is not the one that hangs
+            cluster.hang(method, deployment)
+            cluster.patch(STACKS, "s1", NS, {"spec": {"collector": {"replicas": 2}}})
+        await cluster.until(lambda: f"pending-{operation}" in release_records(cluster).get("s1-collector", []), timeout=60)
+        await cluster.until(lambda: any(r.method == method and r.resource is not None and r.resource.plural == "deployments"
+                                        for r in cluster.requests), timeout=60)
+        os.kill(int(pids.read_text().split()[-1]), signal.SIGKILL)
+        cluster.call(cluster.emulator.release_hung)
+
+        await cluster.until(lambda: condition(cluster, "Degraded").get("status") == "False"
+                            and status(cluster).get("observedGeneration") == cluster.get(STACKS, "s1", NS)["metadata"]["generation"],
+                            timeout=60)
+        # Rolled back (revision 3, a copy of 1) then upgraded (4); helm leaves the killed revision as it was.
+        # A first install that never deployed was uninstalled and installed again.
+        assert release_records(cluster)["s1-collector"] == (
+            ["superseded", "pending-upgrade", "superseded", "deployed"] if operation == "upgrade" else ["deployed"])
+        assert cluster.get(DEPLOYMENTS, "s1-collector", NS)["spec"]["replicas"] == (2 if operation == "upgrade" else 1)
+        assert controller.helm.upgrades >= 2
+
+
+async def test_a_release_of_the_same_name_that_observatory_did_not_install_is_left_alone(acluster, helm, real_charts, tmp_path):
+    """Someone's own `helm install s1-collector` in the namespace: the stack reports the conflict and
+    neither upgrades (adopts) nor, when deleted, uninstalls it; its own releases carry its uid."""
+    cluster = acluster
+    config = tmp_path / "kubeconfig"
+    config.write_text(kubeconfig(cluster, NS))
+    cluster.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    await asyncio.to_thread(subprocess.run, [str(helm), "install", "s1-collector", real_charts["OBSERVATORY_COLLECTOR_CHART"], "--kubeconfig", str(config),
+                    "--set", "mode=deployment", "--set", "image.repository=otel/opentelemetry-collector-k8s"],
+                   check=True, capture_output=True, timeout=120)
+    async with operator(cluster, helm, real_charts) as controller:
+        cluster.seed(stack({"langfuse": {"enabled": False}}))
+        await cluster.until(lambda: condition(cluster, "CollectorReady").get("reason") == "ReleaseConflict", timeout=60)
+        message = condition(cluster, "CollectorReady")["message"]
+        assert "s1-collector" in message and "not installed by Observatory for this stack" in message, message
+        assert condition(cluster, "Degraded")["status"] == "True"
+        assert release_records(cluster) == {"s1-collector": ["deployed"], "s1-phoenix": ["deployed"]}
+        assert controller.helm.upgrades == 1  # Phoenix only
+        uid = cluster.get(STACKS, "s1", NS)["metadata"]["uid"]
+        owners = {r["metadata"]["labels"]["name"]: r["metadata"]["labels"].get("observatory.dev/owner-uid")
+                  for r in cluster.list(SECRETS, NS, labelSelector="owner=helm")}
+        assert owners == {"s1-collector": None, "s1-phoenix": uid}
+
+        cluster.delete(STACKS, "s1", NS)
+        await cluster.until(lambda: cluster.get(STACKS, "s1", NS) is None, timeout=30)
+    assert release_records(cluster) == {"s1-collector": ["deployed"]}
+    assert [d["metadata"]["name"] for d in cluster.list(DEPLOYMENTS, NS)] == ["s1-collector-opentelemetry-collector"]

@@ -1,11 +1,12 @@
 """API calls the ObservabilityStack reconcile needs beyond the AlertRule/SLO ones: the generated
-Secret (created once, never rewritten), the `<stack>-otel` ConfigMap, prerequisite CRDs, workload
-readiness and PVC clean-up. An extension of the Kubernetes adapter: same field manager, same
-permission declarations, same error mapping (`ApiProblem`).
+Secret (created once, never rewritten), the `<stack>-otel` ConfigMap, prerequisite CRDs, release
+ownership, workload readiness and clean-up of what helm uninstall keeps. An extension of the
+Kubernetes adapter: same field manager, same permission declarations, same error mapping (`ApiProblem`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,7 +14,16 @@ from kubernetes import client
 
 from .kube import FIELD_MANAGER, ApiProblem, Kube, Owner
 
-INSTANCE_LABEL = "app.kubernetes.io/instance"  # set by the upstream charts on every workload
+INSTANCE_LABEL = "app.kubernetes.io/instance"  # set by most charts, e.g. on StatefulSets' volume claim templates
+# helm annotates every object it creates with its release (helm/helm pkg/action/action.go
+# setMetadataVisitor); charts' own labels vary: Phoenix's carry only `app: <release>`.
+RELEASE_ANNOTATION = "meta.helm.sh/release-name"
+
+
+def _of_release(item: Mapping[str, Any], release: str) -> bool:
+    meta = item["metadata"]
+    return ((meta.get("annotations") or {}).get(RELEASE_ANNOTATION) == release
+            or (meta.get("labels") or {}).get(INSTANCE_LABEL) == release)
 
 
 class StackKube(Kube):
@@ -88,29 +98,48 @@ class StackKube(Kube):
 
     def workloads(self, namespace: str, release: str) -> list[dict[str, Any]]:
         """The release's Deployments and StatefulSets as {kind, name, replicas, available, current}."""
-        selector = f"{INSTANCE_LABEL}={release}"
         found = []
         for kind, resource, lister in (("Deployment", "deployments", self._apps.list_namespaced_deployment),
                                        ("StatefulSet", "statefulsets", self._apps.list_namespaced_stateful_set)):
-            answer = self._call("apps", resource, "list", lister, namespace, label_selector=selector)
-            for item in answer.items:
-                status = item.status
-                wanted = item.spec.replicas if item.spec.replicas is not None else 1
-                available = (status.available_replicas if kind == "Deployment" else status.ready_replicas) if status else 0
-                found.append({"kind": kind, "name": item.metadata.name, "replicas": wanted, "available": available or 0,
+            # Raw JSON: only replicas and status are read, the pod templates are not worth deserialising.
+            # Annotations cannot be selected on: the namespace's workloads are filtered here.
+            response = self._call("apps", resource, "list", lister, namespace, _preload_content=False)
+            for item in filter(lambda i: _of_release(i, release), json.loads(response.data)["items"]):
+                meta, spec, status = item["metadata"], item.get("spec") or {}, item.get("status") or {}
+                available = status.get("availableReplicas" if kind == "Deployment" else "readyReplicas") or 0
+                found.append({"kind": kind, "name": meta["name"], "replicas": spec.get("replicas", 1), "available": available,
                               # the controller has seen the latest spec
-                              "current": bool(status and (status.observed_generation or 0) >= (item.metadata.generation or 0))})
+                              "current": bool(status) and status.get("observedGeneration", 0) >= meta.get("generation", 0)})
         return found
 
-    def delete_pvcs(self, namespace: str, release: str) -> list[str]:
-        """Delete the release's PersistentVolumeClaims (kept by helm uninstall)."""
-        answer = self._call("", "persistentvolumeclaims", "list", self._core.list_namespaced_persistent_volume_claim,
-                            namespace, label_selector=f"{INSTANCE_LABEL}={release}")
-        names = [item.metadata.name for item in answer.items]
-        for name in names:
-            self._delete_ignoring_absent("persistentvolumeclaims",
-                                         self._core.delete_namespaced_persistent_volume_claim, name, namespace)
-        return names
+    def release_label(self, namespace: str, release: str, label: str) -> str | None:
+        """A label of a Helm release's latest revision record, None when unset or no record exists.
+
+        helm's default storage keeps one Secret per revision, labelled owner=helm, name=<release>,
+        version=<revision>, plus the release's own labels (helm/helm pkg/storage/driver/secrets.go);
+        `helm history` does not show those labels and helm 3's `get metadata` neither."""
+        answer = self._call("", "secrets", "list", self._core.list_namespaced_secret, namespace,
+                            label_selector=f"owner=helm,name={release}")
+        records = [item.metadata.labels or {} for item in answer.items]
+        if not records:
+            return None
+        return max(records, key=lambda labels: int(labels.get("version") or 0)).get(label)
+
+    def delete_release_data(self, namespace: str, release: str) -> list[str]:
+        """Delete what helm uninstall keeps of a release: its PersistentVolumeClaims and Secrets —
+        the chart's own marked helm.sh/resource-policy keep (helm annotates them; e.g. the Langfuse
+        chart's database credentials) and StatefulSets' claims (labelled by their claim templates)."""
+        deleted = []
+        for resource, lister, deleter in (
+                ("persistentvolumeclaims", self._core.list_namespaced_persistent_volume_claim,
+                 self._core.delete_namespaced_persistent_volume_claim),
+                ("secrets", self._core.list_namespaced_secret, self._core.delete_namespaced_secret)):
+            response = self._call("", resource, "list", lister, namespace, _preload_content=False)
+            for item in json.loads(response.data)["items"]:
+                if _of_release(item, release):
+                    self._delete_ignoring_absent(resource, deleter, item["metadata"]["name"], namespace)
+                    deleted.append(f"{resource}/{item['metadata']['name']}")
+        return deleted
 
     def _delete_ignoring_absent(self, resource: str, fn: Any, name: str, namespace: str) -> None:
         try:

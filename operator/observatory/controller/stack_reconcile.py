@@ -41,8 +41,9 @@ from ..compile.stack import (
     required_secrets,
     secret_name,
 )
-from ..helm import Helm, HelmError, operator_charts, release_digest
+from ..helm import Helm, HelmError, Release, operator_charts, release_digest
 from ..models import parse_resource
+from ..models.common import ObjectMeta
 from ..models.stack import ObservabilityStack
 from .kube import ApiProblem, Owner
 from .metrics import Metrics
@@ -55,11 +56,14 @@ log = logging.getLogger(__name__)
 
 KIND, PLURAL = "ObservabilityStack", "observabilitystacks"
 COMPONENTS: tuple[Component, ...] = ("phoenix", "langfuse", "collector")
-# The Langfuse chart 2.x deploys ClickHouse through the ClickHouse operator and its certificates
-# through cert-manager; without these CRDs its install fails half-way.
-LANGFUSE_PREREQUISITES = ("clickhouseclusters.clickhouse.com", "keeperclusters.clickhouse.com",
-                          "certificates.cert-manager.io")
+# The Langfuse chart 2.x deploys ClickHouse through the ClickHouse operator; without its CRDs the
+# install fails half-way. (cert-manager is needed only by the SeaweedFS subchart's TLS,
+# global.seaweedfs.enableSecurity, which Observatory leaves off.)
+LANGFUSE_PREREQUISITES = ("clickhouseclusters.clickhouse.com", "keeperclusters.clickhouse.com")
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
+# On every release Observatory installs: the uid of the stack it belongs to. A release of the same
+# name without it (someone's own, or a former stack's of that name) is never upgraded or uninstalled.
+OWNER_UID_LABEL = "observatory.dev/owner-uid"
 
 
 def generate(spec: SecretSpec) -> str:
@@ -138,7 +142,7 @@ class StackController:
         if any(p.component == "langfuse" for p in plans) and stack.spec.langfuse.dedicated.clickhouse is None:
             missing = await self._api(self.kube.missing_crds, list(LANGFUSE_PREREQUISITES))
             if missing:
-                message = ("the Langfuse chart needs the ClickHouse operator and cert-manager; missing CRDs: "
+                message = ("the Langfuse chart needs the ClickHouse operator; missing CRDs: "
                            + ", ".join(missing) + " (or set spec.langfuse.dedicated.clickhouse to an external ClickHouse)")
                 states = [ComponentState(p.component, p.name, "Blocked" if p.component == "langfuse" else "Progressing",
                                          message if p.component == "langfuse" else "waiting for the Langfuse prerequisites")
@@ -150,14 +154,16 @@ class StackController:
         labels = owner_labels(self.options.conventions, KIND, stack.name)
         await self._api(self.kube.apply_configmap, owner, configmap_name(stack), labels, otel_configmap_data(stack))
 
-        states = [await self._release(plan, secret_values) for plan in plans]
-        await self._uninstall_stale(stack, plans, previous, secret_values)
+        states = [await self._release(plan, owner.uid, secret_values) for plan in plans]
+        await self._uninstall_stale(stack, owner.uid, plans, previous, secret_values)
         await self._report(owner, generation, previous, conditions(states), states=states, stack=stack)
         self._last[owner.uid] = (stack, states)
         self.metrics.owned(KIND, owner.uid, len(rules))
-        if any(s.phase == "Failed" for s in states):
-            raise kopf.TemporaryError("; ".join(f"{s.component}: {s.message}" for s in states if s.phase == "Failed"),
-                                      delay=backoff(retry))
+        broken = [s for s in states if s.phase in ("Failed", "Conflict")]
+        if broken:
+            # A conflict lasts until someone removes the other release: no helm error to back off from.
+            raise kopf.TemporaryError("; ".join(f"{s.component}: {s.message}" for s in broken),
+                                      delay=backoff(retry) if any(s.phase == "Failed" for s in broken) else REFUSED_RETRY_SECONDS)
         return "applied"
 
     def _ensure_secrets(self, stack: ObservabilityStack) -> list[str]:
@@ -185,14 +191,20 @@ class StackController:
                 raise ApiProblem(409, f"Secret {name} kept changing while its keys were added")
         return values
 
-    async def _release(self, plan: ReleasePlan, secret_values: list[str]) -> ComponentState:
+    async def _release(self, plan: ReleasePlan, uid: str, secret_values: list[str]) -> ComponentState:
         digest = release_digest(plan)
         try:
             release = await self.helm.status(plan.name, plan.namespace)
+            if release is not None and not await self._owns(plan.namespace, plan.name, uid):
+                return ComponentState(plan.component, plan.name, "Conflict", (
+                    f"a Helm release {plan.name} exists that was not installed by Observatory for this stack; it is "
+                    f"left alone: uninstall it (helm uninstall {plan.name} -n {plan.namespace}) or give the stack another name"))
+            if release is not None and release.status.startswith("pending-"):
+                release = await self._recover(release, secret_values)
             if release is None or release.digest != digest or release.status != "deployed":
                 log.info("helm upgrade of %s/%s (%s)", plan.namespace, plan.name,
                          "install" if release is None else f"was revision {release.revision}, {release.status}")
-                release = await self.helm.upgrade(plan, secrets=secret_values)
+                release = await self.helm.upgrade(plan, labels={OWNER_UID_LABEL: uid}, secrets=secret_values)
         except HelmError as e:
             return ComponentState(plan.component, plan.name, "Failed", e.message)
         workloads = await self._api(self.kube.workloads, plan.namespace, plan.name)
@@ -200,13 +212,38 @@ class StackController:
         return ComponentState(plan.component, plan.name, "Ready" if ready else "Progressing", message,
                               chart=release.chart, revision=release.revision)
 
-    async def _uninstall_stale(self, stack: ObservabilityStack, plans: list[ReleasePlan], previous: Mapping[str, Any],
-                               secret_values: list[str]) -> None:
+    async def _recover(self, pending: Release, secret_values: list[str]) -> Release | None:
+        """Unlock a release whose latest revision is pending-install/-upgrade/-rollback.
+
+        helm marks a revision pending before it touches any object and settles it at the end; a
+        helm killed in between (the operator's pod replaced mid-upgrade) leaves it pending, and
+        helm refuses every later upgrade with "another operation (install/upgrade/rollback) is in
+        progress" (helm/helm pkg/action/upgrade.go, errPending). Here no operation of ours can be
+        running: every helm command on a stack's releases runs under the stack's lock, which the
+        caller holds, and only the peering leader reconciles. So roll back to the last deployed
+        revision, or uninstall a release that never deployed; the caller then upgrades as usual.
+        """
+        deployed = [r for r in await self.helm.history(pending.name, pending.namespace) if r.status == "deployed"]
+        log.warning("helm release %s/%s is stuck at revision %d (%s); %s", pending.namespace, pending.name,
+                    pending.revision, pending.status,
+                    f"rolling back to revision {deployed[-1].revision}" if deployed else "uninstalling it (never deployed)")
+        if deployed:
+            await self.helm.rollback(pending.name, pending.namespace, deployed[-1].revision, secrets=secret_values)
+            return await self.helm.status(pending.name, pending.namespace)
+        await self.helm.uninstall(pending.name, pending.namespace, secrets=secret_values)
+        return None
+
+    async def _owns(self, namespace: str, release: str, uid: str) -> bool:
+        return await self._api(self.kube.release_label, namespace, release, OWNER_UID_LABEL) == uid
+
+    async def _uninstall_stale(self, stack: ObservabilityStack, uid: str, plans: list[ReleasePlan],
+                               previous: Mapping[str, Any], secret_values: list[str]) -> None:
         """Releases of components the spec no longer has (e.g. Langfuse switched to external)."""
         wanted = {p.name for p in plans}
         for component, reported in sorted(((previous.get("components") or {})).items()):
             name = (reported or {}).get("release")
-            if name and name not in wanted and name == release_name(stack, component):
+            if (name and name not in wanted and name == release_name(stack, component)
+                    and await self._owns(stack.namespace, name, uid)):
                 await self.helm.uninstall(name, stack.namespace, secrets=secret_values)
 
     # --- readiness refresh ------------------------------------------------------------------------
@@ -234,11 +271,13 @@ class StackController:
     # --- deletion -----------------------------------------------------------------------------------
 
     async def delete(self, body: Mapping[str, Any]) -> None:
-        """Uninstall every release of the stack; with deletionPolicy Delete also its PVCs and Secret."""
+        """Uninstall every release of the stack; with deletionPolicy Delete also the PVCs and Secrets
+        helm keeps, and the generated Secret."""
         meta = body["metadata"]
-        # Names depend on the stack's name only, so a stack with an invalid spec is cleaned up too.
-        stack = parse_resource({"apiVersion": body["apiVersion"], "kind": KIND,
-                                "metadata": {"name": meta["name"], "namespace": meta["namespace"]}})
+        # Names depend on the stack's name only, so a stack with an invalid spec, or a name too long
+        # to install, is cleaned up too: built unvalidated.
+        stack = ObservabilityStack.model_construct(
+            metadata=ObjectMeta.model_construct(name=meta["name"], namespace=meta["namespace"]))
         remove_data = (body.get("spec") or {}).get("deletionPolicy") == "Delete"
         async with self._lock(meta["uid"]):
             current = await self._api(self.kube.read_secret_data, stack.namespace, secret_name(stack))
@@ -246,9 +285,12 @@ class StackController:
             try:
                 for component in COMPONENTS:
                     name = release_name(stack, component)
-                    await self.helm.uninstall(name, stack.namespace, secrets=secret_values)
+                    if not await self._owns(stack.namespace, name, meta["uid"]):
+                        continue  # none, or not installed for this stack
+                    # Data first: a retry after a failed uninstall still finds the release, hence its data.
                     if remove_data:
-                        await self._api(self.kube.delete_pvcs, stack.namespace, name)
+                        await self._api(self.kube.delete_release_data, stack.namespace, name)
+                    await self.helm.uninstall(name, stack.namespace, secrets=secret_values)
             except HelmError as e:
                 raise kopf.TemporaryError(str(e), delay=REFUSED_RETRY_SECONDS) from None
             if remove_data:

@@ -19,9 +19,10 @@ READY, PROGRESSING, DEGRADED = "Ready", "Progressing", "Degraded"
 COMPONENT_CONDITIONS = {"phoenix": "PhoenixReady", "langfuse": "LangfuseReady", "collector": "CollectorReady"}
 ORDER = (READY, PROGRESSING, DEGRADED, *COMPONENT_CONDITIONS.values())
 # Each phase's condition reason.
-Phase = Literal["Ready", "Progressing", "Failed", "Blocked"]
+Phase = Literal["Ready", "Progressing", "Failed", "Blocked", "Conflict"]
 REASONS: dict[Phase, str] = {"Ready": "Ready", "Progressing": "WorkloadsNotReady", "Failed": "HelmFailed",
-                             "Blocked": "PrerequisiteMissing"}
+                             "Blocked": "PrerequisiteMissing", "Conflict": "ReleaseConflict"}
+BROKEN: tuple[Phase, ...] = ("Failed", "Blocked", "Conflict")
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def conditions(states: Sequence[ComponentState], invalid: str | None = None) -> 
                 Cond(DEGRADED, "True", "InvalidSpec", invalid)]
     out = [Cond(COMPONENT_CONDITIONS[s.component], "True" if s.phase == "Ready" else "False", REASONS[s.phase], s.message)
            for s in states]
-    broken = [s for s in states if s.phase in ("Failed", "Blocked")]
+    broken = [s for s in states if s.phase in BROKEN]
     waiting = [s for s in states if s.phase == "Progressing"]
     if broken:
         reason = REASONS[broken[0].phase]

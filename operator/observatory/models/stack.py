@@ -4,14 +4,28 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from .common import K8S_NAME_PATTERN, Condition, CRModel, CustomResource, SecretKeyRef
+from .common import (
+    K8S_NAME_PATTERN,
+    Condition,
+    CRModel,
+    CustomResource,
+    ObjectMeta,
+    SecretKeyRef,
+)
 from .redaction import RedactionPolicy
 
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
 URL_PATTERN = r"^https?://[^\s/]+(/\S*)?$"
 HOST_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$"
+# The longest name whose derived names all fit: the Langfuse chart's StatefulSet
+# <name>-langfuse-postgresql must stay within 52 characters, because the StatefulSet controller
+# labels its pods controller-revision-hash=<statefulset>-<10-character hash> and label values end
+# at 63 (https://github.com/kubernetes/kubernetes/issues/64023). Looser limits follow: Helm's 53 for
+# the release <name>-collector, 63 for the bucket Job <name>-langfuse-bucket-hook and Services.
+# tests/stack_operator/test_stack_names.py renders the real charts at this length.
+MAX_NAME_LENGTH = 32
 VALUES_DESCRIPTION = "Free-form Helm values merged over the computed ones (last word wins); use with care."
 
 
@@ -290,3 +304,14 @@ class ObservabilityStack(CustomResource):
     kind: Literal["ObservabilityStack"] = Field(description="ObservabilityStack")
     spec: ObservabilityStackSpec = Field(default_factory=ObservabilityStackSpec, description="Desired state.")
     status: ObservabilityStackStatus | None = Field(default=None, description="Observed state, written by the operator.")
+
+    @field_validator("metadata")
+    @classmethod
+    def _name_fits_derived_names(cls, metadata: ObjectMeta) -> ObjectMeta:
+        if len(metadata.name) > MAX_NAME_LENGTH:
+            raise ValueError(
+                f"name {metadata.name!r} has {len(metadata.name)} characters, at most {MAX_NAME_LENGTH} are allowed: "
+                f"the Helm releases and chart objects named after the stack (e.g. the StatefulSet "
+                f"{metadata.name}-langfuse-postgresql, at most 52) would exceed Kubernetes' and Helm's name limits; "
+                f"choose a shorter name")
+        return metadata
