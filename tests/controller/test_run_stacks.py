@@ -6,7 +6,9 @@ change, uninstalled without leftovers; two tenants' stacks of the same name side
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -28,6 +30,7 @@ UPSTREAM_CHARTS = {"PHOENIX": "phoenix-helm-12.0.4.tgz", "LANGFUSE": "langfuse-2
                    "COLLECTOR": "opentelemetry-collector-0.170.0.tgz"}
 STACKS = "observatory.dev/v1alpha1/observabilitystacks"
 SECRETS, PVCS = "v1/secrets", "v1/persistentvolumeclaims"
+DEPLOYMENTS = "apps/v1/deployments"
 TENANTS = ("team-a", "team-b")
 RELEASES = {"team-a": {"llm-phoenix", "llm-langfuse", "llm-collector"}, "team-b": {"llm-phoenix", "llm-collector"}}
 
@@ -90,6 +93,16 @@ async def test_both_example_stacks_install_the_real_charts_upgrade_and_uninstall
             await cluster.until(lambda tenant=tenant: condition(cluster, tenant, "Ready").get("status") == "True", timeout=60)
         assert stack_status(cluster, "team-a")["endpoints"]["phoenixUI"] == "http://llm-phoenix-svc.team-a.svc.cluster.local:6006"
         assert stack_status(cluster, "team-b")["endpoints"]["otlpHttp"] == "http://llm-collector.team-b.svc.cluster.local:4318"
+        # The dedicated Langfuse's login: the status names where it is, the pod reads it from there.
+        login = stack_status(cluster, "team-a")["langfuseLogin"]
+        assert "langfuseLogin" not in stack_status(cluster, "team-b")
+        password = base64.b64decode(cluster.get(SECRETS, login["secret"], "team-a")["data"][login["passwordKey"]]).decode()
+        assert len(password) >= 8 and password not in json.dumps(stack_status(cluster, "team-a"))
+        web = next(d for d in cluster.list(DEPLOYMENTS, "team-a") if d["metadata"]["name"] == "llm-langfuse-web")
+        env = {e["name"]: e for c in web["spec"]["template"]["spec"]["containers"] for e in c.get("env") or []}
+        assert env["LANGFUSE_INIT_USER_EMAIL"]["value"] == login["email"]
+        assert env["LANGFUSE_INIT_USER_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": login["secret"],
+                                                                                 "key": login["passwordKey"]}
         assert cluster.get("clickhouse.com/v1alpha1/clickhouseclusters", "llm-langfuse", "team-a") is not None
 
         # A spec change upgrades the release it concerns, in that tenant only.
@@ -122,7 +135,9 @@ async def test_two_tenants_with_dedicated_stacks_of_the_same_name_both_install(t
         for tenant in TENANTS:
             cluster.seed({**example("team-a-dedicated.yaml"), "metadata": {"name": "llm", "namespace": tenant}})
         for tenant in TENANTS:
-            await cluster.until(lambda tenant=tenant: set(deployed(cluster, tenant)) == RELEASES["team-a"]
+            # Installed and reported (the status follows the releases), or failed.
+            await cluster.until(lambda tenant=tenant: (set(deployed(cluster, tenant)) == RELEASES["team-a"]
+                                                       and condition(cluster, tenant, "Degraded"))
                                 or condition(cluster, tenant, "Degraded").get("status") == "True", timeout=120)
         assert {tenant: condition(cluster, tenant, "Degraded").get("message") for tenant in TENANTS} == \
             {tenant: "" for tenant in TENANTS}

@@ -35,6 +35,7 @@ from ..compile.stack import (
     SecretSpec,
     configmap_name,
     endpoints,
+    langfuse_login,
     otel_configmap_data,
     release_name,
     release_plans,
@@ -305,7 +306,8 @@ class StackController:
                       *, states: list[ComponentState] = (), stack: ObservabilityStack | None = None) -> None:
         status = build_status(previous, conds, generation, now_rfc3339(), states=states,
                               endpoints=endpoints(stack) if stack else None,
-                              config_map=configmap_name(stack) if stack and states else None)
+                              config_map=configmap_name(stack) if stack and states else None,
+                              langfuse_login=langfuse_login(stack) if stack and states else None)
         if status == previous:
             return
         await self._api(self.kube.patch_status, PLURAL, owner.namespace, owner.name, status, previous)

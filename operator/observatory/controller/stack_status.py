@@ -11,6 +11,7 @@ from ..models.stack import (
     ComponentsStatus,
     ComponentStatus,
     Endpoints,
+    LangfuseLogin,
     ObservabilityStackStatus,
 )
 from .status import Cond
@@ -70,7 +71,7 @@ def conditions(states: Sequence[ComponentState], invalid: str | None = None) -> 
 
 def build_status(previous: Mapping[str, Any] | None, conds: Sequence[Cond], generation: int | None, now: str, *,
                  states: Sequence[ComponentState] = (), endpoints: Mapping[str, str] | None = None,
-                 config_map: str | None = None) -> dict[str, Any]:
+                 config_map: str | None = None, langfuse_login: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The status to write; lastTransitionTime moves only when a condition's status changes."""
     before = {c.get("type"): c for c in (previous or {}).get("conditions") or []}
     merged = []
@@ -83,5 +84,6 @@ def build_status(previous: Mapping[str, Any] | None, conds: Sequence[Cond], gene
                                                                   ready=s.phase == "Ready", message=s.message)
                                      for s in states})
     status = ObservabilityStackStatus(conditions=merged, observed_generation=generation, components=components,
-                                      endpoints=Endpoints.model_validate(dict(endpoints or {})), config_map=config_map)
+                                      endpoints=Endpoints.model_validate(dict(endpoints or {})), config_map=config_map,
+                                      langfuse_login=LangfuseLogin.model_validate(langfuse_login) if langfuse_login else None)
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -166,7 +166,7 @@ class LangfuseDedicated(CRModel):
     project: str | None = Field(default=None, min_length=1, max_length=128, description="Name of the project created at first start; default: the stack name.")
     postgres: LangfusePostgres | None = Field(default=None, description="External PostgreSQL; default: the chart's bundled one.")
     redis: LangfuseRedis | None = Field(default=None, description="External Redis; default: the chart's bundled Valkey.")
-    clickhouse: LangfuseClickHouse | None = Field(default=None, description="External ClickHouse; default: the chart's, which needs the ClickHouse operator CRDs and cert-manager.")
+    clickhouse: LangfuseClickHouse | None = Field(default=None, description="External ClickHouse; default: the chart's, which needs the ClickHouse operator's CRDs.")
     s3: LangfuseS3 | None = Field(default=None, description="External object storage; default: the chart's bundled SeaweedFS.")
     resources: Resources | None = Field(default=None, description="Resources of the Langfuse web and worker containers.")
 
@@ -288,6 +288,14 @@ class Endpoints(CRModel):
     langfuse_ui: str | None = Field(default=None, alias="langfuseUI", description="Langfuse UI URL.")
 
 
+class LangfuseLogin(CRModel):
+    """Where the login of a dedicated Langfuse is: names only, the password stays in the Secret."""
+
+    email: str = Field(description="The login email (sign-up is disabled; this user is created with the project).")
+    secret: str = Field(description="Secret in the stack's namespace holding the password (generated once).")
+    password_key: str = Field(description="Key of the password in that Secret.")
+
+
 class ObservabilityStackStatus(CRModel):
     """Observed state."""
 
@@ -296,6 +304,7 @@ class ObservabilityStackStatus(CRModel):
     components: ComponentsStatus = Field(default_factory=ComponentsStatus, description="Per-component release state.")
     endpoints: Endpoints = Field(default_factory=Endpoints, description="Endpoints for apps and UIs.")
     config_map: str | None = Field(default=None, description="ConfigMap with OTEL_EXPORTER_OTLP_* settings for apps to envFrom.")
+    langfuse_login: LangfuseLogin | None = Field(default=None, description="Where to find the login of a dedicated Langfuse.")
 
 
 class ObservabilityStack(CustomResource):
