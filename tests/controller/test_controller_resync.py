@@ -13,6 +13,7 @@ from controller_harness import (
     ALERTRULES,
     PROMETHEUSRULES,
     SLOS,
+    at_generation,
     example,
     handled,
     names,
@@ -124,3 +125,24 @@ def test_a_namespaced_replica_reads_the_peering_object_of_every_watched_namespac
                        'observatory-ha', 'me', 10, namespaces=('team-a', 'team-b'))
     assert view.paused() is True
     assert reads == ['team-a', 'team-b']
+
+
+async def test_a_membership_whose_status_write_was_lost_is_left_by_the_next_resync():
+    """The status names the shared groups an SLO is in; when its write is lost (the operator stops
+    before a retry) and the period changes again, the group of the lost status kept the SLO's part
+    for good: its alerts ran beside the new ones."""
+    async with cluster_context() as cluster:
+        async with running_operator(cluster, Settings(resync_seconds=3600)):
+            cluster.seed(example('slos/llm-availability.yaml'))
+            await cluster.until(lambda: settled(cluster, SLOS, 'llm-availability', 'team-a'))
+            cluster.fail('PATCH', r'/slos/llm-availability/status$', status=500, times=1000)
+            cluster.patch(SLOS, 'llm-availability', 'team-a', {'spec': {'window': '7d'}})
+            await cluster.until(lambda: slo_groups(cluster, 'team-a', '7d') and not slo_groups(cluster, 'team-a', '30d'))
+        cluster.emulator._faults.clear()
+        assert cluster.get(SLOS, 'llm-availability', 'team-a')['status']['observedGeneration'] == 1  # the lost write
+        cluster.patch(SLOS, 'llm-availability', 'team-a', {'spec': {'window': '28d'}})
+        async with running_operator(cluster, Settings(resync_seconds=0.3)) as controller:
+            await cluster.until(lambda: at_generation(cluster, SLOS, 'llm-availability', 'team-a', 3))
+            assert slo_groups(cluster, 'team-a', '28d')
+            await cluster.until(lambda: slo_groups(cluster, 'team-a', '7d') == [], timeout=10)
+            assert controller.metrics.resyncs.labels('done')._value.get() >= 1

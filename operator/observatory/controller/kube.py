@@ -295,6 +295,15 @@ class Kube:
                 deleted.append(key)
         return Sync(tuple(applied), tuple(deleted), tuple(now))
 
+    def shared_memberships(self, namespace: str) -> dict[str, list[str]]:
+        """Owner uid -> names of the shared PrometheusRules of `namespace` it is an owner of."""
+        labels = owner_labels(self._conventions, "Namespace", namespace)
+        found: dict[str, list[str]] = collections.defaultdict(list)
+        for obj in self._list("PrometheusRule", namespace, labels):
+            for ref in obj["metadata"].get("ownerReferences") or []:
+                found[ref["uid"]].append(obj["metadata"]["name"])
+        return dict(found)
+
     def _write_shared(self, obj: Mapping[str, Any], current: Mapping[str, Any] | None,
                       refs: list[dict[str, Any]]) -> dict[str, Any] | None:
         """The object as written, or None when `current` already holds it."""

@@ -89,6 +89,9 @@ class Controller:
         with self._live_lock:
             snapshot = sorted(self._live.items(), key=lambda item: (item[1][1], item[1][2], item[0]))
         result = "done"
+        # The shared objects of each namespace, listed once a round: a membership the status never
+        # recorded (its write was lost) is found and, if no longer wanted, left.
+        memberships: dict[str, dict[str, list[str]]] = {}
         for uid, (kind, namespace, name) in snapshot:
             if self._paused(paused):
                 result = "paused"
@@ -98,7 +101,9 @@ class Controller:
                     body = self.kube.get_resource(kind.plural, namespace, name)
                     if body is None or body["metadata"]["uid"] != uid or body["metadata"].get("deletionTimestamp"):
                         continue  # gone, or a namesake: the watch events bring it
-                    self._attempt(kind, body, 0, thorough=True)
+                    if namespace not in memberships:
+                        memberships[namespace] = self.kube.shared_memberships(namespace)
+                    self._attempt(kind, body, 0, thorough=memberships[namespace].get(uid, []))
             except (ApiProblem, kopf.TemporaryError) as e:
                 log.info("resync of %s/%s failed: %s", namespace, name, e)
         self.metrics.resyncs.labels(result).inc()
@@ -117,8 +122,10 @@ class Controller:
         with self._turn(body["metadata"]["uid"]):
             self._attempt(kind, body, retry)
 
-    def _attempt(self, kind: KindInfo, body: Mapping[str, Any], retry: int, thorough: bool = False) -> None:
-        """`thorough` lists generated objects by label instead of reading the ones the status names."""
+    def _attempt(self, kind: KindInfo, body: Mapping[str, Any], retry: int, thorough: list[str] | None = None) -> None:
+        """`thorough` (the names of shared objects listing the resource as an owner) lists its own
+        generated objects by label instead of reading the ones the status names, and looks at those
+        shared objects besides the ones the status names."""
         started = time.perf_counter()
         result = "error"
         try:
@@ -133,7 +140,7 @@ class Controller:
             self.metrics.reconciles.labels(kind.kind, result).inc()
             self.metrics.duration.labels(kind.kind).observe(time.perf_counter() - started)
 
-    def _reconcile(self, kind: KindInfo, body: Mapping[str, Any], thorough: bool) -> str:
+    def _reconcile(self, kind: KindInfo, body: Mapping[str, Any], thorough: list[str] | None) -> str:
         meta = body["metadata"]
         owner = Owner(body["apiVersion"], kind.kind, meta["namespace"], meta["name"], meta["uid"])
         generation = meta.get("generation")
@@ -151,11 +158,11 @@ class Controller:
         before = previous.get("prometheusRules") or []
         owned = {o["metadata"]["name"] for o in objects}
         shared_names = {o["metadata"]["name"] for o in shared}
-        known = None if thorough else [("PrometheusRule", n) for n in before if n not in shared_names] + \
+        known = None if thorough is not None else [("PrometheusRule", n) for n in before if n not in shared_names] + \
             [("AlertmanagerConfig", n) for n in [previous.get("alertmanagerConfig")] if n]
         sync = self.kube.sync_owned(owner, objects, known)
         # Besides what it needs now and had, only a former cost rule may own more: the catalogue.
-        had = [("PrometheusRule", n) for n in before if n not in owned]
+        had = [("PrometheusRule", n) for n in [*before, *(thorough or [])] if n not in owned]
         if isinstance(resource, AlertRule):
             had.append(("PrometheusRule", object_name(self.options.conventions.prices_object_name)))
         try:
