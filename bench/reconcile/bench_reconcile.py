@@ -169,7 +169,10 @@ def recorded_writes(cluster: emu.Cluster) -> list[dict]:
             del data["metadata"]["resourceVersion"]  # versions differ in the fresh emulator
             body = json.dumps(data)
         query = f"?{urllib.parse.urlencode(r.params)}" if r.params else ""  # the logged URL has no query
-        writes.append({"method": r.method, "path": r.url.path + query, "contentType": r.headers.get("Content-Type"), "body": body})
+        method, content_type = r.method, r.headers.get("Content-Type")
+        if method == "PUT":  # a replace needs the fresh emulator's resourceVersion: the same whole body as a merge patch
+            method, content_type = "PATCH", "application/merge-patch+json"
+        writes.append({"method": method, "path": r.url.path + query, "contentType": content_type, "body": body})
     return writes
 
 
