@@ -28,10 +28,28 @@ def main() -> None:
         if response.status >= 400:
             raise RuntimeError(f"{write['method']} {write['path']}: {response.status} {response.data[:300]!r}")
 
+    # Writes to one object keep their order (a create before its replace); objects spread over threads.
+    lanes: dict[str, list[dict]] = {}
+    for write in writes:
+        lanes.setdefault(object_of(write), []).append(write)
+
+    def send_lane(lane: list[dict]) -> None:
+        for write in lane:
+            send(write)
+
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(send, writes))
+        list(pool.map(send_lane, lanes.values()))
     print(f"{time.perf_counter() - started:.4f}")
+
+
+def object_of(write: dict) -> str:
+    """The object a write is about: its URL, or for a create the collection URL and the new name."""
+    path = write["path"].split("?")[0]
+    if write["method"] == "POST":
+        name = (json.loads(write["body"]).get("metadata") or {}).get("name") if write["body"] else None
+        return f"{path}/{name}" if name else f"{path}#{id(write)}"
+    return path.removesuffix("/status")
 
 
 if __name__ == "__main__":
