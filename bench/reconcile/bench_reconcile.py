@@ -18,6 +18,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -161,8 +162,8 @@ def percentile(values: list[float], p: float) -> float:
 def recorded_writes(cluster: emu.Cluster) -> list[dict]:
     writes = []
     for r in cluster.requests:
-        if r.method not in emu.WRITE_METHODS or r.resource is None:
-            continue
+        if r.method not in emu.WRITE_METHODS or r.resource is None or cluster.answered(r) >= 400:
+            continue  # a refused write (a 409 lost race, a 404 of a deleted object) changed nothing
         body = r.body.decode()
         if r.data and isinstance(r.data, dict) and (r.data.get("metadata") or {}).get("resourceVersion"):
             data = json.loads(json.dumps(r.data))
@@ -176,9 +177,19 @@ def recorded_writes(cluster: emu.Cluster) -> list[dict]:
     return writes
 
 
-def seed_all(cluster: emu.Cluster, objects: list[dict]) -> None:
-    for obj in objects:
-        cluster.seed(obj)
+def seed_all(cluster: emu.Cluster, objects: list[dict]) -> dict[tuple[str, str, str], str]:
+    """Create the CRs; return their uids by cr_key."""
+    return {cr_key(obj): cluster.seed(obj)["metadata"]["uid"] for obj in objects}
+
+
+UID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def with_uids(writes: list[dict], old: dict[tuple[str, str, str], str], new: dict[tuple[str, str, str], str]) -> list[dict]:
+    """The writes with owner references to the fresh emulator's CRs: the recorded uids would
+    name owners that do not exist there, and its garbage collector deletes such objects."""
+    renamed = {old[key]: new[key] for key in old}
+    return [dict(w, body=UID.sub(lambda m: renamed.get(m[0], m[0]), w["body"])) for w in writes]
 
 
 def one_run(n: int, steady: int, workdir: Path) -> dict:
@@ -190,7 +201,7 @@ def one_run(n: int, steady: int, workdir: Path) -> dict:
         operator = Operator(cluster, workdir)
         cluster.clear_requests()
         cpu_before, bench_cpu_before = operator.cpu_seconds(), time.process_time()
-        seed_all(cluster, objects)
+        uids = seed_all(cluster, objects)
         wait(lambda: settled_count(cluster) == n, 600, interval=0.1)  # polling costs the emulator
         done = time.perf_counter()
         operator_cpu, emulator_cpu = operator.cpu_seconds() - cpu_before, time.process_time() - bench_cpu_before
@@ -223,12 +234,11 @@ def one_run(n: int, steady: int, workdir: Path) -> dict:
 
     floors = {}
     path = workdir / "writes.json"
-    path.write_text(json.dumps(writes))
     for threads in (1, 8):
         with emu.running_cluster(event_window=1_000_000) as cluster:
             for i in range(NAMESPACES):
                 cluster.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"bench-{i}"}})
-            seed_all(cluster, objects)
+            path.write_text(json.dumps(with_uids(writes, uids, seed_all(cluster, objects))))
             out = subprocess.run([sys.executable, str(Path(__file__).with_name("replay_writes.py")), cluster.url,
                                   str(path), str(threads), cluster.token()], capture_output=True, text=True, check=False)
             if out.returncode:

@@ -35,7 +35,10 @@ def main() -> None:
 
     def send_lane(lane: list[dict]) -> None:
         for write in lane:
-            send(write)
+            try:
+                send(write)
+            except RuntimeError as e:
+                raise RuntimeError(f"{e}; lane: {[(w['method'], w['path']) for w in lane]}") from None
 
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:

@@ -151,7 +151,7 @@ class Controllers:
         live = dict(emulator._live())
         by_uid = {obj['metadata']['uid']: (key, obj) for key, obj in live.items()}
         for key in live:
-            obj = emulator._current(key)  # as changed earlier in this sweep
+            obj = emulator._peek(key)  # as changed earlier in this sweep
             if obj is None:
                 continue
             meta = obj['metadata']
@@ -162,7 +162,7 @@ class Controllers:
 
     def _owner(self, dependent_key: Key, ref: Obj, by_uid: dict[str, tuple[Key, Obj]]) -> Obj | None:
         found = by_uid.get(ref.get('uid'))
-        if found is None or self.emulator._current(found[0]) is None:
+        if found is None or self.emulator._peek(found[0]) is None:
             return None
         owner_key, owner = found
         # A namespaced owner must be in the dependent's namespace (else it counts as absent).
@@ -192,7 +192,7 @@ class Controllers:
     def _finish_deletion(self, key: Key, obj: Obj, live: dict[Key, Obj]) -> None:
         emulator, meta = self.emulator, obj['metadata']
         finalizers = meta.get('finalizers') or []
-        current = [(k, o) for k in live if (o := emulator._current(k)) is not None]
+        current = [(k, o) for k in live if (o := emulator._peek(k)) is not None]
         dependents = [(k, o) for k, o in current
                       if any(r.get('uid') == meta['uid'] for r in o['metadata'].get('ownerReferences') or [])]
         if ORPHAN in finalizers:
@@ -211,11 +211,11 @@ class Controllers:
     def _delete_content(self, key: Key, namespace: Obj, live: dict[Key, Obj]) -> None:
         """The namespace controller: delete what is in it; finalize once nothing is left."""
         emulator = self.emulator
-        content = [(k, o) for k, o in live.items() if k[1] == key[2] and emulator._current(k) is not None]
+        content = [(k, o) for k, o in live.items() if k[1] == key[2] and emulator._peek(k) is not None]
         for content_key, obj in content:
             if not obj['metadata'].get('deletionTimestamp'):
                 emulator.delete_object(content_key)
-        if not any(emulator._current(k) is not None for k, _ in content):
+        if not any(emulator._peek(k) is not None for k, _ in content):
             spec_finalizers = (namespace.get('spec') or {}).get('finalizers') or []
             if NAMESPACE_FINALIZER in spec_finalizers:
                 emulator._finalize_namespace(key)
