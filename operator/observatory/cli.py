@@ -127,6 +127,50 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+IMPORT_HELP = """Print Observatory SLOs (multi-document YAML) for SLOs written for another tool; report on stderr,
+per field (FILE: document N: path: what and why), whatever has no Observatory equivalent.
+Exit 0: everything mapped. Exit 2: something was reported (the SLOs that mapped are printed).
+Exit 1: an input could not be read, or no namespace: nothing printed. Every selector of an imported
+SLO reads its namespace only (namespace="<namespace>"), as every Observatory SLO does."""
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .importers import IMPORTERS, Source
+    from .importers.common import MAX_FILE_BYTES
+
+    sources = []
+    for name in args.files:
+        try:
+            with (sys.stdin.buffer if name == "-" else open(name, "rb")) as stream:
+                sources.append(Source(name, stream.read(MAX_FILE_BYTES + 1)))  # one byte more tells it is too large
+        except OSError as err:
+            print(f"{name}: cannot read: {err.strerror or err}", file=sys.stderr)
+            return 1
+    options = {"window": args.window} if args.format == "sloth" else {}
+    result = IMPORTERS[args.format](sources, args.namespace, **options)
+    for problem in result.problems:
+        print(problem, file=sys.stderr)
+    if result.fatal:
+        return 1
+    sys.stdout.write(dump_all(result.documents))
+    return 2 if result.problems else 0
+
+
+def _add_import(commands: argparse._SubParsersAction) -> None:
+    top = commands.add_parser("import", help="print Observatory SLOs for Sloth or OpenSLO SLO files", description=IMPORT_HELP)
+    formats = top.add_subparsers(dest="format", required=True)
+    for name, text in (("sloth", "Sloth prometheus/v1 specs and sloth.slok.dev/v1 PrometheusServiceLevels"),
+                       ("openslo", "OpenSLO v1 SLO documents with their SLI and DataSource documents")):
+        sub = formats.add_parser(name, help=text, description=f"{text}.\n\n{IMPORT_HELP}",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.add_argument("files", nargs="+", metavar="FILE", help="YAML files (multi-document); - for stdin")
+        sub.add_argument("-n", "--namespace", help="namespace of the SLOs (default: a PrometheusServiceLevel's own; "
+                                                    "required otherwise)")
+        sub.set_defaults(handler=cmd_import)
+    formats.choices["sloth"].add_argument("--window", default="30d",
+                                          help="SLO window, as Sloth's --default-slo-period (default: 30d)")
+
+
 def _add_input(parser: argparse.ArgumentParser, default_files: list[str] | None = None) -> None:
     parser.add_argument("-f", "--file", action="extend", nargs="+", required=default_files is None,
                         help="files or folders of YAML (multi-document); - for stdin")
@@ -154,6 +198,7 @@ def parser() -> argparse.ArgumentParser:
     crds.add_argument("--out", action="append", required=True, help="output folder (repeatable)")
     crds.add_argument("--check", action="store_true", help="only report stale files, exit 1 if any")
     crds.set_defaults(handler=cmd_crds)
+    _add_import(commands)
     run = commands.add_parser("run", help="run the operator (kopf); configured by OBSERVATORY_* environment variables")
     run.set_defaults(handler=cmd_run)
     return top
