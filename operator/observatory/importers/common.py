@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,12 +193,15 @@ class Reader:
         for key in sorted(set(value) - set(known)):
             self.report(join(path, key), "unknown field; not imported")
 
-    def labels(self, value: Any, path: str) -> dict[str, str]:
-        """Prometheus labels; a label that is not valid is reported and left out."""
+    def labels(self, value: Any, path: str, reserved: Collection[str] = ()) -> dict[str, str]:
+        """Prometheus labels; a label that is not valid, or that Observatory sets itself on every
+        alert (`reserved`), is reported and left out."""
         labels = {}
         for key, text in self.mapping(value, path).items():
             if not re.fullmatch(LABEL_NAME_PATTERN, key) or key.startswith("__"):
                 self.report(join(path, key), "is not a valid Prometheus label name; label not imported")
+            elif key in reserved:
+                self.report(join(path, key), "is set by Observatory on every alert of an SLO; label not imported")
             elif (checked := self.string(text, join(path, key))) is not None:
                 labels[key] = checked
             elif text in (None, ""):

@@ -15,6 +15,7 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
+from ..conventions import Conventions
 from ..models.common import Annotations, Severity
 from ..models.slo import DEFAULT_TIER_SEVERITY, AlertTier
 from . import queries
@@ -40,6 +41,10 @@ CRD_KIND = "PrometheusServiceLevel"
 DEFAULT_WINDOW = "30d"  # Sloth's --default-slo-period (cmd/sloth/commands/generate.go)
 SEVERITIES = get_args(Severity)
 # Sloth's alert annotations that have an Observatory field; `runbook` is what Sloth's examples use.
+_C = Conventions()
+# Labels Observatory puts on every SLO alert; a Sloth label of that name would be overwritten.
+ALERT_LABELS = (_C.tenant_label, _C.slo_label, _C.slo_tier_label)
+RULE_LABELS = (*ALERT_LABELS, _C.severity_label)
 ANNOTATION_FIELDS = {"summary": "summary", "description": "description", "runbook_url": "runbookUrl", "runbook": "runbookUrl"}
 
 Keys = Callable[[str], str]
@@ -92,7 +97,7 @@ def _document(reader: Reader, data: Any, namespace: str | None, window: str, col
         reader.report("", "no namespace for its SLOs: pass --namespace", fatal=True)
         return
     service = reader.string(spec.get("service"), join(base, "service"), required=True)
-    labels = reader.labels(spec.get("labels"), join(base, "labels"))
+    labels = reader.labels(spec.get("labels"), join(base, "labels"), RULE_LABELS)
     _plugins(reader, spec.get(key("slo_plugins")), join(base, key("slo_plugins")))
     slos = reader.sequence(spec.get("slos"), join(base, "slos"))
     if not slos:
@@ -128,7 +133,7 @@ def _slo(reader: Reader, value: Any, path: str, service: str, service_labels: di
         spec["groupBy"] = indicator[1]
     if alerting := _alerting(reader, slo.get("alerting"), join(path, "alerting"), key):
         spec["alerting"] = alerting
-    if labels := {**service_labels, **reader.labels(slo.get("labels"), join(path, "labels"))}:
+    if labels := {**service_labels, **reader.labels(slo.get("labels"), join(path, "labels"), RULE_LABELS)}:
         spec["labels"] = labels
     collector.add(reader, path, slo_document(name, namespace, spec))
 
@@ -186,7 +191,7 @@ def _alerting(reader: Reader, value: Any, path: str, key: Keys) -> dict[str, Any
     name = reader.string(alerting.get("name"), join(path, "name"))
     if name is not None and _invalid(AlertTier, {"name": name}, reader, join(path, "name")):
         name = None
-    common_labels = reader.labels(alerting.get("labels"), join(path, "labels"))
+    common_labels = reader.labels(alerting.get("labels"), join(path, "labels"), ALERT_LABELS)
     common_annotations = _annotations(reader, alerting.get("annotations"), join(path, "annotations"))
     tiers = {}
     for tier, field in (("page", "page_alert"), ("ticket", "ticket_alert")):
@@ -198,7 +203,7 @@ def _alerting(reader: Reader, value: Any, path: str, key: Keys) -> dict[str, Any
             out["enabled"] = False
         if name:
             out["name"] = name
-        tier_labels = reader.labels(alert.get("labels"), join(tier_path, "labels"))
+        tier_labels = reader.labels(alert.get("labels"), join(tier_path, "labels"), ALERT_LABELS)
         labels = {**common_labels, **tier_labels}
         if (severity := labels.pop("severity", None)) is not None:
             if severity in SEVERITIES:
