@@ -1,0 +1,112 @@
+"""Issue 13 item 2: alert templates that read other tenants.
+
+Prometheus expands the labels and annotations of an alerting rule as Go templates every time the
+alert is evaluated, with a function map that includes `query`: any PromQL, run against the whole
+TSDB, unpinned (prometheus template/template.go, NewTemplateExpander; rules/alerting.go expands
+labels and annotations with it). A tenant's template therefore reads every tenant. Observatory
+accepts only the template subset that reads the alert itself (observatory.templates).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from observatory.compile import compile_bundle
+from observatory.models import parse_resource
+from observatory.promtool import run_test_file, write_rule_files
+from observatory.yamlio import dump
+
+REPO = Path(__file__).resolve().parents[2]
+LEAK = '{{ with query "sum(secret_total{namespace=\\"team-b\\"})" }}{{ . | first | value }}{{ end }}'
+
+
+def observatory(*args: str, stdin: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "observatory", *args], input=stdin, capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+
+
+def alertrule(name: str = "calls", labels: dict[str, str] | None = None, summary: str | None = None,
+              **spec: object) -> dict:
+    body: dict = {"severity": "warning", "threshold": {"expr": "sum(llm_calls_total)", "op": ">", "value": 0}}
+    if labels:
+        body["labels"] = labels
+    if summary is not None:
+        body["annotations"] = {"summary": summary}
+    body.update(spec)
+    return {"apiVersion": "observatory.dev/v1alpha1", "kind": "AlertRule",
+            "metadata": {"name": name, "namespace": "team-a"}, "spec": body}
+
+
+def slo(name: str = "chat", **spec: object) -> dict:
+    body: dict = {"objective": 99, "indicator": {"ratio": {"errors": "llm_errors_total", "total": "llm_calls_total"}}}
+    body.update(spec)
+    return {"apiVersion": "observatory.dev/v1alpha1", "kind": "SLO",
+            "metadata": {"name": name, "namespace": "team-a"}, "spec": body}
+
+
+def promtool_alerts(rule_objects: list[dict], tmp_path: Path, exp_alerts: list[dict]) -> str:
+    """promtool's verdict on the alert `Calls` of team-a with team-b's secret series in the TSDB."""
+    rule_files = write_rule_files(rule_objects, tmp_path)
+    test = {"rule_files": [], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [{"series": 'llm_calls_total{namespace="team-a"}', "values": "1+1x10"},
+                         {"series": 'secret_total{namespace="team-b"}', "values": "42+0x10"}],
+        "alert_rule_test": [{"eval_time": "5m", "alertname": "Calls", "exp_alerts": exp_alerts}],
+    }]}
+    test_file = tmp_path / "leak.test.yaml"
+    test_file.write_text(dump(test))
+    outcome = run_test_file(test_file, rule_files, tmp_path)
+    return outcome.output if not outcome.ok else ""
+
+
+def test_prometheus_runs_query_in_a_template_across_tenants(promtool, tmp_path):
+    """The danger itself, judged by promtool: a team-a alert whose label and summary call `query`
+    carries team-b's series value. (Built from a benign rule, the template injected into the output,
+    since Observatory refuses to generate it.)"""
+    objects = compile_bundle([parse_resource(alertrule())])
+    [rule] = [r for o in objects for g in o["spec"]["groups"] for r in g["rules"] if r.get("alert") == "Calls"]
+    rule["labels"]["leak"] = LEAK
+    rule["annotations"]["summary"] = f"team-b holds {LEAK} secrets"
+    failure = promtool_alerts(objects, tmp_path, [{
+        "exp_labels": {"alertname": "Calls", "namespace": "team-a", "observatory_alertrule": "calls",
+                       "severity": "warning", "leak": "42"},
+        "exp_annotations": {"summary": "team-b holds 42 secrets"},
+    }])
+    assert failure == "", failure
+
+
+@pytest.mark.parametrize("document, field", [
+    (alertrule(labels={"leak": LEAK}), "spec.labels.leak"),
+    (alertrule(summary=f"team-b holds {LEAK}"), "spec.annotations.summary"),
+    (alertrule(annotations={"description": LEAK}), "spec.annotations.description"),
+    (alertrule(annotations={"runbookUrl": 'https://x/{{query("up")}}'}), "spec.annotations.runbookUrl"),
+    (slo(labels={"leak": LEAK}), "spec.labels.leak"),
+    (slo(description=LEAK), "spec.description"),
+    (slo(alerting={"page": {"labels": {"leak": LEAK}}}), "spec.alerting.page.labels.leak"),
+    (slo(alerting={"ticket": {"annotations": {"summary": LEAK}}}), "spec.alerting.ticket.annotations.summary"),
+])
+def test_query_in_a_template_is_refused_naming_the_field(document, field):
+    result = observatory("validate", "-f", "-", stdin=yaml.safe_dump(document))
+    assert result.returncode == 1, result.stdout
+    lines = [line for line in result.stderr.splitlines() if f": {field}: " in line]
+    assert lines, result.stderr
+    assert "`query`" in lines[0] and "reads the TSDB" in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_spliced_evaluation_name_cannot_inject_a_template():
+    """A quality rule's summary names the evaluation: the name is text, never template code."""
+    document = alertrule(threshold=None, quality={"evaluation": f'x {LEAK}', "minScore": 0.5})
+    del document["spec"]["threshold"]
+    objects = compile_bundle([parse_resource(document)])
+    [summary] = [r["annotations"]["summary"] for o in objects for g in o["spec"]["groups"] for r in g["rules"]
+                 if r.get("alert")]
+    assert "query" in summary  # the name is kept, as literal text
+    from observatory.templates import check_template
+    check_template(summary, "spec.quality.evaluation")  # and the generated template calls nothing but allowed functions
+    assert summary.startswith('Average {{ "x {{ with query')
