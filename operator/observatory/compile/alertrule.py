@@ -9,8 +9,10 @@ import promql_parser as pp
 
 from .. import promql
 from ..models.alertrule import AlertRule, AlertRuleSpec
+from ..models.common import Annotations
 from .rules import Rule, RuleGroup, Tenant
 from .signals import Signals, le_pattern, number, parse_field
+from .templates import check_templates, literal
 
 PSI_EPSILON = 1e-4  # keeps ln() finite for empty bins
 ANOMALY_SIGNAL_WINDOW = "5m"
@@ -30,9 +32,19 @@ def alert_name(resource_name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in resource_name.replace(".", "-").split("-") if part)
 
 
+def template_fields(path: str, labels: dict[str, str], annotations: Annotations) -> dict[str, str]:
+    """The user's label values and annotations, by field path: the text Prometheus expands as templates."""
+    fields = {f"{path}.labels.{name}": value for name, value in labels.items()}
+    for name, info in Annotations.model_fields.items():
+        if (value := getattr(annotations, name)) is not None:
+            fields[f"{path}.annotations.{info.alias or name}"] = value
+    return fields
+
+
 def compile_alertrule(rule: AlertRule, tenant: Tenant) -> RuleGroup:
     spec = rule.spec
     c = tenant.conventions
+    check_templates(template_fields("spec", spec.labels, spec.annotations))
     extra = parse_field(spec.selector, "spec.selector", tenant, selector_only=True) if spec.selector else None
     signals = Signals(tenant, extra, tuple(spec.group_by))
     identity = {c.alertrule_label: rule.name}
@@ -102,7 +114,7 @@ def _quality(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) ->
     expr = promql.build(f"(__arg_s__ / __arg_n__) {op} {number(bound)} and __arg_n__ >= {block.min_samples}",
                         {"s": scores, "n": samples})
     word = "below" if op == "<" else "above"
-    return Compiled(expr, summary=f"Average {block.evaluation} score {{{{ $value }}}} is {word} {bound:g} over {block.window}")
+    return Compiled(expr, summary=f"Average {literal(block.evaluation)} score {{{{ $value }}}} is {word} {bound:g} over {block.window}")
 
 
 def _drift(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Compiled:
