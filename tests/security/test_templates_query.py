@@ -9,45 +9,18 @@ accepts only the template subset that reads the alert itself (observatory.templa
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-
+from labels_resources import alertrule, observatory, slo
 from observatory.compile import compile_bundle
 from observatory.compile.templates import check
 from observatory.models import parse_resource
 from observatory.promtool import run_test_file, write_rule_files
 from observatory.yamlio import dump
 
-REPO = Path(__file__).resolve().parents[2]
 LEAK = '{{ with query "sum(secret_total{namespace=\\"team-b\\"})" }}{{ . | first | value }}{{ end }}'
-
-
-def observatory(*args: str, stdin: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "observatory", *args], input=stdin, capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
-
-
-def alertrule(name: str = "calls", labels: dict[str, str] | None = None, summary: str | None = None,
-              **spec: object) -> dict:
-    body: dict = {"severity": "warning", "threshold": {"expr": "sum(llm_calls_total)", "op": ">", "value": 0}}
-    if labels:
-        body["labels"] = labels
-    if summary is not None:
-        body["annotations"] = {"summary": summary}
-    body.update(spec)
-    return {"apiVersion": "observatory.dev/v1alpha1", "kind": "AlertRule",
-            "metadata": {"name": name, "namespace": "team-a"}, "spec": body}
-
-
-def slo(name: str = "chat", **spec: object) -> dict:
-    body: dict = {"objective": 99, "indicator": {"ratio": {"errors": "llm_errors_total", "total": "llm_calls_total"}}}
-    body.update(spec)
-    return {"apiVersion": "observatory.dev/v1alpha1", "kind": "SLO",
-            "metadata": {"name": name, "namespace": "team-a"}, "spec": body}
 
 
 def promtool_alerts(rule_objects: list[dict], tmp_path: Path, exp_alerts: list[dict]) -> str:
@@ -69,7 +42,7 @@ def test_prometheus_runs_query_in_a_template_across_tenants(promtool, tmp_path):
     """The danger itself, judged by promtool: a team-a alert whose label and summary call `query`
     carries team-b's series value. (Built from a benign rule, the template injected into the output,
     since Observatory refuses to generate it.)"""
-    objects = compile_bundle([parse_resource(alertrule())])
+    objects = compile_bundle([parse_resource(alertrule("calls"))])
     [rule] = [r for o in objects for g in o["spec"]["groups"] for r in g["rules"] if r.get("alert") == "Calls"]
     rule["labels"]["leak"] = LEAK
     rule["annotations"]["summary"] = f"team-b holds {LEAK} secrets"
@@ -82,10 +55,10 @@ def test_prometheus_runs_query_in_a_template_across_tenants(promtool, tmp_path):
 
 
 @pytest.mark.parametrize("document, field", [
-    (alertrule(labels={"leak": LEAK}), "spec.labels.leak"),
-    (alertrule(summary=f"team-b holds {LEAK}"), "spec.annotations.summary"),
-    (alertrule(annotations={"description": LEAK}), "spec.annotations.description"),
-    (alertrule(annotations={"runbookUrl": 'https://x/{{query("up")}}'}), "spec.annotations.runbookUrl"),
+    (alertrule("calls", labels={"leak": LEAK}), "spec.labels.leak"),
+    (alertrule("calls", annotations={"summary": f"team-b holds {LEAK}"}), "spec.annotations.summary"),
+    (alertrule("calls", annotations={"description": LEAK}), "spec.annotations.description"),
+    (alertrule("calls", annotations={"runbookUrl": 'https://x/{{query("up")}}'}), "spec.annotations.runbookUrl"),
     (slo(labels={"leak": LEAK}), "spec.labels.leak"),
     (slo(description=LEAK), "spec.description"),
     (slo(alerting={"page": {"labels": {"leak": LEAK}}}), "spec.alerting.page.labels.leak"),
@@ -102,8 +75,7 @@ def test_query_in_a_template_is_refused_naming_the_field(document, field):
 
 def test_a_spliced_evaluation_name_cannot_inject_a_template():
     """A quality rule's summary names the evaluation: the name is text, never template code."""
-    document = alertrule(threshold=None, quality={"evaluation": f'x {LEAK}', "minScore": 0.5})
-    del document["spec"]["threshold"]
+    document = alertrule("calls", threshold=None, quality={"evaluation": f'x {LEAK}', "minScore": 0.5})
     objects = compile_bundle([parse_resource(document)])
     [summary] = [r["annotations"]["summary"] for o in objects for g in o["spec"]["groups"] for r in g["rules"]
                  if r.get("alert")]

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable
 
 import promql_parser as pp
 
 from .. import promql
+from ..conventions import Conventions
 from ..models.alertrule import AlertRule, AlertRuleSpec
 from ..models.common import Annotations
+from .errors import CompileError, FieldError
 from .rules import Rule, RuleGroup, Tenant
 from .signals import Signals, le_pattern, number, parse_field
-from .templates import check_templates, literal
+from .templates import literal, template_errors
 
 PSI_EPSILON = 1e-4  # keeps ln() finite for empty bins
 ANOMALY_SIGNAL_WINDOW = "5m"
@@ -32,19 +34,49 @@ def alert_name(resource_name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in resource_name.replace(".", "-").split("-") if part)
 
 
-def template_fields(path: str, labels: dict[str, str], annotations: Annotations) -> dict[str, str]:
-    """The user's label values and annotations, by field path: the text Prometheus expands as templates."""
-    fields = {f"{path}.labels.{name}": value for name, value in labels.items()}
-    for name, info in Annotations.model_fields.items():
-        if (value := getattr(annotations, name)) is not None:
-            fields[f"{path}.annotations.{info.alias or name}"] = value
-    return fields
+def reserved_labels(c: Conventions) -> dict[str, str]:
+    """Labels Observatory or Prometheus set on alerts or Alertmanager routes on, with why: a resource
+    setting one could take over another's identity and receivers."""
+    return {
+        "namespace": "prometheus-operator confines an AlertmanagerConfig to the alerts of its namespace by it",
+        c.tenant_label: "Observatory sets it to the namespace, and the tenant's routes match on it",
+        c.alertrule_label: "it names the AlertRule an alert comes from, and its receivers are chosen by it",
+        c.slo_label: "it names the SLO an alert comes from, and its receivers are chosen by it",
+        c.severity_label: "Observatory sets it from the severity field, and receivers are chosen by it",
+        c.slo_tier_label: "Observatory sets it on SLO alerts (page or ticket)",
+        c.window_label: "Observatory sets it on SLO alerts (the SLO period)",
+        "alertname": "Prometheus sets it to the alert's name",
+    }
+
+
+def check_alert_fields(c: Conventions, labels: Mapping[str, Mapping[str, str]],
+                       annotations: Mapping[str, Annotations], texts: Mapping[str, str] | None = None) -> None:
+    """Raise CompileError for every reserved label and every template that reads beyond the alert.
+
+    `labels` and `annotations` are by field path (`spec`, `spec.alerting.page`); `texts` maps paths
+    to other text that becomes an annotation.
+    """
+    reserved = reserved_labels(c)
+    errors = []
+    templates = dict(texts or {})
+    for path, of_path in labels.items():
+        for name, value in of_path.items():
+            if name in reserved:
+                errors.append(FieldError(f"{path}.{name}", f"reserved: {reserved[name]}; use another label name"))
+            templates[f"{path}.{name}"] = value
+    for path, of_path in annotations.items():
+        for name, info in Annotations.model_fields.items():
+            if (value := getattr(of_path, name)) is not None:
+                templates[f"{path}.{info.alias or name}"] = value
+    errors += template_errors(templates)
+    if errors:
+        raise CompileError(errors)
 
 
 def compile_alertrule(rule: AlertRule, tenant: Tenant) -> RuleGroup:
     spec = rule.spec
     c = tenant.conventions
-    check_templates(template_fields("spec", spec.labels, spec.annotations))
+    check_alert_fields(c, {"spec.labels": spec.labels}, {"spec.annotations": spec.annotations})
     extra = parse_field(spec.selector, "spec.selector", tenant, selector_only=True) if spec.selector else None
     signals = Signals(tenant, extra, tuple(spec.group_by))
     identity = {c.alertrule_label: rule.name}

@@ -33,7 +33,7 @@ from .. import promql
 from ..conventions import Conventions
 from ..models.common import duration_seconds, format_duration
 from ..models.slo import DEFAULT_TIER_SEVERITY, SLO, AlertTier
-from .alertrule import alert_name, template_fields
+from .alertrule import alert_name, check_alert_fields
 from .errors import CompileError
 from .rules import (
     PARTS_ANNOTATION,
@@ -45,7 +45,6 @@ from .rules import (
     prometheus_rules,
 )
 from .signals import Signals, le_pattern, number, parse_field
-from .templates import check_templates
 
 BASE_PERIOD = "30d"
 SHORTEST_WINDOW = "5m"  # the resolution of the recorded rates
@@ -153,13 +152,10 @@ def slo_rules(slo: SLO, tenant: Tenant) -> tuple[Rule, ...]:
     """The SLO's own rules, each labelled with its name (the part's key in its group)."""
     spec = slo.spec
     c = tenant.conventions
-    fields = {f"spec.labels.{name}": value for name, value in spec.labels.items()}
-    for tier_name in ("page", "ticket"):
-        tier = getattr(spec.alerting, tier_name)
-        fields.update(template_fields(f"spec.alerting.{tier_name}", tier.labels, tier.annotations))
-    if spec.description:
-        fields["spec.description"] = spec.description
-    check_templates(fields)
+    tiers = {f"spec.alerting.{name}": getattr(spec.alerting, name) for name in ("page", "ticket")}
+    check_alert_fields(c, {"spec.labels": spec.labels, **{f"{path}.labels": t.labels for path, t in tiers.items()}},
+                       {f"{path}.annotations": t.annotations for path, t in tiers.items()},
+                       {"spec.description": spec.description} if spec.description else None)
     signals = Signals(tenant, None, tuple(spec.group_by))
     events = _events(slo, signals)
     identity = {c.slo_label: slo.name, c.window_label: spec.window}

@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import CompileError, FieldError
+from .errors import FieldError
 
 TSDB = "reads the TSDB, not the alert: any tenant's series"
 # Every function Prometheus' alert templates know (prometheus template/template.go, NewTemplateExpander,
@@ -58,7 +58,7 @@ _TERMINATORS = _SPACE + ".,|:()"
 _NUMBER = re.compile(r"[+-]?(?:0[xX][0-9a-fA-F]+|(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
 _NAME = re.compile(r"[A-Za-z0-9_]*")
 _ESCAPE = re.compile(r'\\(?:[abfnrtv\\"]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-7]{3})')
-_VERB = re.compile(r"%[-+# 0]*(\[[0-9]+\])?(\*|[0-9]+)?(?:\.(\*|[0-9]*))?(\[[0-9]+\])?(.)?", re.S)
+_VERB = re.compile(r"%[-+# 0]*(\[[0-9]+\])?(\*|[0-9]+)?(?:\.(\*|[0-9]*))?(\[[0-9]+\])?(.)?", re.DOTALL)
 
 
 class TemplateError(ValueError):
@@ -76,16 +76,15 @@ def literal(text: str) -> str:
     return text if "{" not in text and "}" not in text else "{{ " + json.dumps(text, ensure_ascii=False) + " }}"
 
 
-def check_templates(fields: Mapping[str, str]) -> None:
-    """Raise CompileError naming every field (path → template) that is not an allowed template."""
+def template_errors(fields: Mapping[str, str]) -> list[FieldError]:
+    """An error for every field (path → template) that is not an allowed template."""
     errors = []
     for field, text in fields.items():
         try:
             check(text)
         except TemplateError as err:
             errors.append(FieldError(field, f"{err}; {FIX}"))
-    if errors:
-        raise CompileError(errors)
+    return errors
 
 
 def check(text: str) -> None:
@@ -99,9 +98,8 @@ def check(text: str) -> None:
         if head in ("define", "template", "block"):
             raise TemplateError(f"{{{{{head}}}}} defines or runs named templates; write the text inline")
         if head in ("if", "with", "range"):
-            if head == "range":
-                if any(kind == "range" for kind, _ in blocks):
-                    raise TemplateError("{{range}} inside another {{range}} multiplies the output; use one level")
+            if head == "range" and any(kind == "range" for kind, _ in blocks):
+                raise TemplateError("{{range}} inside another {{range}} multiplies the output; use one level")
             blocks.append((head, len(variables)))
             _pipeline(tokens[1:], head, variables)
             if head == "range":
@@ -204,7 +202,7 @@ def _unquote(token: Token) -> str:
     if token.kind == "raw":
         return token.text[1:-1]
     return json.loads(re.sub(r"\\x([0-9a-fA-F]{2})|\\([0-7]{3})|\\U([0-9a-fA-F]{8})|\\([abfv])",
-                             lambda m: "\\u%04x" % _code(m), token.text))
+                             lambda m: f"\\u{_code(m):04x}", token.text))
 
 
 def _code(match: re.Match[str]) -> int:
