@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from observatory.promtool import run_test_file, write_rule_files
+from observatory.yamlio import dump
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -26,3 +29,19 @@ def slo(name: str = "chat", namespace: str = "team-a", **spec: Any) -> dict[str,
     body = {"objective": 99, "indicator": {"ratio": {"errors": "llm_errors_total", "total": "llm_calls_total"}}, **spec}
     return {"apiVersion": "observatory.dev/v1alpha1", "kind": "SLO",
             "metadata": {"name": name, "namespace": namespace}, "spec": body}
+
+
+def promtool_alerts(objects: list[dict[str, Any]], tmp_path: Path, series: dict[str, str], alertname: str,
+                    eval_time: str, exp_alerts: list[dict[str, Any]]) -> str:
+    """promtool test rules on the compiled `objects` with input `series` (selector → values, at 1m):
+    its failure output, or "" when the alerts named `alertname` at `eval_time` are `exp_alerts`."""
+    rule_files = write_rule_files(objects, tmp_path)
+    test = {"rule_files": [], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [{"series": selector, "values": values} for selector, values in series.items()],
+        "alert_rule_test": [{"eval_time": eval_time, "alertname": alertname, "exp_alerts": exp_alerts}],
+    }]}
+    test_file = tmp_path / "alerts.test.yaml"
+    test_file.write_text(dump(test))
+    outcome = run_test_file(test_file, rule_files, tmp_path)
+    return "" if outcome.ok else outcome.output

@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 import yaml
-from labels_resources import alertrule, observatory, slo
+from labels_resources import alertrule, observatory, promtool_alerts, slo
 from observatory.compile import CompileOptions, compile_bundle
 from observatory.controller.settings import Settings, SettingsError
 from observatory.local.amconfig import Sink, alertmanager_yaml
@@ -48,6 +48,31 @@ def test_an_alert_carrying_another_resources_identity_label_reaches_its_receiver
     routes = subprocess.run([str(amtool), "config", "routes", "test", f"--config.file={path}",
                              *(f"{k}={v}" for k, v in {**sneaky, "slo": "chat"}.items())], capture_output=True, text=True, check=False)
     assert routes.stdout.strip() == "team-a/slo-chat/oncall", routes.stdout + routes.stderr
+
+
+def test_an_alertrules_alert_drops_an_slo_label_of_its_series(promtool, tmp_path):
+    """Prometheus gives an alert its series' labels, then the rule's (prometheus rules/alerting.go):
+    a series of the tenant's own carrying `slo=chat` would route an AlertRule's alert to SLO chat's
+    receivers. The rule sets the label empty, which Prometheus treats as absent (model/labels, Builder.Set)."""
+    objects = compile_bundle([parse_resource(alertrule("sneaky", threshold={"expr": "llm_calls_total", "value": 0}))])
+    series = {'llm_calls_total{namespace="team-a", slo="chat", observatory_alertrule="other", job="app"}': "1+1x10"}
+    failure = promtool_alerts(objects, tmp_path, series, "Sneaky", "5m", [{"exp_labels": {
+        "alertname": "Sneaky", "namespace": "team-a", "observatory_alertrule": "sneaky", "severity": "warning",
+        "job": "app"}, "exp_annotations": {"summary": "6 > 0"}}])
+    assert failure == "", failure
+
+
+def test_an_slos_alert_drops_an_alertrule_label_it_groups_by(promtool, tmp_path):
+    """An SLO grouped by `observatory_alertrule` of its series would route its alerts to AlertRule calls'
+    receivers."""
+    objects = compile_bundle([parse_resource(slo("chat", groupBy=["observatory_alertrule"]))])
+    series = {'llm_calls_total{namespace="team-a", observatory_alertrule="calls"}': "0+60x30",
+              'llm_errors_total{namespace="team-a", observatory_alertrule="calls"}': "0+60x30"}
+    failure = promtool_alerts(objects, tmp_path, series, "ChatErrorBudgetBurnPage", "20m", [{"exp_labels": {
+        "alertname": "ChatErrorBudgetBurnPage", "namespace": "team-a", "slo": "chat", "slo_tier": "page",
+        "window": "30d", "severity": "critical"},
+        "exp_annotations": {"summary": "SLO chat (99% over 30d) is burning its error budget fast"}}])
+    assert failure == "", failure
 
 
 RESERVED = ["namespace", "slo", "observatory_alertrule", "severity", "slo_tier", "window", "alertname"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "controller"))
 
-from controller_harness import (  # noqa: E402
+from controller_harness import (
     ALERTRULES,
     AMCONFIGS,
     PROMETHEUSRULES,
@@ -24,9 +24,9 @@ from controller_harness import (  # noqa: E402
     running_operator,
     settled,
 )
-from k8s.emulator import cluster_context  # noqa: E402
-from labels_resources import alertrule, slo  # noqa: E402
-from observatory.controller.settings import Settings  # noqa: E402
+from k8s.emulator import cluster_context
+from labels_resources import alertrule, slo
+from observatory.controller.settings import Settings
 
 QUERY = '{{ with query "sum(secret_total)" }}{{ . | first | value }}{{ end }}'
 PAGER = {"receivers": [{"name": "oncall", "pagerduty": {"routingKey": {"name": "pd", "key": "key"}}}]}

@@ -9,33 +9,14 @@ accepts only the template subset that reads the alert itself (observatory.templa
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
-from labels_resources import alertrule, observatory, slo
+from labels_resources import alertrule, observatory, promtool_alerts, slo
 from observatory.compile import compile_bundle
 from observatory.compile.templates import check
 from observatory.models import parse_resource
-from observatory.promtool import run_test_file, write_rule_files
-from observatory.yamlio import dump
 
 LEAK = '{{ with query "sum(secret_total{namespace=\\"team-b\\"})" }}{{ . | first | value }}{{ end }}'
-
-
-def promtool_alerts(rule_objects: list[dict], tmp_path: Path, exp_alerts: list[dict]) -> str:
-    """promtool's verdict on the alert `Calls` of team-a with team-b's secret series in the TSDB."""
-    rule_files = write_rule_files(rule_objects, tmp_path)
-    test = {"rule_files": [], "evaluation_interval": "1m", "tests": [{
-        "interval": "1m",
-        "input_series": [{"series": 'llm_calls_total{namespace="team-a"}', "values": "1+1x10"},
-                         {"series": 'secret_total{namespace="team-b"}', "values": "42+0x10"}],
-        "alert_rule_test": [{"eval_time": "5m", "alertname": "Calls", "exp_alerts": exp_alerts}],
-    }]}
-    test_file = tmp_path / "leak.test.yaml"
-    test_file.write_text(dump(test))
-    outcome = run_test_file(test_file, rule_files, tmp_path)
-    return outcome.output if not outcome.ok else ""
 
 
 def test_prometheus_runs_query_in_a_template_across_tenants(promtool, tmp_path):
@@ -46,7 +27,8 @@ def test_prometheus_runs_query_in_a_template_across_tenants(promtool, tmp_path):
     [rule] = [r for o in objects for g in o["spec"]["groups"] for r in g["rules"] if r.get("alert") == "Calls"]
     rule["labels"]["leak"] = LEAK
     rule["annotations"]["summary"] = f"team-b holds {LEAK} secrets"
-    failure = promtool_alerts(objects, tmp_path, [{
+    series = {'llm_calls_total{namespace="team-a"}': "1+1x10", 'secret_total{namespace="team-b"}': "42+0x10"}
+    failure = promtool_alerts(objects, tmp_path, series, "Calls", "5m", [{
         "exp_labels": {"alertname": "Calls", "namespace": "team-a", "observatory_alertrule": "calls",
                        "severity": "warning", "leak": "42"},
         "exp_annotations": {"summary": "team-b holds 42 secrets"},
