@@ -88,7 +88,8 @@ def compile_alertrule(rule: AlertRule, tenant: Tenant) -> RuleGroup:
         annotations[c.description_annotation] = spec.annotations.description
     if spec.annotations.runbook_url:
         annotations[c.runbook_annotation] = spec.annotations.runbook_url
-    labels = {**spec.labels, c.severity_label: spec.severity, **identity}
+    # An empty label is no label to Prometheus: an slo label of the series must not route to an SLO's receivers.
+    labels = {**spec.labels, c.slo_label: "", c.severity_label: spec.severity, **identity}
     alert = Rule(expr=compiled.expr, alert=alert_name(rule.name), for_=spec.for_, labels=labels, annotations=annotations)
     return RuleGroup(
         name=f"{c.rule_group_prefix}.alertrule.{rule.name}",

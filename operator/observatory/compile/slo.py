@@ -168,8 +168,9 @@ def slo_rules(slo: SLO, tenant: Tenant) -> tuple[Rule, ...]:
         if not tier.enabled:
             continue
         burning = promql.selector(c.slo_burning_metric, [*of_slo, promql.equal(c.slo_tier_label, tier_name)])
+        # An empty label is no label to Prometheus: one grouped by must not route to an AlertRule's receivers.
         labels = {**spec.labels, **tier.labels, c.severity_label: tier.severity or DEFAULT_TIER_SEVERITY[tier_name],
-                  c.slo_tier_label: tier_name, c.slo_label: slo.name}
+                  c.slo_tier_label: tier_name, c.slo_label: slo.name, c.alertrule_label: ""}
         speed = "fast" if tier_name == "page" else "slowly but steadily"
         annotations = {c.summary_annotation: tier.annotations.summary or
                        f"SLO {slo.name} ({spec.objective:g}% over {spec.window}) is burning its error budget {speed}"}
