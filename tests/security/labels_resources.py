@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from observatory.promtool import run_test_file, write_rule_files
 from observatory.yamlio import dump
 
@@ -16,6 +17,33 @@ REPO = Path(__file__).resolve().parents[2]
 def observatory(*args: str, stdin: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "observatory", *args], input=stdin, capture_output=True, text=True,
                           cwd=REPO, timeout=120, check=False)
+
+
+class Batch:
+    """Documents validated by one `observatory validate` run (one process, not one per case), each
+    renamed apart: `add` returns a key, `refusals(key)` the messages (field: reason) of that document."""
+
+    def __init__(self, *flags: str):
+        self.flags = flags
+        self.documents: list[dict[str, Any]] = []
+        self.result: dict[str, list[str]] | None = None
+
+    def add(self, document: dict[str, Any]) -> str:
+        document = {**document, "metadata": {**document["metadata"], "name": f"case-{len(self.documents)}"}}
+        self.documents.append(document)
+        meta = document["metadata"]
+        return f"{document['kind']}/{meta['namespace']}/{meta['name']}"
+
+    def refusals(self, key: str) -> list[str]:
+        if self.result is None:
+            run = observatory("validate", "-f", "-", *self.flags, stdin=yaml.safe_dump_all(self.documents))
+            assert "Traceback" not in run.stderr, run.stderr
+            self.result = {}
+            for line in run.stderr.splitlines():
+                if line.startswith("-: "):
+                    _, identity, message = line.split(": ", 2)
+                    self.result.setdefault(identity, []).append(message)
+        return self.result.get(key, [])
 
 
 def alertrule(name: str, namespace: str = "team-a", **spec: Any) -> dict[str, Any]:
