@@ -95,6 +95,8 @@ ACCEPTED = [
     "{{ (humanize $value) }}", "{{\n$value\n|\nhumanize\n}}", "{{ toTime $value }} {{ parseDuration \"1h\" }}",
     '{{ stripPort "a:1" }} {{ stripDomain "a.b:1" }} {{ title "x" }} {{ toLower "X" }} {{ safeHtml "<b>" }}',
     '{{ args 1 2 }} {{ pathPrefix }} {{ externalURL }} {{ html "<" }} {{ js "x" }} {{ urlquery "a b" }}',
+    '{{ js $labels.x }} {{ printf "%s" (toUpper $labels.a) }} {{ reReplaceAll "a" "b" (toLower $labels.x) }}',
+    '{{ $v := $value | humanize }}{{ $v }} {{ toUpper (html (js $labels.x)) }} {{ with $labels.a }}{{ js . }}{{ end }}',
 ]
 
 
@@ -129,6 +131,14 @@ REFUSALS = [
     ("{{ $a, $b := $labels }}", "bad declaration", True), ("{{ 'x' }}", "character constants", False),
     ("{{ a := 1 }}", "bad declaration", True), ('{{ $value | "x" }}', "is a value, not a command", True),
     ("{{ if true }}{{ else with $labels }}{{ end }}", "after else", False),
+    # Output that grows exponentially with the template's length.
+    ('{{ js (js "\\\\") }}', "grows exponentially", False), ('{{ "x" | printf "%x" | printf "%x" }}', "grows exponentially", False),
+    ('{{ reReplaceAll "" "ab" (reReplaceAll "" "ab" "x") }}', "grows exponentially", False),
+    ('{{ printf "%q" (js $labels.x) }}', "grows exponentially", False),
+    ('{{ printf "%s" (toUpper (js $labels.x)) | js }}', "grows exponentially", False),
+    ('{{ $a := print "xx" "xx" }}{{ $b := print $a $a }}', "may hold only", False),
+    ('{{ with print $labels.a $labels.a }}{{ print . . }}{{ end }}', "may hold only", False),
+    ('{{ $a := "x" }}{{ $a = js $a }}', "may hold only", False),
 ]
 
 
@@ -142,6 +152,23 @@ def test_refused_templates(text, reason, syntax):
 def test_syntax_refusals_are_promtools_too(promtool, tmp_path):
     syntax = {f"R{i}": text for i, (text, _, is_syntax) in enumerate(REFUSALS) if is_syntax}
     assert set(promtool_check(syntax, tmp_path)) == set(syntax)
+
+
+def test_nested_escaping_grows_exponentially_in_prometheus(promtool, tmp_path):
+    """js doubles every backslash (Go text/template JSEscape): 16 nested calls, 70 bytes of template,
+    make 64 KiB of annotation, on every evaluation of every firing alert; 30 would make 1 GiB. Refused:
+    a function that can multiply its input (js, printf, reReplaceAll) never takes another's output."""
+    template = "{{ " + "js (" * 15 + 'js "\\\\"' + ")" * 15 + " }}"
+    rules = {"groups": [{"name": "g", "rules": [{"alert": "Big", "expr": "vector(1)", "annotations": {"big": template}}]}]}
+    (tmp_path / "big.rules.yaml").write_text(dump(rules))
+    test = {"rule_files": ["big.rules.yaml"], "evaluation_interval": "1m", "tests": [{"interval": "1m", "alert_rule_test": [
+        {"eval_time": "1m", "alertname": "Big", "exp_alerts": [{"exp_annotations": {"big": "\\" * 2 ** 16}}]}]}]}
+    (tmp_path / "big.test.yaml").write_text(dump(test))
+    result = subprocess.run(["promtool", "test", "rules", "big.test.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    with pytest.raises(TemplateError, match="grows exponentially"):
+        check(template)
 
 
 def test_allowed_templates_render_in_prometheus(promtool, tmp_path):
