@@ -53,7 +53,6 @@ MAX_FORMAT_WIDTH = 100  # Go's fmt takes widths up to 10^6: a few such verbs mak
 FIX = "templates may read only the alert: $labels, $value, $externalLabels, with functions such as humanize, printf, toUpper"
 
 _SPACE = " \t\r\n"
-_CONSTANTS = ("bool", "dot", "number", "string", "raw", "keyword")  # what Go cannot run as a pipeline stage
 _TERMINATORS = _SPACE + ".,|:()"
 _NUMBER = re.compile(r"[+-]?(?:0[xX][0-9a-fA-F]+|(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
 _NAME = re.compile(r"[A-Za-z0-9_]*")
@@ -135,8 +134,25 @@ def _check_range(tokens: list[Token]) -> None:
         raise TemplateError("{{range}} may walk only a variable or field, e.g. {{range $name, $v := $labels}}")
 
 
+# Size classes of a value, for output that stays polynomial in the template's length: ATOMIC is the
+# alert's data (a label value, $value), a literal or a few bytes (humanize, len); PLAIN is computed from
+# such values by functions that grow their input by at most a constant per nesting level (html, toUpper,
+# print); AMPLIFIED is the output of a function that can multiply its input.
+ATOMIC, PLAIN, AMPLIFIED = 0, 1, 2
+# A few bytes whatever the input.
+BOUNDED_OUTPUT = frozenset({"humanize", "humanize1024", "humanizeDuration", "humanizePercentage", "humanizeTimestamp",
+                            "toTime", "toDuration", "parseDuration", "now", "len", "not", "eq", "ne", "lt", "le",
+                            "gt", "ge", "match", "pathPrefix", "externalURL"})
+# Return one of their arguments, or a part of it.
+SELECTING = frozenset({"and", "or", "index", "slice"})
+# Can multiply their input: js and printf's %q double backslashes, printf's %x doubles every byte,
+# reReplaceAll repeats its replacement at every match. Nested, output doubles with each call (16 js
+# calls, 70 bytes of template: 64 KiB), on every evaluation of every firing alert.
+AMPLIFIERS = frozenset({"js", "printf", "reReplaceAll"})
+
+
 def _pipeline(tokens: list[Token], what: str, variables: list[str]) -> None:
-    """Check one pipeline: declarations, functions called, printf formats."""
+    """Check one pipeline: declarations, functions called, printf formats, the size of what it stores."""
     if not tokens:
         raise TemplateError(f"missing value for {what}")
     declared: list[str] = []
@@ -151,31 +167,84 @@ def _pipeline(tokens: list[Token], what: str, variables: list[str]) -> None:
             declared = [t.text for t in names[::2]]
             tokens = tokens[i + 1:]
             break
+    size = _stages(tokens, what, variables)
+    # A stored value may be used many times: computed text there doubles with every variable built from two.
+    if (declared or what == "with") and size != ATOMIC:
+        raise TemplateError(f"{'a variable' if declared else '{{with}}'} may hold only the alert's data, a literal or a "
+                            "number-like result (e.g. $labels.model, $value | humanize), not computed text")
+    variables.extend(declared)
+
+
+def _stages(tokens: list[Token], what: str, variables: list[str]) -> int:
+    """The size class of a pipeline's value (its commands separated by |, at this paren depth)."""
     if not tokens:
         raise TemplateError(f"missing value for {what}")
-    head = True  # at the start of a command, where Go calls a function or takes a value
-    for i, token in enumerate(tokens):
-        if token.kind == "keyword" and not (token.text == "nil" and not head):
-            raise TemplateError(f"unexpected {token.text!r} in an action")
-        if token.kind in (":=", "=", ","):
-            raise TemplateError(f"unexpected {token.text!r} in an action")
-        if token.kind == "ident":
-            if token.text not in FUNCTIONS:
-                raise TemplateError(f"`{token.text}` is not a Prometheus template function")
-            if FUNCTIONS[token.text] is not None:
-                raise TemplateError(f"`{token.text}` {FUNCTIONS[token.text]}")
-            if token.text == "printf":
-                _check_format(tokens[i + 1] if i + 1 < len(tokens) else None)
-        if token.kind == "variable":
-            _use([token], variables)
-        if token.kind in ("|", "(") and i + 1 < len(tokens) and tokens[i + 1].kind in ("|", ")"):
+    stages: list[list[Token]] = [[]]
+    depth = 0
+    for token in tokens:
+        depth += {"(": 1, ")": -1}.get(token.kind, 0)
+        if token.kind == "|" and depth == 0:
+            stages.append([])
+        else:
+            stages[-1].append(token)
+    size = None
+    for stage in stages:
+        if not stage:
             raise TemplateError("missing command in a pipeline")
-        if token.kind == "|" and i + 1 < len(tokens) and tokens[i + 1].kind in _CONSTANTS:
-            raise TemplateError(f"{tokens[i + 1].text} after | is a value, not a command")
-        head = token.kind in ("|", "(")
-    if tokens[-1].kind == "|":
-        raise TemplateError("missing command after |")
-    variables.extend(declared)
+        size = _command(stage, variables, size)
+    return size
+
+
+def _command(tokens: list[Token], variables: list[str], piped: int | None) -> int:
+    """The size class of one command: a function call with its arguments (and the piped value), or a value."""
+    operands: list[tuple[Token, int]] = []  # the operand's first token and its size class
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token.kind == "(":
+            end, depth = i, 0
+            while True:
+                depth += {"(": 1, ")": -1}.get(tokens[end].kind, 0)
+                if depth == 0:
+                    break
+                end += 1
+            size = _stages(tokens[i + 1:end], "a parenthesised pipeline", variables)
+            i = end + 1
+        else:
+            if token.kind in (":=", "=", ",", ")") or (token.kind == "keyword" and not (token.text == "nil" and operands)):
+                raise TemplateError(f"unexpected {token.text!r} in an action")
+            if token.kind == "variable":
+                _use([token], variables)
+            # A function named as an argument is called without arguments.
+            size = _call(token, [], tokens[i + 1:i + 2]) if token.kind == "ident" and operands else ATOMIC
+            i += 1
+        while i < len(tokens) and tokens[i].kind == "field":  # .Field after a value: a part of it
+            i += 1
+        operands.append((token, size))
+    head, size = operands[0]
+    if head.kind == "ident":
+        return _call(head, [s for _, s in operands[1:]] + ([] if piped is None else [piped]), tokens[1:2])
+    if len(operands) > 1 or piped is not None:
+        raise TemplateError(f"{head.text} is a value, not a command: only a function takes arguments or a piped value")
+    return size
+
+
+def _call(function: Token, arguments: list[int], first: list[Token]) -> int:
+    name = function.text
+    if name not in FUNCTIONS:
+        raise TemplateError(f"`{name}` is not a Prometheus template function")
+    if FUNCTIONS[name] is not None:
+        raise TemplateError(f"`{name}` {FUNCTIONS[name]}")
+    if name == "printf":
+        _check_format(first[0] if first else None)
+    if name in BOUNDED_OUTPUT:
+        return ATOMIC
+    if name in AMPLIFIERS:
+        if AMPLIFIED in arguments:
+            raise TemplateError(f"`{name}` over the output of js, printf or reReplaceAll grows exponentially with nesting; "
+                                "apply it to the alert's data once")
+        return AMPLIFIED
+    return max(arguments, default=ATOMIC) if name in SELECTING else max([PLAIN, *arguments])
 
 
 def _use(tokens: list[Token], variables: list[str]) -> None:
