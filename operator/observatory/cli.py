@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -13,6 +14,7 @@ import yaml
 from . import loader, promtool
 from .compile import CompileOptions
 from .compile.prices import ModelPrice
+from .compile.routing import smarthost
 from .compile.rules import count_rules
 from .conventions import Conventions
 from .local import cli as local_cli
@@ -20,16 +22,22 @@ from .yamlio import dump, dump_all
 
 
 def _options(args: argparse.Namespace) -> CompileOptions:
-    options = CompileOptions()
+    options = CompileOptions(allowed_email_smarthosts=tuple(sorted(set(args.allowed_email_smarthost or ()))))
     if args.conventions:
-        options = CompileOptions(conventions=Conventions.from_mapping(yaml.safe_load(Path(args.conventions).read_text()) or {}),
-                                 catalogue=options.catalogue)
+        options = replace(options, conventions=Conventions.from_mapping(yaml.safe_load(Path(args.conventions).read_text()) or {}))
     if args.prices:
         entries = yaml.safe_load(Path(args.prices).read_text()) or []
         catalogue = tuple(ModelPrice(e["model"], float(e["inputUSDPerMillionTokens"]), float(e["outputUSDPerMillionTokens"]))
                           for e in entries)
-        options = CompileOptions(conventions=options.conventions, catalogue=catalogue)
+        options = replace(options, catalogue=catalogue)
     return options
+
+
+def _smarthost(value: str) -> str:
+    try:
+        return smarthost(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _load(args: argparse.Namespace) -> tuple[loader.Input, list[dict]]:
@@ -178,6 +186,9 @@ def _add_input(parser: argparse.ArgumentParser, default_files: list[str] | None 
     parser.add_argument("-n", "--namespace", default="default", help="namespace for documents without one (default: default)")
     parser.add_argument("--prices", help="YAML list of {model, inputUSDPerMillionTokens, outputUSDPerMillionTokens}")
     parser.add_argument("--conventions", help="YAML mapping overriding metric and label names (see observatory.conventions)")
+    parser.add_argument("--allowed-email-smarthost", action="append", type=_smarthost, metavar="HOST:PORT",
+                        help="an email smarthost receivers may use (repeatable), as the operator's "
+                             "alerting.allowedEmailSmarthosts; none: public DNS names only")
 
 
 def parser() -> argparse.ArgumentParser:

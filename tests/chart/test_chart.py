@@ -18,6 +18,7 @@ from chartlib import (
     run_helm,
     template,
 )
+from observatory.controller.settings import Settings
 
 # Kinds kubernetes-validate has no schema for; the ServiceMonitor is checked against its CRD below.
 NOT_BUILT_IN_GROUPS = ("monitoring.coreos.com/", "kopf.dev/")
@@ -117,6 +118,8 @@ def test_configuration_reaches_the_operator_as_env(all_manifests):
     assert json.loads(env["OBSERVATORY_RULE_SELECTOR_LABELS"]) == {"release": "prometheus",
                                                                    "observatory.dev/rules": "true"}
     assert env["OBSERVATORY_TENANT_LABEL"] == "tenant"
+    assert env["OBSERVATORY_ALLOWED_EMAIL_SMARTHOSTS"] == "smtp.example.com:587,mail.infra.svc:25"
+    assert Settings.from_env(env).allowed_email_smarthosts == ("mail.infra.svc:25", "smtp.example.com:587")
     assert env["OBSERVATORY_LOG_FORMAT"] == "plain"
     assert env["OBSERVATORY_HEALTH_PORT"] == "8081"
     assert env["OBSERVATORY_METRICS_PORT"] == "9091"
@@ -139,6 +142,7 @@ def test_default_env_keeps_operator_defaults(default_manifests):
     assert env["OBSERVATORY_WATCH_NAMESPACES"] == ""
     assert json.loads(env["OBSERVATORY_RULE_SELECTOR_LABELS"]) == {"release": "kube-prometheus-stack"}
     assert env["OBSERVATORY_TENANT_LABEL"] == "namespace"
+    assert Settings.from_env(env).allowed_email_smarthosts == ()
     # Empty chart sources are not passed, so the operator's pinned defaults apply.
     assert not [name for name in env if name.endswith(("_CHART", "_CHART_VERSION"))]
 

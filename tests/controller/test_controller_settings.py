@@ -18,6 +18,7 @@ SAMPLES = {
     'OBSERVATORY_METRICS_PORT': '9091',
     'OBSERVATORY_PEERING_NAME': 'observatory-ha',
     'OBSERVATORY_RESYNC_SECONDS': '60',
+    'OBSERVATORY_ALLOWED_EMAIL_SMARTHOSTS': 'smtp.example.com:587,mail.infra.svc:25',
 }
 # Read by the ObservabilityStack reconcile, not by these settings.
 STACK_ONLY = re.compile(r'OBSERVATORY_\w+_CHART(_VERSION)?$')
@@ -55,6 +56,7 @@ def test_values_are_parsed():
     ('OBSERVATORY_HEALTH_PORT', '80a', 'must be a port number'),
     ('OBSERVATORY_METRICS_PORT', '70000', 'must be a port number'),
     ('OBSERVATORY_RESYNC_SECONDS', '0', 'must be positive'),
+    ('OBSERVATORY_ALLOWED_EMAIL_SMARTHOSTS', 'smtp.example.com:587,smtp_x:25', "'smtp_x:25' is not host:port"),
 ])
 def test_bad_values_name_the_variable(name, value, message):
     with pytest.raises(SettingsError, match=f'^{name}: {message}'):

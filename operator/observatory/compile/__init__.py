@@ -27,6 +27,9 @@ __all__ = ["CompileError", "CompileOptions", "FieldError", "assemble", "compile_
 class CompileOptions:
     conventions: Conventions = DEFAULT
     catalogue: tuple[ModelPrice, ...] = DEFAULT_CATALOGUE
+    # Email smarthosts (host:port, as `routing.smarthost` normalises them) the platform admin allows;
+    # empty: any public DNS name, nothing inside the cluster.
+    allowed_email_smarthosts: tuple[str, ...] = ()
 
 
 def compile_resource(resource: CustomResource, options: CompileOptions = CompileOptions()) -> list[dict[str, Any]]:
@@ -55,7 +58,7 @@ def compile_resource(resource: CustomResource, options: CompileOptions = Compile
     routing = resource.spec.routing
     if routing is not None:
         objects.append(alertmanager_config(base_name, resource.namespace, routing, match_label, resource.name,
-                                           c.severity_label, labels))
+                                           c.severity_label, labels, options.allowed_email_smarthosts))
     return objects
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable
 
 import promql_parser as pp
 
 from .. import promql
+from ..conventions import Conventions
 from ..models.alertrule import AlertRule, AlertRuleSpec
+from ..models.common import Annotations
+from .errors import CompileError, FieldError
 from .rules import Rule, RuleGroup, Tenant
 from .signals import Signals, le_pattern, number, parse_field
+from .templates import literal, template_errors
 
 PSI_EPSILON = 1e-4  # keeps ln() finite for empty bins
 ANOMALY_SIGNAL_WINDOW = "5m"
@@ -30,9 +34,49 @@ def alert_name(resource_name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in resource_name.replace(".", "-").split("-") if part)
 
 
+def reserved_labels(c: Conventions) -> dict[str, str]:
+    """Labels Observatory or Prometheus set on alerts or Alertmanager routes on, with why: a resource
+    setting one could take over another's identity and receivers."""
+    return {
+        "namespace": "prometheus-operator confines an AlertmanagerConfig to the alerts of its namespace by it",
+        c.tenant_label: "Observatory sets it to the namespace, and the tenant's routes match on it",
+        c.alertrule_label: "it names the AlertRule an alert comes from, and its receivers are chosen by it",
+        c.slo_label: "it names the SLO an alert comes from, and its receivers are chosen by it",
+        c.severity_label: "Observatory sets it from the severity field, and receivers are chosen by it",
+        c.slo_tier_label: "Observatory sets it on SLO alerts (page or ticket)",
+        c.window_label: "Observatory sets it on SLO alerts (the SLO period)",
+        "alertname": "Prometheus sets it to the alert's name",
+    }
+
+
+def check_alert_fields(c: Conventions, labels: Mapping[str, Mapping[str, str]],
+                       annotations: Mapping[str, Annotations], texts: Mapping[str, str] | None = None) -> None:
+    """Raise CompileError for every reserved label and every template that reads beyond the alert.
+
+    `labels` and `annotations` are by field path (`spec`, `spec.alerting.page`); `texts` maps paths
+    to other text that becomes an annotation.
+    """
+    reserved = reserved_labels(c)
+    errors = []
+    templates = dict(texts or {})
+    for path, of_path in labels.items():
+        for name, value in of_path.items():
+            if name in reserved:
+                errors.append(FieldError(f"{path}.{name}", f"reserved: {reserved[name]}; use another label name"))
+            templates[f"{path}.{name}"] = value
+    for path, of_path in annotations.items():
+        for name, info in Annotations.model_fields.items():
+            if (value := getattr(of_path, name)) is not None:
+                templates[f"{path}.{info.alias or name}"] = value
+    errors += template_errors(templates)
+    if errors:
+        raise CompileError(errors)
+
+
 def compile_alertrule(rule: AlertRule, tenant: Tenant) -> RuleGroup:
     spec = rule.spec
     c = tenant.conventions
+    check_alert_fields(c, {"spec.labels": spec.labels}, {"spec.annotations": spec.annotations})
     extra = parse_field(spec.selector, "spec.selector", tenant, selector_only=True) if spec.selector else None
     signals = Signals(tenant, extra, tuple(spec.group_by))
     identity = {c.alertrule_label: rule.name}
@@ -44,7 +88,8 @@ def compile_alertrule(rule: AlertRule, tenant: Tenant) -> RuleGroup:
         annotations[c.description_annotation] = spec.annotations.description
     if spec.annotations.runbook_url:
         annotations[c.runbook_annotation] = spec.annotations.runbook_url
-    labels = {**spec.labels, c.severity_label: spec.severity, **identity}
+    # An empty label is no label to Prometheus: an slo label of the series must not route to an SLO's receivers.
+    labels = {**spec.labels, c.slo_label: "", c.severity_label: spec.severity, **identity}
     alert = Rule(expr=compiled.expr, alert=alert_name(rule.name), for_=spec.for_, labels=labels, annotations=annotations)
     return RuleGroup(
         name=f"{c.rule_group_prefix}.alertrule.{rule.name}",
@@ -102,7 +147,7 @@ def _quality(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) ->
     expr = promql.build(f"(__arg_s__ / __arg_n__) {op} {number(bound)} and __arg_n__ >= {block.min_samples}",
                         {"s": scores, "n": samples})
     word = "below" if op == "<" else "above"
-    return Compiled(expr, summary=f"Average {block.evaluation} score {{{{ $value }}}} is {word} {bound:g} over {block.window}")
+    return Compiled(expr, summary=f"Average {literal(block.evaluation)} score {{{{ $value }}}} is {word} {bound:g} over {block.window}")
 
 
 def _drift(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Compiled:

@@ -33,7 +33,7 @@ from .. import promql
 from ..conventions import Conventions
 from ..models.common import duration_seconds, format_duration
 from ..models.slo import DEFAULT_TIER_SEVERITY, SLO, AlertTier
-from .alertrule import alert_name
+from .alertrule import alert_name, check_alert_fields
 from .errors import CompileError
 from .rules import (
     PARTS_ANNOTATION,
@@ -152,6 +152,10 @@ def slo_rules(slo: SLO, tenant: Tenant) -> tuple[Rule, ...]:
     """The SLO's own rules, each labelled with its name (the part's key in its group)."""
     spec = slo.spec
     c = tenant.conventions
+    tiers = {f"spec.alerting.{name}": getattr(spec.alerting, name) for name in ("page", "ticket")}
+    check_alert_fields(c, {"spec.labels": spec.labels, **{f"{path}.labels": t.labels for path, t in tiers.items()}},
+                       {f"{path}.annotations": t.annotations for path, t in tiers.items()},
+                       {"spec.description": spec.description} if spec.description else None)
     signals = Signals(tenant, None, tuple(spec.group_by))
     events = _events(slo, signals)
     identity = {c.slo_label: slo.name, c.window_label: spec.window}
@@ -164,8 +168,9 @@ def slo_rules(slo: SLO, tenant: Tenant) -> tuple[Rule, ...]:
         if not tier.enabled:
             continue
         burning = promql.selector(c.slo_burning_metric, [*of_slo, promql.equal(c.slo_tier_label, tier_name)])
+        # An empty label is no label to Prometheus: one grouped by must not route to an AlertRule's receivers.
         labels = {**spec.labels, **tier.labels, c.severity_label: tier.severity or DEFAULT_TIER_SEVERITY[tier_name],
-                  c.slo_tier_label: tier_name, c.slo_label: slo.name}
+                  c.slo_tier_label: tier_name, c.slo_label: slo.name, c.alertrule_label: ""}
         speed = "fast" if tier_name == "page" else "slowly but steadily"
         annotations = {c.summary_annotation: tier.annotations.summary or
                        f"SLO {slo.name} ({spec.objective:g}% over {spec.window}) is burning its error budget {speed}"}

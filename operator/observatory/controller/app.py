@@ -10,7 +10,6 @@ import socket
 
 import kopf
 
-from ..compile import CompileOptions
 from .handlers import alertrule, slo, stack
 from .metrics import Metrics
 from .peering import PeeringView
@@ -31,7 +30,7 @@ def build_controller(api_client, settings: Settings, *, timeout: float = 10.0) -
     instance = instance_identity()
     # StackKube extends the adapter with the calls stacks need; rules and stacks share one client.
     return Controller(kube=StackKube(api_client, conventions, timeout=timeout, instance=instance),
-                      options=CompileOptions(conventions=conventions), metrics=Metrics(),
+                      options=settings.compile_options(), metrics=Metrics(),
                       prometheus_ttl=min(PROMETHEUS_CACHE_SECONDS, settings.resync_seconds))
 
 

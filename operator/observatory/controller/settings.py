@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..compile import CompileOptions
+from ..compile.routing import smarthost
 from ..conventions import DEFAULT, Conventions
 
 LogFormat = Literal["json", "plain"]
@@ -28,6 +30,7 @@ class Settings:
     peering_name: str | None = None  # None: standalone (a single replica, no peering objects)
     # Periodic re-reconcile of every resource: repairs drift and refreshes RulesLoaded.
     resync_seconds: float = 300.0
+    allowed_email_smarthosts: tuple[str, ...] = ()  # empty: public DNS names, nothing inside the cluster
 
     @property
     def clusterwide(self) -> bool:
@@ -36,6 +39,9 @@ class Settings:
     def conventions(self) -> Conventions:
         return Conventions.from_mapping({"rule_selector_labels": dict(self.rule_selector_labels),
                                          "tenant_label": self.tenant_label})
+
+    def compile_options(self) -> CompileOptions:
+        return CompileOptions(conventions=self.conventions(), allowed_email_smarthosts=self.allowed_email_smarthosts)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -73,4 +79,9 @@ class Settings:
                 raise SettingsError(f"OBSERVATORY_RESYNC_SECONDS: must be a number, got {raw!r}") from None
             if values["resync_seconds"] <= 0:
                 raise SettingsError("OBSERVATORY_RESYNC_SECONDS: must be positive")
+        if (raw := get("OBSERVATORY_ALLOWED_EMAIL_SMARTHOSTS")) is not None:
+            try:
+                values["allowed_email_smarthosts"] = tuple(sorted({smarthost(h.strip()) for h in raw.split(",") if h.strip()}))
+            except ValueError as err:
+                raise SettingsError(f"OBSERVATORY_ALLOWED_EMAIL_SMARTHOSTS: {err}") from None
         return cls(**values)

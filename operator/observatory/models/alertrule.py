@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from .common import (
+    AlertLabelName,
     Annotations,
     CRModel,
     CustomResource,
@@ -138,7 +139,7 @@ class AlertRuleSpec(CRModel):
 
     severity: Severity = Field(description="critical, high, warning or info.")
     for_: Duration | None = Field(default=None, alias="for", description="How long the condition must hold before firing.")
-    labels: dict[LabelName, str] = Field(default_factory=dict, description="Extra labels on the alert.")
+    labels: dict[AlertLabelName, str] = Field(default_factory=dict, description="Extra labels on the alert.")
     annotations: Annotations = Field(default_factory=Annotations, description="Summary, description and runbook URL.")
     selector: PromQL | None = Field(default=None,
                                     description="Series selector narrowing the built-in LLM signals, e.g. {service_name=\"chat\"}.")

@@ -63,6 +63,17 @@ def _finite(value: float) -> float:
 # The pattern is checked by the validator (for a message that says how to write one) and goes into the CRD schema.
 Duration = Annotated[str, Field(json_schema_extra={"pattern": DURATION_PATTERN}), AfterValidator(_duration)]
 LabelName = Annotated[str, Field(pattern=LABEL_NAME_PATTERN, max_length=128)]
+
+
+def _settable_label(name: str) -> str:
+    if name.startswith("__"):
+        raise ValueError("label names starting with __ are reserved for Prometheus' internal use (Prometheus rejects "
+                         "a rule setting one); use another label name")
+    return name
+
+
+# A label a resource sets on its alerts.
+AlertLabelName = Annotated[LabelName, AfterValidator(_settable_label)]
 FiniteFloat = Annotated[float, AfterValidator(_finite)]
 Severity = Literal["critical", "high", "warning", "info"]
 PromQL = Annotated[str, Field(min_length=1, max_length=16384)]
@@ -92,7 +103,8 @@ class SecretKeyRef(CRModel):
 class Annotations(CRModel):
     """Human-facing text attached to the generated alerts."""
 
-    summary: str | None = Field(default=None, description="One-line summary; Prometheus templates such as {{ $value }} are allowed.")
+    summary: str | None = Field(default=None, description="One-line summary; Prometheus templates that read the alert, "
+                                "such as {{ $value | humanize }} or {{ $labels.model }}, are allowed (query is not).")
     description: str | None = Field(default=None, description="Longer description of the alert and its impact.")
     runbook_url: str | None = Field(default=None, description="Link to the runbook responders should follow.",
                                     pattern=r"^https?://\S+$")

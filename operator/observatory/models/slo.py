@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .alertrule import METRIC_NAME_PATTERN
 from .common import (
+    AlertLabelName,
     Annotations,
     CRModel,
     CustomResource,
@@ -94,7 +95,7 @@ class AlertTier(CRModel):
                              description="Alert name; default derived from the SLO.")
     severity: Severity | None = Field(default=None, description="Severity label; page defaults to critical, ticket to warning.")
     for_: Duration | None = Field(default=None, alias="for", description="How long the burn must hold before firing.")
-    labels: dict[LabelName, str] = Field(default_factory=dict, description="Extra labels on this alert.")
+    labels: dict[AlertLabelName, str] = Field(default_factory=dict, description="Extra labels on this alert.")
     annotations: Annotations = Field(default_factory=Annotations, description="Summary, description and runbook URL.")
 
 
@@ -114,7 +115,7 @@ class SLOSpec(CRModel):
     indicator: Indicator = Field(description="How good and bad events are counted.")
     group_by: list[LabelName] = Field(default_factory=list, description="Labels to evaluate the SLO separately for, e.g. gen_ai_request_model.")
     alerting: SLOAlerting = Field(default_factory=SLOAlerting, description="Page and ticket alerts.")
-    labels: dict[LabelName, str] = Field(default_factory=dict, description="Extra labels on every alert of this SLO.")
+    labels: dict[AlertLabelName, str] = Field(default_factory=dict, description="Extra labels on every alert of this SLO.")
     routing: Routing | None = Field(default=None, description="Notification routing, compiled to an AlertmanagerConfig.")
 
     @field_validator("window")
