@@ -16,6 +16,7 @@ from typing import Any, get_args
 from pydantic import ValidationError
 
 from ..conventions import Conventions
+from ..compile.alertrule import reserved_labels
 from ..models.common import Annotations, Severity
 from ..models.slo import DEFAULT_TIER_SEVERITY, AlertTier
 from . import queries
@@ -42,9 +43,9 @@ DEFAULT_WINDOW = "30d"  # Sloth's --default-slo-period (cmd/sloth/commands/gener
 SEVERITIES = get_args(Severity)
 # Sloth's alert annotations that have an Observatory field; `runbook` is what Sloth's examples use.
 _C = Conventions()
-# Labels Observatory puts on every SLO alert; a Sloth label of that name would be overwritten.
-ALERT_LABELS = (_C.tenant_label, _C.slo_label, _C.slo_tier_label)
-RULE_LABELS = (*ALERT_LABELS, _C.severity_label)
+# Labels the compile core reserves (it refuses them); a tier's severity label maps to its severity.
+RULE_LABELS = tuple(reserved_labels(_C))
+ALERT_LABELS = tuple(name for name in RULE_LABELS if name != _C.severity_label)
 ANNOTATION_FIELDS = {"summary": "summary", "description": "description", "runbook_url": "runbookUrl", "runbook": "runbookUrl"}
 
 Keys = Callable[[str], str]
