@@ -43,12 +43,13 @@ def _sum(terms: int) -> str:
 
 ATTACKS = [
     # Item 5: 16,000 unary minus signs overflow the native parser's stack (SIGSEGV).
-    Attack(threshold("unary-16k", "-" * 16000 + "up"), "spec.threshold.expr", ("unary", "16")),
+    Attack(threshold("unary-16k", "-" * 16000 + "up"), "spec.threshold.expr", ("unary", "32")),
+    Attack(threshold("unary-nested", ("-" * 16 + "(") * 60 + "up" + ")" * 60), "spec.threshold.expr", ("unary", "32")),
     # Item 6: nesting and term counts that made compiling take 10 s to minutes.
-    Attack(threshold("parens-500", "(" * 500 + "up" + ")" * 500), "spec.threshold.expr", ("nested", "64")),
-    Attack(threshold("abs-250", "abs(" * 250 + "up" + ")" * 250), "spec.threshold.expr", ("nested", "64")),
-    Attack(threshold("sum-900", _sum(900)), "spec.threshold.expr", ("binary operators", "256")),
-    Attack(alertrule("anomaly-sum-400", anomaly={"expr": _sum(400)}), "spec.anomaly.expr", ("binary operators", "256")),
+    Attack(threshold("parens-500", "(" * 500 + "up" + ")" * 500), "spec.threshold.expr", ("nested", "32")),
+    Attack(threshold("abs-250", "abs(" * 250 + "up" + ")" * 250), "spec.threshold.expr", ("nested", "32")),
+    Attack(threshold("sum-900", _sum(900)), "spec.threshold.expr", ("binary operators", "128")),
+    Attack(alertrule("anomaly-sum-200", anomaly={"expr": _sum(200)}), "spec.anomaly.expr", ("binary operators", "128")),
     # Item 7: a metric-name matcher in the selector that narrows the built-in signals (a ValueError
     # traceback in the CLI; the operator retried for ever without a status).
     Attack(alertrule("name-selector", selector='{__name__=~".+"}', errorRate={"threshold": 0.1}), "spec.selector",
@@ -61,7 +62,7 @@ ATTACKS = [
     Attack(threshold("scalar-compare", "time() + scalar(sum(llm_calls_total))"), "spec.threshold.expr",
            ("scalar", "instant vector")),
     Attack(threshold("scalar-inner", 'llm_calls_total and on() vector(time() > 1)'), "spec.threshold.expr",
-           ("bool",)),
+           ("BOOL",)),
     # The tenant label rewritten through a parenthesised target label.
     Attack(threshold("label-replace-paren", 'label_replace(llm_calls_total, ("namespace"), "team-b", "", "")'),
            "spec.threshold.expr", ("tenant label",)),
@@ -71,10 +72,20 @@ ATTACKS = [
            "spec.threshold.expr", ("__name__", "reserved")),
     Attack(threshold("label-replace-invalid", 'label_replace(llm_calls_total, "bad-name", "x", "", "")'),
            "spec.threshold.expr", ("bad-name", "not a valid label name")),
+    # Found here: a quoted label name (Prometheus 3 syntax, which the parser takes) was written back
+    # unquoted and unescaped, so its text became matchers of their own: `a="x"` alone, unpinned.
+    Attack(threshold("quoted-label-injection", 'sum(llm_calls_total{"a=\\"x\\" or b=\\"y\\", c"="c"})'),
+           "spec.threshold.expr", ("not a valid label name",)),
+    Attack(threshold("quoted-by-label", 'sum by ("a) or (x") (llm_calls_total)'), "spec.threshold.expr",
+           ("not a valid label name",)),
+    # A metric named like a template placeholder would be substituted by the template's argument.
+    Attack(threshold("placeholder-name", "__arg_e__ + llm_calls_total"), "spec.threshold.expr", ("reserved",)),
     # Values that reach Prometheus unbounded.
     Attack(alertrule("interval-1ms", evaluationInterval="1ms"), "spec.evaluationInterval", ("10s",)),
-    Attack(threshold("subquery-1ms", "max_over_time(llm_calls_total[52w:1ms])"), "spec.threshold.expr",
+    Attack(threshold("subquery-1ms", "max_over_time(llm_calls_total[1d:1ms])"), "spec.threshold.expr",
            ("step", "10s")),
+    Attack(threshold("subquery-52w", "max_over_time(llm_calls_total[52w:1ms])"), "spec.threshold.expr",
+           ("subquery range", "90d")),
     Attack(threshold("subquery-points", "max_over_time(llm_calls_total[30d:10s])"), "spec.threshold.expr",
            ("11000",)),
     Attack(threshold("range-100y", "max_over_time(llm_calls_total[100y])"), "spec.threshold.expr", ("range", "90d")),

@@ -12,7 +12,15 @@ import json
 import sys
 import time
 
-from controller_harness import ALERTRULES, PROMETHEUSRULES, SLOS, condition, names, running_operator, settled
+from controller_harness import (
+    ALERTRULES,
+    PROMETHEUSRULES,
+    SLOS,
+    condition,
+    names,
+    running_operator,
+    settled,
+)
 from k8s.emulator import cluster_context
 
 PLURALS = {"AlertRule": ALERTRULES, "SLO": SLOS}
@@ -28,8 +36,8 @@ async def main(resources: list[dict], timeout: float) -> dict:
             meta = resource["metadata"]
             remaining = max(timeout - (time.monotonic() - started), 0.1)
             try:
-                live = await cluster.until(lambda: settled(cluster, PLURALS[resource["kind"]], meta["name"], meta["namespace"]),
-                                           timeout=remaining)
+                live = await cluster.until(lambda plural=PLURALS[resource["kind"]], meta=meta:
+                                           settled(cluster, plural, meta["name"], meta["namespace"]), timeout=remaining)
                 report["resources"][meta["name"]] = {"valid": condition(live, "Valid"), "status": live["status"]}
             except TimeoutError:
                 report["resources"][meta["name"]] = {"valid": None, "status": None}

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from promql_attacks import ATTACKS, Attack, good
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +27,7 @@ BUDGET_SECONDS = 60
 def test_cli_refuses_every_attack_naming_the_field(tmp_path: Path) -> None:
     policies = tmp_path / "policies.yaml"
     policies.write_text(yaml.safe_dump_all([a.resource for a in ATTACKS] + [good()]))
-    result = subprocess.run([sys.executable, "-m", "observatory", "validate", "-f", str(policies)], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "observatory", "validate", "-f", str(policies)], capture_output=True, check=False,
                             text=True, cwd=REPO, timeout=BUDGET_SECONDS)
     assert result.returncode == 1, f"exit {result.returncode} (a negative code is a signal): {result.stderr[-2000:]}"
     assert "Traceback" not in result.stderr
@@ -48,7 +47,7 @@ def _refusal(attack: Attack, lines: list[str]) -> bool:
 def test_render_prints_nothing_for_an_attack(tmp_path: Path) -> None:
     policies = tmp_path / "policies.yaml"
     policies.write_text(yaml.safe_dump_all([ATTACKS[0].resource, good()]))
-    result = subprocess.run([sys.executable, "-m", "observatory", "render", "-f", str(policies)], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "observatory", "render", "-f", str(policies)], capture_output=True, check=False,
                             text=True, cwd=REPO, timeout=BUDGET_SECONDS)
     assert result.returncode == 1 and result.stdout == "", result.stderr[-2000:]
 
@@ -59,7 +58,7 @@ def operator_report() -> dict:
     resources = [a.resource for a in ATTACKS] + [good()]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(TESTS / "controller"), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run([sys.executable, str(Path(__file__).with_name("promql_operator_probe.py")), str(BUDGET_SECONDS)],
-                            input=json.dumps(resources), capture_output=True, text=True, env=env, timeout=BUDGET_SECONDS + 60)
+                            input=json.dumps(resources), capture_output=True, check=False, text=True, env=env, timeout=BUDGET_SECONDS + 60)
     assert result.returncode == 0, f"the operator died (exit {result.returncode}): {result.stderr[-3000:]}"
     return json.loads(result.stdout)
 

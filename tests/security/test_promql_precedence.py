@@ -12,7 +12,7 @@ from pathlib import Path
 from observatory.models import parse_resource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "compile"))
-from promtool_cases import explain, run_promtool  # noqa: E402
+from promtool_cases import explain, run_promtool
 
 
 def test_latency_slo_errors_per_budget_are_slow_calls_over_the_budget(tmp_path: Path, promtool: Path) -> None:
