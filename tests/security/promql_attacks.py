@@ -56,6 +56,13 @@ ATTACKS = [
            ("__name__",)),
     Attack(alertrule("name-selector-latency", selector='{__name__="x"}', latency={"thresholdSeconds": 2}), "spec.selector",
            ("__name__",)),
+    *(Attack(alertrule(f"name-selector-{kind.lower()}", selector='{__name__=~".+"}', **{kind: block}), "spec.selector",
+             ("__name__",))
+      for kind, block in (("cost", {"budgetUSD": 10}), ("quality", {"evaluation": "relevance", "minScore": 0.5}),
+                          ("drift", {"ksThreshold": 0.2}), ("anomaly", {"signal": "tokenRate"}), ("absent", {}))),
+    Attack(slo("name-selector-slo-latency", indicator={"llm": {"preset": "latency", "latencyThresholdSeconds": 2.56,
+                                                               "selector": 'job{a="b"}'}}),
+           "spec.indicator.llm.selector", ("metric name",)),
     Attack(slo("name-selector-slo", indicator={"llm": {"preset": "availability", "selector": '{__name__=~".+"}'}}),
            "spec.indicator.llm.selector", ("__name__",)),
     # Prometheus refuses comparisons between scalars without bool: the rule would never load.
