@@ -1,22 +1,57 @@
 """PromQL handled as syntax trees: parse user input, fill templates, pin every selector to a tenant.
 
 Generated expressions are written as templates whose placeholders are vector selectors named
-`__arg_<name>__`; `build` parses the template and replaces each placeholder node with an already
-parsed expression, so user text is never spliced into PromQL text. Every result then passes
+`__arg_<name>__`; `build` parses the template and puts an already parsed expression in each
+placeholder's place, so user text is never spliced into PromQL text. Every result then passes
 `pin_tenant`, which puts the tenant matcher on every vector selector of the tree.
+
+The binding cannot build nodes, and its own `walk`/`transform` convert subtrees again at every
+node (minutes for a few hundred nested nodes). Trees are therefore walked here and written out by
+`_write`, node by node from the parsed values (names checked, values escaped), then parsed again
+once: linear in the size of the tree. User text is bounded by `scan` before the native parser
+sees it, whose recursion overflows the stack on deep input and whose nodes copy their subtrees.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
-from typing import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import timedelta
 
 import promql_parser as pp
 
+from .models.common import (
+    LABEL_NAME_PATTERN,
+    MAX_RANGE,
+    MIN_EVALUATION_INTERVAL,
+    duration_seconds,
+)
+
 _PLACEHOLDER = re.compile(r"^__arg_([a-z0-9_]+)__$")
+_LABEL_NAME = re.compile(LABEL_NAME_PATTERN)
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 # Functions that write a label named by their second argument.
 _LABEL_WRITERS = {"label_replace", "label_join"}
+# Aggregations Prometheus runs only with --enable-feature=promql-experimental-functions.
+_EXPERIMENTAL_AGGREGATIONS = {"limitk", "limit_ratio"}
+
+# Bounds on user PromQL, checked before the native parser. Rules stay far below them: the 113 rules
+# Observatory writes for examples/ have at most 692 characters, nesting 4 and 7 binary operators.
+# The binding's parse costs the sum of the depths of the tree's nodes (each node copies its
+# subtree), and its recursion overflows a 1 MiB thread stack between depths 1,000 and 2,000: at
+# these bounds a 16 KiB expression compiles in at most ~35 ms (bench/compile) and the tree is at
+# most ~200 deep.
+MAX_LENGTH = 16 * 1024
+MAX_NESTING = 32  # parentheses, brackets and braces, function calls and aggregations included
+MAX_UNARY_SIGNS = 32  # each sign is a level of the tree, like a bracket
+MAX_BINARY_OPERATORS = 128  # a chain of operators is as deep as it is long
+# Prometheus refuses range queries above 11,000 points per series ("exceeded maximum resolution of
+# 11,000 points per timeseries", web/api/v1/api.go); a subquery is the same work inside a rule.
+MAX_SUBQUERY_POINTS = 11_000
+_MAX_RANGE_SECONDS = duration_seconds(MAX_RANGE)
+_MIN_STEP_SECONDS = duration_seconds(MIN_EVALUATION_INTERVAL)
 
 
 class PromQLError(ValueError):
@@ -24,6 +59,12 @@ class PromQLError(ValueError):
 
 
 def parse(text: str) -> pp.Expr:
+    """Parse user (or template) text, bounded first by `scan`."""
+    scan(text)
+    return _parse(text)
+
+
+def _parse(text: str) -> pp.Expr:
     try:
         return pp.parse(text)
     except (ValueError, RuntimeError) as err:  # the binding reports syntax errors as ValueError
@@ -31,25 +72,113 @@ def parse(text: str) -> pp.Expr:
         raise PromQLError(f"invalid PromQL: {message}") from None
 
 
+# One token at a time: string literals (unterminated ones run to the end, which the parser refuses),
+# comments and numbers (1e-3: an exponent's sign is no operator; 0x1e-3 is 0x1e minus 3) first.
+_TOKEN = re.compile(r"""
+    (?P<space>\s+) | (?P<comment>\#[^\n]*)
+  | (?P<string>"(?:[^"\\]|\\.)*"? | '(?:[^'\\]|\\.)*'? | `[^`]*`?)
+  | (?P<number>(?:0[xX][0-9a-fA-F]+ | (?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)[0-9a-zA-Z_:.]*)
+  | (?P<word>[a-zA-Z_:][a-zA-Z0-9_:.]*)
+  | (?P<open>[(\[{]) | (?P<close>[)\]}])
+  | (?P<matcher>=~|!~|=(?!=))
+  | (?P<operator>==|!=|<=|>=|[-+*/%^<>])  # != in a selector counts too: a comparison cannot hide there
+  | (?P<other>.)
+""", re.DOTALL | re.VERBOSE)
+_WORD_OPERATORS = {"and", "or", "unless", "atan2"}
+# After these a sign is unary; after an operand (name, number, string, closing bracket) binary.
+_BEFORE_OPERAND = {"start", "open", "operator", "matcher", ",", "bool", "offset", "@", ":"}
+
+
+def scan(text: str) -> None:
+    """Refuse text beyond the bounds above, in one pass over its tokens."""
+    if len(text) > MAX_LENGTH:
+        raise PromQLError(f"is {len(text)} characters long; at most {MAX_LENGTH} are accepted: "
+                          "split it into recording rules")
+    depth = unary = binary = 0
+    previous = "start"
+    for token in _TOKEN.finditer(text):
+        kind = token.lastgroup
+        if kind in ("space", "comment"):
+            continue
+        value = token.group()
+        if kind == "open":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise PromQLError(f"is nested more than {MAX_NESTING} deep (parentheses, brackets, function calls); "
+                                  f"at most {MAX_NESTING} levels are accepted: split it into recording rules")
+        elif kind == "close":
+            depth -= 1
+            kind = "operand"
+        elif kind == "operator" and value in "+-" and previous in _BEFORE_OPERAND:
+            unary += 1
+            if unary > MAX_UNARY_SIGNS:
+                raise PromQLError(f"has more than {MAX_UNARY_SIGNS} unary signs (+x, -x); at most {MAX_UNARY_SIGNS} are "
+                                  "accepted: remove redundant signs or split it into recording rules")
+        elif kind == "operator" or kind == "word" and value in _WORD_OPERATORS:
+            binary += 1
+            kind = "operator"
+            if binary > MAX_BINARY_OPERATORS:
+                raise PromQLError(f"has more than {MAX_BINARY_OPERATORS} binary operators; at most {MAX_BINARY_OPERATORS} "
+                                  "are accepted: split it into recording rules")
+        elif kind == "word" and value in ("bool", "offset") or kind == "other" and value in ",@:":
+            kind = value
+        elif kind != "matcher":
+            kind = "operand"
+        previous = kind
+
+
+# prettify() indents every level of the tree on a line of its own: its text grows with size times
+# depth (107 KB for a sum of 250 terms); deeper trees are written on one line.
+PRETTY_DEPTH = 16
+
+
 def render(expr: pp.Expr) -> str:
-    """Canonical text of an expression (multi-line for long ones)."""
-    return expr.prettify()
+    """Canonical text of an expression (multi-line for long ones, one line for deep ones)."""
+    return expr.prettify() if depth(expr) <= PRETTY_DEPTH else _write(expr)
+
+
+def depth(expr: pp.Expr) -> int:
+    deepest, stack = 0, [(expr, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in _children(node))
+    return deepest
+
+
+def _children(node: pp.Expr) -> list[pp.Expr]:
+    if isinstance(node, pp.BinaryExpr):
+        return [node.lhs, node.rhs]
+    if isinstance(node, (pp.ParenExpr, pp.UnaryExpr, pp.SubqueryExpr)):
+        return [node.expr]
+    if isinstance(node, pp.AggregateExpr):
+        return [node.param, node.expr] if node.param is not None else [node.expr]
+    if isinstance(node, pp.Call):
+        return list(node.args)
+    if isinstance(node, pp.MatrixSelector):
+        return [node.vector_selector]
+    return []
+
+
+def nodes(expr: pp.Expr) -> Iterator[pp.Expr]:
+    """Every node of `expr`, parents before children, without recursion."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(_children(node)))
 
 
 def selectors(expr: pp.Expr) -> list[pp.VectorSelector]:
-    found: list[pp.VectorSelector] = []
-
-    def visit(node: pp.Expr) -> None:
-        if isinstance(node, pp.VectorSelector):
-            found.append(node)
-
-    pp.walk(expr, visit)
-    return found
+    return [node for node in nodes(expr) if isinstance(node, pp.VectorSelector)]
 
 
 def check_tenant(expr: pp.Expr, tenant_label: str, tenant: str) -> None:
-    """Reject expressions that reach outside the tenant or forge the tenant label."""
-    pp.walk(expr, lambda node: _check_node(node, tenant_label, tenant))
+    """Reject user expressions that reach outside the tenant, forge the tenant label or ask
+    Prometheus for more than it should do."""
+    for node in nodes(expr):
+        _check_node(node, tenant_label, tenant)
+        _check_bounds(node)
 
 
 def _check_node(node: pp.Expr, tenant_label: str, tenant: str) -> None:
@@ -59,79 +188,264 @@ def _check_node(node: pp.Expr, tenant_label: str, tenant: str) -> None:
                 raise PromQLError(f"selects {matcher}; expressions may only read their own {tenant_label} {tenant!r}")
     elif isinstance(node, pp.Call) and node.func.name in _LABEL_WRITERS:
         target = node.args[1]
-        if isinstance(target, pp.StringLiteral) and target.val == tenant_label:
+        while isinstance(target, pp.ParenExpr):  # ("namespace") is a string too
+            target = target.expr
+        if not isinstance(target, pp.StringLiteral):
+            raise PromQLError(f"{node.func.name}() takes its target label as a string literal")
+        if target.val == tenant_label:
             raise PromQLError(f"{node.func.name}() may not write the tenant label {tenant_label!r}")
+        _label_name(target.val, f"{node.func.name}() target label")
+
+
+def _check_bounds(node: pp.Expr) -> None:
+    """What Prometheus would refuse or should not be asked: names it does not take, experimental
+    functions, ranges and subqueries beyond the bounds above."""
+    if isinstance(node, pp.VectorSelector):
+        if node.name is not None and node.name.startswith("__"):
+            raise PromQLError(f"metric name {node.name!r}: names starting with __ are reserved")
+        _selector_text(node)  # checks the metric and label names
+    elif isinstance(node, pp.AggregateExpr) and node.modifier is not None:
+        _labels(node.modifier.labels)
+    elif isinstance(node, pp.BinaryExpr):
+        _bin_modifier(node.modifier)  # checks the label names and refuses fill()
+    if isinstance(node, pp.Call) and node.func.experimental:
+        raise PromQLError(f"{node.func.name}() is experimental in Prometheus (it runs only behind a feature flag); "
+                          "use a stable function")
+    if isinstance(node, pp.AggregateExpr) and str(node.op) in _EXPERIMENTAL_AGGREGATIONS:
+        raise PromQLError(f"{node.op}() is experimental in Prometheus (it runs only behind a feature flag); use topk()")
+    if isinstance(node, pp.MatrixSelector):
+        _range(node.range, "a range")
+    elif isinstance(node, pp.SubqueryExpr):
+        _range(node.range, "a subquery range")
+        step = node.step.total_seconds() if node.step else None
+        if step is not None and step < _MIN_STEP_SECONDS:
+            raise PromQLError(f"has a subquery step of {pp.display_duration(node.step)}; the step must be at least "
+                              f"{MIN_EVALUATION_INTERVAL}")
+        points = node.range.total_seconds() / (step or _MIN_STEP_SECONDS)
+        if points > MAX_SUBQUERY_POINTS:
+            raise PromQLError(f"has a subquery of {points:.0f} points ([{pp.display_duration(node.range)}:"
+                              f"{pp.display_duration(node.step) if node.step else ''}], a missing step counts as "
+                              f"{MIN_EVALUATION_INTERVAL}); at most {MAX_SUBQUERY_POINTS} are accepted: "
+                              "use a larger step or a shorter range")
+
+
+def _range(value: timedelta, what: str) -> None:
+    if value.total_seconds() > _MAX_RANGE_SECONDS:
+        raise PromQLError(f"has {what} of {pp.display_duration(value)}; at most {MAX_RANGE} is accepted")
+
+
+def _label_name(name: str, what: str) -> str:
+    if not _LABEL_NAME.match(name):
+        raise PromQLError(f"{what} {name!r} is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)")
+    if name.startswith("__") and not (name == "__name__" and what == "matcher"):
+        raise PromQLError(f"{what} {name!r}: names starting with __ are reserved to Prometheus")
+    return name
+
+
+def value_type(expr: pp.Expr) -> str:
+    """`vector`, `scalar`, `matrix` or `string`: what `expr` evaluates to."""
+    pending, leaves = [expr], []
+    while pending:  # a binary expression is a scalar only if all its operands are
+        node = pending.pop()
+        if isinstance(node, (pp.ParenExpr, pp.UnaryExpr)):
+            pending.append(node.expr)
+        elif isinstance(node, pp.BinaryExpr):
+            pending += [node.lhs, node.rhs]
+        else:
+            leaves.append(_leaf_type(node))
+    if len(leaves) == 1:
+        return leaves[0]
+    return "scalar" if all(t == "scalar" for t in leaves) else "vector"
+
+
+def _leaf_type(node: pp.Expr) -> str:
+    if isinstance(node, pp.NumberLiteral):
+        return "scalar"
+    if isinstance(node, pp.StringLiteral):
+        return "string"
+    if isinstance(node, (pp.MatrixSelector, pp.SubqueryExpr)):
+        return "matrix"
+    if isinstance(node, pp.Call):
+        return _op_name(node.func.return_type).lower()
+    return "vector"  # selectors and aggregations
 
 
 def pin_tenant(expr: pp.Expr, tenant_label: str, tenant: str) -> pp.Expr:
     """Return `expr` with `tenant_label="tenant"` on every vector selector (also inside ranges)."""
     pinned = pp.Matcher(pp.MatchOp.Equal, tenant_label, tenant)
 
-    def visit(node: pp.Expr) -> pp.Expr | None:
-        _check_node(node, tenant_label, tenant)  # checked in the same pass: trees are walked once
-        if not isinstance(node, pp.VectorSelector):
-            return None
-        if node.matchers.or_matchers:
-            groups = [[m for m in group if m.name != tenant_label] for group in node.matchers.or_matchers]
-        else:
-            groups = [[m for m in node.matchers.matchers if m.name != tenant_label]]
-        return _reselect(node, [group + [pinned] for group in groups])
+    def pin(node: pp.VectorSelector) -> tuple[str, str]:
+        groups = [[m for m in group if m.name != tenant_label] + [pinned] for group in _groups(node)]
+        return _selector_text(node, groups), _modifiers(node)
 
-    return pp.transform(expr, visit)
+    for node in nodes(expr):
+        _check_node(node, tenant_label, tenant)
+    return _parse(_write(expr, pin))
 
 
 def build(template: str, args: Mapping[str, pp.Expr] | None = None) -> pp.Expr:
     """Parse `template` and substitute each `__arg_<name>__` selector with `args[name]`."""
     args = args or {}
-    tree = parse(template)
     used: set[str] = set()
 
-    def visit(node: pp.Expr) -> pp.Expr | None:
-        if isinstance(node, pp.VectorSelector) and node.name:
-            match = _PLACEHOLDER.match(node.name)
-            if match:
-                key = match.group(1)
-                if key not in args:
-                    raise KeyError(f"template argument {key!r} missing")
-                used.add(key)
-                return _carry_modifiers(node, args[key])
-        return None
+    def substitute(node: pp.VectorSelector) -> tuple[str, str] | pp.Expr | None:
+        match = _PLACEHOLDER.match(node.name or "")
+        if not match:
+            return None
+        key = match.group(1)
+        if key not in args:
+            raise KeyError(f"template argument {key!r} missing")
+        used.add(key)
+        if node.offset is not None or node.at is not None:  # the placeholder's modifiers go to the arg
+            return _selector_text(as_selector(args[key])), _modifiers(node)
+        return args[key]
 
-    result = pp.transform(tree, visit)
+    text = _write(_parse(template), substitute)
     unused = set(args) - used
     if unused:
         raise KeyError(f"template arguments not used: {sorted(unused)}")
-    return result
+    return _parse(text)
 
 
-def _carry_modifiers(placeholder: pp.VectorSelector, arg: pp.Expr) -> pp.Expr:
-    """The arg in the placeholder's place, keeping the placeholder's offset and @ modifiers."""
-    if placeholder.offset is None and placeholder.at is None:
-        return pp.parse(arg.prettify())
-    arg_selector = as_selector(arg)
-    return _reselect(arg_selector, [list(arg_selector.matchers.matchers)], placeholder)
+# A vector selector written otherwise: as a selector and its modifiers (which follow the range where
+# the selector is a range's), or as another tree written in its place.
+Replace = Callable[[pp.VectorSelector], "tuple[str, str] | pp.Expr | None"]
+_KEEP: Replace = lambda node: None
+# Binary operator precedence, lowest first (prometheus promql/parser/generated_parser.y); ^ is
+# right-associative.
+_PRECEDENCE = {op: level for level, ops in enumerate((("or",), ("and", "unless"), ("==", "!=", "<=", "<", ">=", ">"),
+                                                      ("+", "-"), ("*", "/", "%", "atan2"), ("^",))) for op in ops}
 
 
-def _reselect(node: pp.VectorSelector, matcher_groups: list[list[pp.Matcher]],
-              modifiers_from: pp.VectorSelector | None = None) -> pp.Expr:
-    """A freshly parsed copy of a selector with new matchers.
+def _write(expr: pp.Expr, replace: Replace = _KEEP) -> str:
+    """PromQL text of `expr`, without recursion: a work stack of text pieces and nodes to write.
 
-    The binding ignores in-place edits of tree nodes and its `str()` does not escape label values,
-    so the selector is printed here, with escaping, and parsed again.
-    """
-    modifiers_from = modifiers_from or node
-    groups = [", ".join(f"{m.name}{_OPERATORS[_op_name(m.op)]}{json.dumps(m.value, ensure_ascii=False)}" for m in group)
-              for group in matcher_groups]
-    text = (node.name or "") + "{" + " or ".join(groups) + "}"
-    if modifiers_from.offset is not None:
-        offset = modifiers_from.offset
+    A node is written with the `replace` of its tree (a substituted tree is written as it is) and,
+    as an operand, its parent operator: a substituted operator gets parentheses where the
+    parent's precedence would otherwise split it."""
+    out: list[str] = []
+    stack: list[object] = [(expr, replace, None)]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+        else:
+            stack.extend(reversed(_parts(*item)))
+    return "".join(out)
+
+
+def _parts(node: pp.Expr, replace: Replace, operand_of: tuple[str, str] | None) -> list[object]:
+    """The pieces of one node: text, and children as (node, replace, operand_of)."""
+    if isinstance(node, pp.VectorSelector):
+        replaced = replace(node)
+        if isinstance(replaced, pp.Expr):
+            inner: list[object] = [(replaced, _KEEP, None)]
+            return ["(", *inner, ")"] if _needs_parens(replaced, operand_of) else inner
+        return ["".join(replaced or (_selector_text(node), _modifiers(node)))]
+    if isinstance(node, pp.MatrixSelector):
+        selector, window = node.vector_selector, f"[{pp.display_duration(node.range)}]"
+        replaced = replace(selector)
+        if isinstance(replaced, pp.VectorSelector):
+            replaced = _selector_text(replaced), _modifiers(replaced)
+        if isinstance(replaced, pp.Expr):  # not a selector: the parser refuses the range
+            return [(replaced, _KEEP, None), window]
+        text, modifiers = replaced or (_selector_text(selector), _modifiers(selector))
+        return [text, window, modifiers]
+    if isinstance(node, pp.NumberLiteral):
+        return [_number(node.val)]
+    if isinstance(node, pp.StringLiteral):
+        return [json.dumps(node.val, ensure_ascii=False)]
+    if isinstance(node, pp.ParenExpr):
+        return ["(", (node.expr, replace, None), ")"]
+    if isinstance(node, pp.UnaryExpr):
+        return ["-", (node.expr, replace, ("unary", ""))]
+    if isinstance(node, pp.SubqueryExpr):
+        step = pp.display_duration(node.step) if node.step else ""
+        return [(node.expr, replace, ("subquery", "")), f"[{pp.display_duration(node.range)}:{step}]", _modifiers(node)]
+    if isinstance(node, pp.Call):
+        parts: list[object] = [node.func.name, "("]
+        for i, arg in enumerate(node.args):
+            parts += [", "] * (i > 0) + [(arg, replace, None)]
+        return parts + [")"]
+    if isinstance(node, pp.AggregateExpr):
+        modifier = node.modifier
+        grouping = ""
+        if modifier is not None:
+            word = "by" if _op_name(modifier.type) == "By" else "without"
+            grouping = f" {word} ({_labels(modifier.labels)})"
+        param: list[object] = [(node.param, replace, None), ", "] if node.param is not None else []
+        return [f"{node.op}{grouping} (", *param, (node.expr, replace, None), ")"]
+    if isinstance(node, pp.BinaryExpr):
+        op = str(node.op)
+        return [(node.lhs, replace, (op, "lhs")), f" {op}{_bin_modifier(node.modifier)} ", (node.rhs, replace, (op, "rhs"))]
+    raise PromQLError(f"unsupported PromQL node {type(node).__name__}")
+
+
+def _needs_parens(arg: pp.Expr, operand_of: tuple[str, str] | None) -> bool:
+    if operand_of is None or not isinstance(arg, (pp.BinaryExpr, pp.UnaryExpr)):
+        return False
+    parent, side = operand_of
+    if parent not in _PRECEDENCE or isinstance(arg, pp.UnaryExpr):  # under a sign or a subquery; -x ^ 2 is -(x ^ 2)
+        return True
+    mine, theirs = _PRECEDENCE[str(arg.op)], _PRECEDENCE[parent]
+    return mine < theirs or (mine == theirs and side == ("lhs" if parent == "^" else "rhs"))
+
+
+def _bin_modifier(modifier: pp.BinModifier | None) -> str:
+    if modifier is None:
+        return ""
+    fill = modifier.fill_values
+    if fill is not None and (fill.lhs is not None or fill.rhs is not None):
+        raise PromQLError("fill() modifiers are not part of the PromQL Prometheus runs")
+    text = " bool" if modifier.return_bool else ""
+    if modifier.matching is not None:
+        word = "on" if _op_name(modifier.matching.type) == "Include" else "ignoring"
+        text += f" {word} ({_labels(modifier.matching.labels)})"
+    card = _op_name(modifier.card)
+    if card in ("ManyToOne", "OneToMany"):
+        text += f" {'group_left' if card == 'ManyToOne' else 'group_right'} ({_labels(modifier.group_labels or [])})"
+    return text
+
+
+def _labels(names: Sequence[str]) -> str:
+    return ", ".join(_label_name(name, "label") for name in names)
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+def _groups(node: pp.VectorSelector) -> list[list[pp.Matcher]]:
+    if node.matchers.or_matchers:
+        return [list(group) for group in node.matchers.or_matchers]
+    return [list(node.matchers.matchers)]
+
+
+def _selector_text(node: pp.VectorSelector, matcher_groups: list[list[pp.Matcher]] | None = None) -> str:
+    """A selector without its modifiers, with `matcher_groups` (default its own), names checked,
+    values escaped (the binding's `str()` does not escape label values)."""
+    if node.name is not None and not _METRIC_NAME.match(node.name):
+        raise PromQLError(f"metric name {node.name!r} is not a valid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)")
+    groups = [", ".join(f"{_label_name(m.name, 'matcher')}{_OPERATORS[_op_name(m.op)]}{json.dumps(m.value, ensure_ascii=False)}"
+                        for m in group) for group in (matcher_groups if matcher_groups is not None else _groups(node))]
+    return (node.name or "") + "{" + " or ".join(groups) + "}"
+
+
+def _modifiers(node: pp.VectorSelector | pp.SubqueryExpr) -> str:
+    text = ""
+    if node.offset is not None:
+        offset = node.offset
         sign = "-" if offset.total_seconds() < 0 else ""
         text += f" offset {sign}{pp.display_duration(abs(offset))}"
-    if modifiers_from.at is not None:
-        at = modifiers_from.at
+    if node.at is not None:
+        at = node.at
         kind = _op_name(at.type)
         text += " @ start()" if kind == "Start" else " @ end()" if kind == "End" else f" @ {at.at.timestamp():.3f}"
-    return pp.parse(text)
+    return text
 
 
 _OPERATORS = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
@@ -144,16 +458,24 @@ def _op_name(enum_value: object) -> str:
 def selector(metric: str, matchers: Sequence[pp.Matcher] = (), extra: pp.Expr | None = None) -> pp.Expr:
     """A vector selector for `metric` with `matchers`, plus the matchers of `extra`.
 
-    `extra` is a parsed selector such as `{route="/chat"}` (user input) whose matchers narrow the
-    generated selector.
+    `extra` is a parsed selector such as `{route="/chat"}` (user input, see `narrowing`) whose
+    matchers narrow the generated selector; each of its `or` alternatives narrows it in turn.
     """
     node = parse(metric)
     if not isinstance(node, pp.VectorSelector):
         raise PromQLError(f"{metric!r} is not a metric name")
-    combined = list(node.matchers.matchers) + list(matchers)
-    if extra is not None:
-        combined += list(as_selector(extra).matchers.matchers)
-    return _reselect(node, [combined])
+    base = list(node.matchers.matchers) + list(matchers)
+    groups = [base + group for group in _groups(as_selector(extra))] if extra is not None else [base]
+    return _parse(_selector_text(node, groups))
+
+
+def narrowing(expr: pp.Expr) -> pp.VectorSelector:
+    """A selector that narrows built-in signals: label matchers only, the metric is Observatory's."""
+    chosen = as_selector(expr)
+    if chosen.name or any(m.name == "__name__" for m in _all_matchers(chosen)):
+        raise PromQLError("chooses a metric (a metric name or __name__); this selector narrows the built-in signals "
+                          "by their labels: write only label matchers, e.g. {service_name=\"chat\"}")
+    return chosen
 
 
 def equal(name: str, value: str) -> pp.Matcher:
@@ -188,4 +510,3 @@ def _all_matchers(selector_expr: pp.VectorSelector) -> list[pp.Matcher]:
     for group in selector_expr.matchers.or_matchers:
         matchers.extend(group)
     return matchers
-

@@ -119,17 +119,13 @@ EVALUATED = {
             "search_duration_seconds_count", [('app="search"', 600)]) + _series(
             "search_duration_seconds_bucket", [('app="search",le="0.5"', 582), ('app="search",le="+Inf"', 600)])),
 }
-# The latency indicator's errors-per-budget rule is printed as `total - fast / budget` by the compile
-# core (found by wt-promql, fixed there): these two fail until that fix is merged, then must pass.
-MISPRINTED = pytest.mark.xfail(reason="latency errors / budget loses its parentheses (wt-promql's fix)", strict=True)
 
 
 def _in_namespace(found: list[dict[str, str]], namespace: str) -> list[dict[str, str]]:
     return [{**s, "series": s["series"].replace("{", f'{{namespace="{namespace}",', 1)} for s in found]
 
 
-@pytest.mark.parametrize("fixture", [pytest.param(f, marks=MISPRINTED) if "latency" in f or "threshold" in f else f
-                                     for f in EVALUATED])
+@pytest.mark.parametrize("fixture", EVALUATED)
 def test_imported_rates_equal_the_source_queries_in_promtool(tmp_path, promtool, fixture):
     """promtool evaluates the imported SLO's error ratio from its recorded rates and the source's own
     queries over the same counters: equal for every group, the decoys ignored."""

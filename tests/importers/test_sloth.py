@@ -143,7 +143,6 @@ def test_labels_observatory_sets_itself_are_reported_not_silently_overwritten(tm
 
 # The native PromQL parser overflows its stack on deep input; wt-promql bounds promql.parse before it
 # (its commit eef590a). Until that is merged `observatory import` dies with SIGSEGV here.
-@pytest.mark.xfail(reason="promql.parse unbounded before the native parser (wt-promql's fix)", strict=True)
 def test_deeply_nested_query_is_reported_not_a_crash(tmp_path):
     spec = {"version": "prometheus/v1", "service": "svc", "slos": [_events_slo("deep")]}
     spec["slos"][0]["sli"]["events"]["error_query"] = "-" * 16000 + "sum(rate(a_total[{{.window}}]))"

@@ -77,7 +77,7 @@ def compile_alertrule(rule: AlertRule, tenant: Tenant) -> RuleGroup:
     spec = rule.spec
     c = tenant.conventions
     check_alert_fields(c, {"spec.labels": spec.labels}, {"spec.annotations": spec.annotations})
-    extra = parse_field(spec.selector, "spec.selector", tenant, selector_only=True) if spec.selector else None
+    extra = parse_field(spec.selector, "spec.selector", tenant, narrowing=True) if spec.selector else None
     signals = Signals(tenant, extra, tuple(spec.group_by))
     identity = {c.alertrule_label: rule.name}
     rule_type = spec.rule_type
@@ -100,7 +100,7 @@ def compile_alertrule(rule: AlertRule, tenant: Tenant) -> RuleGroup:
 
 def _threshold(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Compiled:
     block = spec.threshold
-    user = parse_field(block.expr, "spec.threshold.expr", signals.tenant)
+    user = parse_field(block.expr, "spec.threshold.expr", signals.tenant, instant=True)
     expr = promql.build(f"(__arg_e__) {block.op} {number(block.value)}", {"e": user})
     return Compiled(expr, summary=f"{{{{ $value | humanize }}}} {block.op} {block.value:g}")
 
@@ -242,7 +242,7 @@ def _anomaly(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) ->
     block = spec.anomaly
     c = signals.conventions
     if block.expr:
-        source = parse_field(block.expr, "spec.anomaly.expr", signals.tenant)
+        source = parse_field(block.expr, "spec.anomaly.expr", signals.tenant, instant=True)
     else:
         source = anomaly_signal(block.signal, signals)
     metric = f"{c.signal_metric_prefix}:value"

@@ -14,13 +14,21 @@ from .errors import CompileError
 from .rules import Tenant
 
 
-def parse_field(text: str, field: str, tenant: Tenant, *, selector_only: bool = False) -> pp.Expr:
-    """Parse user PromQL from `field`, rejecting what reaches outside the tenant."""
+def parse_field(text: str, field: str, tenant: Tenant, *, selector_only: bool = False, narrowing: bool = False,
+                instant: bool = False) -> pp.Expr:
+    """Parse user PromQL from `field`, rejecting what reaches outside the tenant. `narrowing`: a
+    selector of label matchers that narrows built-in signals; `instant`: an instant vector, which
+    the rule compares with a constant (Prometheus refuses comparisons of scalars without bool)."""
     try:
         expr = promql.parse(text)
         promql.check_tenant(expr, tenant.conventions.tenant_label, tenant.namespace)
         if selector_only:
             promql.as_selector(expr)
+        if narrowing:
+            promql.narrowing(expr)
+        kind = promql.value_type(expr)
+        if instant and kind != "vector":
+            raise promql.PromQLError(f"is a {kind}; an instant vector is needed here: wrap a scalar in vector(...)")
     except promql.PromQLError as err:
         raise CompileError(field, str(err)) from None
     return expr

@@ -104,11 +104,11 @@ def _events(slo: SLO, signals: Signals) -> Events:
         return Events(signals.rate_sum(errors, window), signals.rate_sum(total, window))
     if indicator.latency:
         block = indicator.latency
-        extra = parse_field(block.selector, "spec.indicator.latency.selector", tenant, selector_only=True) if block.selector else None
+        extra = parse_field(block.selector, "spec.indicator.latency.selector", tenant, narrowing=True) if block.selector else None
         narrowed = Signals(tenant, extra, signals.group_by)
         return _latency_events(narrowed, block.histogram, block.threshold_seconds, window)
     block = indicator.llm
-    extra = parse_field(block.selector, "spec.indicator.llm.selector", tenant, selector_only=True) if block.selector else None
+    extra = parse_field(block.selector, "spec.indicator.llm.selector", tenant, narrowing=True) if block.selector else None
     narrowed = Signals(tenant, extra, signals.group_by)
     if block.preset == "availability":
         return Events(narrowed.rate_sum(narrowed.failed_operations(), window), narrowed.rate_sum(narrowed.operations(), window))

@@ -12,11 +12,13 @@ from .common import (
     CRModel,
     CustomResource,
     Duration,
+    EvaluationInterval,
     FiniteFloat,
     LabelName,
     PromQL,
     RuleStatus,
     Severity,
+    Window,
 )
 from .routing import Routing
 
@@ -36,7 +38,7 @@ class ErrorRateRule(CRModel):
     """Share of failed LLM calls over a window."""
 
     threshold: float = Field(gt=0, le=1, description="Error ratio that fires the alert, e.g. 0.05 for 5 %.")
-    window: Duration = Field(default="5m", description="Window the ratio is computed over.")
+    window: Window = Field(default="5m", description="Window the ratio is computed over.")
     errors: PromQL | None = Field(default=None, description="Counter selector of failed calls; default: GenAI operations with an error type.")
     total: PromQL | None = Field(default=None, description="Counter selector of all calls; default: all GenAI operations.")
     min_requests: float = Field(default=0, ge=0, description="Stay silent below this many calls in the window.")
@@ -53,7 +55,7 @@ class LatencyRule(CRModel):
 
     quantile: float = Field(default=0.95, gt=0, lt=1, description="Quantile, e.g. 0.95 for p95.")
     threshold_seconds: float = Field(gt=0, description="Latency in seconds that fires the alert.")
-    window: Duration = Field(default="5m", description="Rate window of the histogram.")
+    window: Window = Field(default="5m", description="Rate window of the histogram.")
     histogram: str | None = Field(default=None, pattern=METRIC_NAME_PATTERN,
                                   description="Histogram base name (without _bucket); default: GenAI operation duration.")
 
@@ -62,7 +64,7 @@ class CostRule(CRModel):
     """LLM spend over a rolling window, from token usage times the price catalogue."""
 
     budget_usd: float = Field(alias="budgetUSD", gt=0, description="Spend in US dollars that fires the alert.")
-    window: Duration = Field(default="1d", description="Rolling window the spend is summed over.")
+    window: Window = Field(default="1d", description="Rolling window the spend is summed over.")
 
 
 class QualityRule(CRModel):
@@ -71,7 +73,7 @@ class QualityRule(CRModel):
     evaluation: str = Field(min_length=1, max_length=128, description="Evaluation name, matched on the evaluation name label.")
     min_score: float | None = Field(default=None, ge=0, le=1, description="Fire when the average score falls below this.")
     max_score: float | None = Field(default=None, ge=0, le=1, description="Fire when the average score rises above this (e.g. hallucination rate).")
-    window: Duration = Field(default="1h", description="Window the average is taken over.")
+    window: Window = Field(default="1h", description="Window the average is taken over.")
     min_samples: int = Field(default=1, ge=1, description="Stay silent with fewer scored samples in the window.")
 
     @model_validator(mode="after")
@@ -86,8 +88,8 @@ class DriftRule(CRModel):
 
     histogram: str | None = Field(default=None, pattern=METRIC_NAME_PATTERN,
                                   description="Histogram base name (without _bucket); default: GenAI operation duration.")
-    current: Duration = Field(default="1d", description="Recent window.")
-    baseline: Duration = Field(default="7d", description="Baseline window, ending where the recent window starts.")
+    current: Window = Field(default="1d", description="Recent window.")
+    baseline: Window = Field(default="7d", description="Baseline window, ending where the recent window starts.")
     ks_threshold: float | None = Field(default=None, gt=0, le=1,
                                        description="Fire when the Kolmogorov-Smirnov statistic (max |CDF difference|) exceeds this.")
     psi_threshold: float | None = Field(default=None, gt=0,
@@ -113,7 +115,7 @@ class AnomalyRule(CRModel):
 
     signal: AnomalySignal | None = Field(default=None, description="Built-in LLM signal to watch.")
     expr: PromQL | None = Field(default=None, description="Your own instant-vector PromQL signal instead of a built-in one.")
-    baseline: Duration = Field(default="1d", description="Window the mean and standard deviation are taken over.")
+    baseline: Window = Field(default="1d", description="Window the mean and standard deviation are taken over.")
     z_score: float = Field(default=3, gt=0, description="Deviations from the mean that fire the alert.")
     direction: Literal["up", "down", "both"] = Field(default="both", description="Which side of the mean counts.")
 
@@ -128,7 +130,7 @@ class AbsentRule(CRModel):
     """No data: the signal stopped reporting."""
 
     expr: PromQL | None = Field(default=None, description="Series selector expected to exist; default: GenAI operation counts.")
-    window: Duration = Field(default="10m", description="How long the series must be missing.")
+    window: Window = Field(default="10m", description="How long the series must be missing.")
 
 
 RULE_TYPES = ("threshold", "error_rate", "latency", "cost", "quality", "drift", "anomaly", "absent")
@@ -144,7 +146,7 @@ class AlertRuleSpec(CRModel):
     selector: PromQL | None = Field(default=None,
                                     description="Series selector narrowing the built-in LLM signals, e.g. {service_name=\"chat\"}.")
     group_by: list[LabelName] = Field(default_factory=list, description="Labels to alert on separately, e.g. gen_ai_request_model.")
-    evaluation_interval: Duration | None = Field(default=None, description="Rule group evaluation interval; Prometheus' default when unset.")
+    evaluation_interval: EvaluationInterval | None = Field(default=None, description="Rule group evaluation interval; Prometheus' default when unset.")
     threshold: ThresholdRule | None = Field(default=None, description="Your PromQL against a constant.")
     error_rate: ErrorRateRule | None = Field(default=None, description="Error ratio of LLM calls.")
     latency: LatencyRule | None = Field(default=None, description="Latency quantile.")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -54,6 +55,24 @@ def _duration(value: str) -> str:
     return value
 
 
+# The longest range a rule may read: the longest SLO period (models/slo.py). Prometheus keeps 15 days
+# by default; a range beyond what it keeps reads everything it has, at every evaluation.
+MAX_RANGE = "90d"
+# Below a scrape interval (10 s is the shortest in common use) an evaluation sees no new sample;
+# Prometheus's own default is 1m. Also the shortest subquery step.
+MIN_EVALUATION_INTERVAL = "10s"
+
+
+def _within(minimum: str = "0s", maximum: str | None = None) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if duration_seconds(value) < duration_seconds(minimum):
+            raise ValueError(f"must be at least {minimum}")
+        if maximum is not None and duration_seconds(value) > duration_seconds(maximum):
+            raise ValueError(f"must be at most {maximum}, the longest range Observatory reads")
+        return value
+    return check
+
+
 def _finite(value: float) -> float:
     if not math.isfinite(value):
         raise ValueError("must be a finite number")
@@ -62,6 +81,9 @@ def _finite(value: float) -> float:
 
 # The pattern is checked by the validator (for a message that says how to write one) and goes into the CRD schema.
 Duration = Annotated[str, Field(json_schema_extra={"pattern": DURATION_PATTERN}), AfterValidator(_duration)]
+# A duration a rule reads as a range: rate windows, baselines.
+Window = Annotated[Duration, AfterValidator(_within(maximum=MAX_RANGE))]
+EvaluationInterval = Annotated[Duration, AfterValidator(_within(MIN_EVALUATION_INTERVAL))]
 LabelName = Annotated[str, Field(pattern=LABEL_NAME_PATTERN, max_length=128)]
 
 

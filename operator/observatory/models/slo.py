@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .alertrule import METRIC_NAME_PATTERN
 from .common import (
+    MAX_RANGE,
     AlertLabelName,
     Annotations,
     CRModel,
@@ -22,7 +23,8 @@ from .common import (
 )
 from .routing import Routing
 
-MIN_WINDOW_DAYS, MAX_WINDOW_DAYS = 7, 90
+MIN_WINDOW_DAYS = 7
+MAX_WINDOW_DAYS = int(duration_seconds(MAX_RANGE) // 86400)  # its budget reads the whole period
 
 
 class RatioIndicator(CRModel):
