@@ -244,6 +244,16 @@ class HelmEmulator(Emulator):
 
 # --- test helpers -------------------------------------------------------------------------------
 
+def seed_installer(cluster: Cluster, namespace: str) -> None:
+    """What the operator keeps in each stack namespace (StackKube.ensure_installer): the installer
+    ServiceAccount and its RoleBinding to the installer ClusterRole charts/observatory ships."""
+    from observatory.rbac import INSTALLER, RBAC_GROUP
+    cluster.seed({'apiVersion': 'v1', 'kind': 'ServiceAccount', 'metadata': {'name': INSTALLER, 'namespace': namespace}})
+    cluster.seed({'apiVersion': f'{RBAC_GROUP}/v1', 'kind': 'RoleBinding', 'metadata': {'name': INSTALLER, 'namespace': namespace},
+                  'roleRef': {'apiGroup': RBAC_GROUP, 'kind': 'ClusterRole', 'name': INSTALLER},
+                  'subjects': [{'kind': 'ServiceAccount', 'name': INSTALLER, 'namespace': namespace}]})
+
+
 def kubeconfig(cluster: Cluster, namespace: str = 'default', identity: Identity = OPERATOR) -> str:
     """A kubeconfig for helm/kubectl as `identity` (default: the operator's ServiceAccount, so helm
     runs with the operator's RBAC), over https: client-go sends no credentials over plain http."""

@@ -22,6 +22,7 @@ import pytest
 from conftest import CHARTS
 from k8s.emulator import kopf_operator, kopf_settings
 from k8s.helm_support import clickhouse_crds, kubeconfig, set_available
+from k8s.rbac import ADMIN
 from observatory.compile import CompileOptions
 from observatory.controller.app import configure
 from observatory.controller.handlers import stack as stack_handlers
@@ -363,7 +364,7 @@ async def test_a_release_of_the_same_name_that_observatory_did_not_install_is_le
     neither upgrades (adopts) nor, when deleted, uninstalls it; its own releases carry its uid."""
     cluster = acluster
     config = tmp_path / "kubeconfig"
-    config.write_text(kubeconfig(cluster, NS))
+    config.write_text(kubeconfig(cluster, NS, ADMIN))  # someone else: the operator may not write there itself
     cluster.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
     await asyncio.to_thread(subprocess.run, [str(helm), "install", "s1-collector", real_charts["OBSERVATORY_COLLECTOR_CHART"], "--kubeconfig", str(config),
                     "--set", "mode=deployment", "--set", "image.repository=otel/opentelemetry-collector-k8s"],
