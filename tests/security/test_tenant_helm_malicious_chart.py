@@ -13,27 +13,18 @@ stays up and uninstalls the stack.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import kopf
 import pytest
-from k8s.emulator import cluster_context, kopf_operator, kopf_settings
-from k8s.helm_support import HelmEmulator, kubeconfig
-from observatory.compile import CompileOptions
-from observatory.controller.app import configure
-from observatory.controller.handlers import stack as stack_handlers
-from observatory.controller.metrics import Metrics
-from observatory.controller.stack_kube import StackKube
-from observatory.controller.stack_reconcile import build_stack_controller
-from observatory.conventions import DEFAULT
+from k8s.emulator import cluster_context
+from k8s.helm_support import HelmEmulator, stack_operator
+from tenant_helm_support import STACKS, helm_homes, stack  # noqa: F401 (helm_homes: a fixture)
 
 CHARTS = Path(__file__).parent / "charts"
 NS, VICTIM_NS = "team-a", "team-b"
-STACKS, SECRETS = "observatory.dev/v1alpha1/observabilitystacks", "v1/secrets"
+SECRETS = "v1/secrets"
 VICTIM_PASSWORD = "team-b-database-password-7f3a9c"
 ATTACK_CHARTS = {"OBSERVATORY_PHOENIX_CHART": str(CHARTS / "tenant-helm-lookup"),
                  "OBSERVATORY_COLLECTOR_CHART": str(CHARTS / "tenant-helm-writes"),
@@ -41,30 +32,6 @@ ATTACK_CHARTS = {"OBSERVATORY_PHOENIX_CHART": str(CHARTS / "tenant-helm-lookup")
 # An external ClickHouse: the Langfuse component needs no prerequisite CRDs to reach helm.
 SPEC = {"langfuse": {"dedicated": {"clickhouse": {"host": "ch.example", "passwordSecret": {"name": "ch"}}}}}
 INSTALLER = "system:serviceaccount:team-a:observatory-stack-installer"
-
-
-@pytest.fixture(autouse=True)
-def helm_homes(tmp_path, monkeypatch):
-    for name in ("CACHE", "CONFIG", "DATA"):
-        monkeypatch.setenv(f"HELM_{name}_HOME", str(tmp_path / f"helm-{name.lower()}"))
-
-
-@contextlib.asynccontextmanager
-async def operator(cluster, helm_binary: Path, env: dict[str, str]) -> AsyncIterator[None]:
-    """The stack operator as `observatory run` builds it, charts from `env`, watching every namespace."""
-    api_client = cluster.api_client()
-    controller = build_stack_controller(StackKube(api_client, DEFAULT), CompileOptions(), Metrics(),
-                                        kubeconfig=kubeconfig(cluster), helm_executable=str(helm_binary), env=env)
-    registry = kopf.OperatorRegistry()
-    stack_handlers.register(registry, controller, resync_seconds=3600, readiness_seconds=0.2)
-    settings = configure(kopf_settings())
-    settings.background.cancellation_polling = 0.1
-    try:
-        async with kopf_operator(cluster, registry, settings=settings, clusterwide=True):
-            yield
-    finally:
-        controller.helm.close()
-        api_client.close()
 
 
 COMPONENT_CONDITIONS = {"PhoenixReady", "LangfuseReady", "CollectorReady"}
@@ -85,9 +52,8 @@ async def test_a_malicious_chart_reads_and_writes_nothing_outside_the_tenant_nam
             cluster.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         victim = cluster.seed({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "victim", "namespace": VICTIM_NS},
                                "data": {"password": base64.b64encode(VICTIM_PASSWORD.encode()).decode()}})
-        async with operator(cluster, request.getfixturevalue(binary_name), ATTACK_CHARTS):
-            cluster.seed({"apiVersion": "observatory.dev/v1alpha1", "kind": "ObservabilityStack",
-                          "metadata": {"name": "s1", "namespace": NS}, "spec": SPEC})
+        async with stack_operator(cluster, request.getfixturevalue(binary_name), ATTACK_CHARTS):
+            cluster.seed(stack("s1", NS, SPEC))
             await cluster.until(lambda: set(component_conditions(cluster)) == COMPONENT_CONDITIONS, timeout=60)
             status = cluster.get(STACKS, "s1", NS)["status"]
 

@@ -32,6 +32,10 @@ def _of_release(item: Mapping[str, Any], release: str) -> bool:
             or (meta.get("labels") or {}).get(INSTANCE_LABEL) == release)
 
 
+class InstallerConflict(ApiProblem):
+    """A RoleBinding of the installer's name that binds something else: someone else's, left alone."""
+
+
 def installer_user(namespace: str) -> str:
     """The user name of the stack installer ServiceAccount of `namespace`, as impersonated."""
     return f"system:serviceaccount:{namespace}:{INSTALLER}"
@@ -83,7 +87,7 @@ class StackKube(Kube):
                 self._call(group, resource, "create", create, namespace, body)  # 409: the next reconcile re-reads
                 continue
             if live.get("roleRef", role_ref) != role_ref:  # roleRef is immutable: someone else's binding
-                raise ApiProblem(409, f"RoleBinding {INSTALLER} in {namespace} binds {live['roleRef'].get('kind')} "
+                raise InstallerConflict(409, f"RoleBinding {INSTALLER} in {namespace} binds {live['roleRef'].get('kind')} "
                                       f"{live['roleRef'].get('name')}, not the ClusterRole {INSTALLER}; delete it "
                                       "so that Observatory can create its own")
             refs = live["metadata"].get("ownerReferences") or []

@@ -53,7 +53,7 @@ from ..models.stack import ObservabilityStack
 from .kube import ApiProblem, Owner
 from .metrics import Metrics
 from .reconcile import REFUSED_RETRY_SECONDS, backoff
-from .stack_kube import StackKube, installer_user
+from .stack_kube import InstallerConflict, StackKube, installer_user
 from .stack_status import ComponentState, build_status, conditions, readiness
 from .status import now_rfc3339, transitions
 
@@ -152,7 +152,13 @@ class StackController:
             await self._report(owner, generation, previous, conditions([], invalid=message))
             return "invalid"  # nothing installed or changed; a fixed spec triggers the next reconcile
 
-        await self._api(self.kube.ensure_installer, owner)
+        try:
+            await self._api(self.kube.ensure_installer, owner)
+        except InstallerConflict as e:
+            # Nothing can be installed without the installer's identity; nothing else was changed.
+            states = [ComponentState(p.component, p.name, "Blocked", e.message) for p in plans]
+            await self._report(owner, generation, previous, conditions(states), states=states, stack=stack)
+            raise kopf.TemporaryError(e.message, delay=REFUSED_RETRY_SECONDS) from None
         secret_values = await self._api(self._ensure_secrets, stack)
         if any(p.component == "langfuse" for p in plans) and stack.spec.langfuse.dedicated.clickhouse is None:
             missing = await self._api(self.kube.missing_crds, list(LANGFUSE_PREREQUISITES))
@@ -303,6 +309,8 @@ class StackController:
             # A stack reconciled by an operator version without installers has none yet.
             try:
                 await self._api(self.kube.ensure_installer, owner)
+            except InstallerConflict as e:
+                raise kopf.TemporaryError(e.message, delay=REFUSED_RETRY_SECONDS) from None
             except ApiProblem as e:
                 if e.code != 403 or NAMESPACE_TERMINATING not in e.message:
                     raise
