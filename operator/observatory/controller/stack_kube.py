@@ -62,7 +62,7 @@ class StackKube(Kube):
         ClusterRole. Every stack of the namespace is an owner of both (not a controller: they are
         shared), so the last stack deleted takes them along — after its delete handler uninstalled
         its releases as the installer, since its finalizer keeps it until then."""
-        namespace, ref = owner.namespace, owner.reference(controller=False)
+        namespace = owner.namespace
         role_ref = {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": INSTALLER}
         subjects = [{"kind": "ServiceAccount", "name": INSTALLER, "namespace": namespace}]
         kinds = (
@@ -75,29 +75,44 @@ class StackKube(Kube):
              self._rbac.patch_namespaced_role_binding),
         )
         for group, resource, api_version, kind, content, read, create, patch in kinds:
-            try:
-                live = json.loads(self._call(group, resource, "get", read, INSTALLER, namespace, named=INSTALLER,
-                                             _preload_content=False).data)
-            except ApiProblem as e:
-                if e.code != 404:
-                    raise
-                body = {"apiVersion": api_version, "kind": kind, "metadata": {
-                    "name": INSTALLER, "namespace": namespace, "ownerReferences": [ref],
-                    "labels": {self._conventions.managed_by_label: self._conventions.managed_by_value}}, **content}
-                self._call(group, resource, "create", create, namespace, body)  # 409: the next reconcile re-reads
-                continue
-            if live.get("roleRef", role_ref) != role_ref:  # roleRef is immutable: someone else's binding
-                raise InstallerConflict(409, f"RoleBinding {INSTALLER} in {namespace} binds {live['roleRef'].get('kind')} "
-                                      f"{live['roleRef'].get('name')}, not the ClusterRole {INSTALLER}; delete it "
-                                      "so that Observatory can create its own")
-            refs = live["metadata"].get("ownerReferences") or []
-            wanted = {k: v for k, v in content.items() if k != "roleRef"}
-            if any(r.get("uid") == owner.uid for r in refs) and all(live.get(k) == v for k, v in wanted.items()):
-                continue
-            self._call(group, resource, "patch", patch, INSTALLER, namespace, {
-                "metadata": {"resourceVersion": live["metadata"]["resourceVersion"],
-                             "ownerReferences": [r for r in refs if r.get("uid") != owner.uid] + [ref]},
-                **wanted}, named=INSTALLER)
+            for _attempt in range(3):  # another stack of the namespace (or replica) writing too: re-read
+                try:
+                    self._ensure_installer_object(owner, group, resource, api_version, kind, content, read, create, patch)
+                    break
+                except ApiProblem as e:
+                    if e.code != 409 or isinstance(e, InstallerConflict):
+                        raise
+            else:
+                raise ApiProblem(409, f"{kind} {INSTALLER} in {namespace} kept changing while it was written")
+
+    def _ensure_installer_object(self, owner: Owner, group: str, resource: str, api_version: str, kind: str,
+                                 content: Mapping[str, Any], read: Any, create: Any, patch: Any) -> None:
+        namespace, ref = owner.namespace, owner.reference(controller=False)
+        try:
+            live = json.loads(self._call(group, resource, "get", read, INSTALLER, namespace, named=INSTALLER,
+                                         _preload_content=False).data)
+        except ApiProblem as e:
+            if e.code != 404:
+                raise
+            body = {"apiVersion": api_version, "kind": kind, "metadata": {
+                "name": INSTALLER, "namespace": namespace, "ownerReferences": [ref],
+                "labels": {self._conventions.managed_by_label: self._conventions.managed_by_value}}, **content}
+            self._call(group, resource, "create", create, namespace, body)
+            return
+        role_ref = content.get("roleRef")
+        if role_ref is not None and live.get("roleRef") != role_ref:  # roleRef is immutable: someone else's binding
+            raise InstallerConflict(409, f"RoleBinding {INSTALLER} in {namespace} binds {live['roleRef'].get('kind')} "
+                                         f"{live['roleRef'].get('name')}, not the ClusterRole {INSTALLER}; delete it "
+                                         "so that Observatory can create its own")
+        refs = live["metadata"].get("ownerReferences") or []
+        wanted = {k: v for k, v in content.items() if k != "roleRef"}
+        if any(r.get("uid") == owner.uid for r in refs) and all(live.get(k) == v for k, v in wanted.items()):
+            return
+        # The resourceVersion makes a concurrent writer's change a 409, and the caller re-reads.
+        self._call(group, resource, "patch", patch, INSTALLER, namespace, {
+            "metadata": {"resourceVersion": live["metadata"]["resourceVersion"],
+                         "ownerReferences": [r for r in refs if r.get("uid") != owner.uid] + [ref]},
+            **wanted}, named=INSTALLER)
 
     # --- the generated Secret -------------------------------------------------------------------
 
