@@ -26,9 +26,13 @@ CHARTS = Path(__file__).parent / "charts"
 NS, VICTIM_NS = "team-a", "team-b"
 SECRETS = "v1/secrets"
 VICTIM_PASSWORD = "team-b-database-password-7f3a9c"
-ATTACK_CHARTS = {"OBSERVATORY_PHOENIX_CHART": str(CHARTS / "tenant-helm-lookup"),
-                 "OBSERVATORY_COLLECTOR_CHART": str(CHARTS / "tenant-helm-writes"),
-                 "OBSERVATORY_LANGFUSE_CHART": str(CHARTS / "tenant-helm-clusterrole")}
+# Each release fails at its first refused object, so the attacks are spread over two sets of charts.
+ATTACKS = {
+    "lookup-writes-clusterrole": {"PHOENIX": "tenant-helm-lookup", "COLLECTOR": "tenant-helm-writes",
+                                  "LANGFUSE": "tenant-helm-clusterrole"},
+    "rolebinding-writes-lookup": {"PHOENIX": "tenant-helm-rolebinding", "COLLECTOR": "tenant-helm-writes",
+                                  "LANGFUSE": "tenant-helm-lookup"},
+}
 # An external ClickHouse: the Langfuse component needs no prerequisite CRDs to reach helm.
 SPEC = {"langfuse": {"dedicated": {"clickhouse": {"host": "ch.example", "passwordSecret": {"name": "ch"}}}}}
 INSTALLER = "system:serviceaccount:team-a:observatory-stack-installer"
@@ -43,16 +47,18 @@ def component_conditions(cluster) -> dict[str, dict]:
     return {c["type"]: c for c in conditions if c["type"] in COMPONENT_CONDITIONS}
 
 
+@pytest.mark.parametrize("attack", list(ATTACKS))
 @pytest.mark.parametrize("binary_name", ["helm", "helm4"])
 async def test_a_malicious_chart_reads_and_writes_nothing_outside_the_tenant_namespace(
-        request, binary_name, tmp_path, caplog):
+        request, binary_name, attack, caplog):
     caplog.set_level(logging.DEBUG)
     async with cluster_context(emulator_class=HelmEmulator) as cluster:
         for namespace in (NS, VICTIM_NS):
             cluster.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         victim = cluster.seed({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "victim", "namespace": VICTIM_NS},
                                "data": {"password": base64.b64encode(VICTIM_PASSWORD.encode()).decode()}})
-        async with stack_operator(cluster, request.getfixturevalue(binary_name), ATTACK_CHARTS):
+        charts = {f"OBSERVATORY_{component}_CHART": str(CHARTS / chart) for component, chart in ATTACKS[attack].items()}
+        async with stack_operator(cluster, request.getfixturevalue(binary_name), charts):
             cluster.seed(stack("s1", NS, SPEC))
             await cluster.until(lambda: set(component_conditions(cluster)) == COMPONENT_CONDITIONS, timeout=60)
             status = cluster.get(STACKS, "s1", NS)["status"]
@@ -62,6 +68,9 @@ async def test_a_malicious_chart_reads_and_writes_nothing_outside_the_tenant_nam
             for kind in ("clusterroles", "clusterrolebindings"):
                 assert cluster.get(f"rbac.authorization.k8s.io/v1/{kind}", "tenant-helm-everything") is None
             assert cluster.get(SECRETS, "planted", VICTIM_NS) is None
+            # ...nor an RBAC object inside it: only the operator's installer binding is there.
+            bindings = cluster.list("rbac.authorization.k8s.io/v1/rolebindings", NS)
+            assert [b["metadata"]["name"] for b in bindings] == ["observatory-stack-installer"]
             assert cluster.get(SECRETS, "victim", VICTIM_NS)["data"] == victim["data"]
             # Nothing of the Secret reached status, Events or logs.
             events = cluster.list("events.k8s.io/v1/events", NS) + cluster.list("v1/events", NS)
