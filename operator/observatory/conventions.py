@@ -75,6 +75,9 @@ class Conventions:
     prices_object_name: str = "observatory-llm-prices"
     slo_windows_object_name: str = "observatory-slo-windows"  # one per namespace and SLO period
     slo_rules_object_name: str = "observatory-slos"  # SLO_SHARDS per namespace and SLO period
+    # A stack's Helm releases run as this ServiceAccount of its namespace, bound by a RoleBinding of
+    # this name to the ClusterRole of this name that charts/observatory ships (observatory.rbac).
+    stack_installer: str = "observatory-stack-installer"
 
     # --- prometheus-operator loads a PrometheusRule only when its ruleSelector matches.
     rule_selector_labels: Mapping[str, str] = field(default_factory=lambda: {"release": "kube-prometheus-stack"})

@@ -8,6 +8,10 @@ a restart too, and a release someone changed by hand is put back.
 
 Helm's error output can quote values or rendered manifests, so every message that leaves this
 module is scrubbed of the secret values the caller names (and their base64 forms) first.
+
+With `impersonate`, every command on a namespace's releases runs as the identity it names for that
+namespace (`--kube-as-user`, helm 3 and 4 alike: client-go's Impersonate-User on every request,
+the charts' `lookup` included), never with the kubeconfig's own credentials.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -145,12 +149,14 @@ class Helm:
     """helm commands for the releases of stacks.
 
     `kubeconfig` is the text of a kubeconfig (None: helm's own discovery, in-cluster config in a
-    pod); `wait` makes upgrades wait for workloads (the operator watches readiness itself instead,
-    so a reconcile does not block for minutes).
+    pod); `impersonate` maps a release namespace to the user helm acts as there; `wait` makes
+    upgrades wait for workloads (the operator watches readiness itself instead, so a reconcile does
+    not block for minutes).
     """
 
     def __init__(self, *, executable: str = "helm", kubeconfig: str | None = None, timeout: str = "5m",
-                 wait: bool = False, history_max: int = 10):
+                 wait: bool = False, history_max: int = 10, impersonate: Callable[[str], str] | None = None):
+        self._impersonate = impersonate
         self._kubeconfig_text = kubeconfig
         self._kubeconfig_path: str | None = None
         self._executable, self._timeout, self._wait, self._history_max = executable, timeout, wait, history_max
@@ -169,7 +175,10 @@ class Helm:
             os.unlink(self._kubeconfig_path)
             self._kubeconfig_path = None
 
-    async def _run(self, operation: str, release: str, args: list[Any], secrets: Iterable[str]) -> bytes:
+    async def _run(self, operation: str, release: str, namespace: str, args: list[Any], secrets: Iterable[str]) -> bytes:
+        args = [*args, "--namespace", namespace]
+        if self._impersonate is not None:
+            args += ["--kube-as-user", self._impersonate(namespace)]
         try:
             return await self._command().run(args)
         except pyhelm3.errors.Error as e:
@@ -185,7 +194,7 @@ class Helm:
         rollback.go). The Secrets storage driver puts them on the record Secret's labels."""
         secrets = list(secrets)
         chart = plan.chart
-        args: list[Any] = ["upgrade", plan.name, chart.reference, "--install", "--namespace", plan.namespace,
+        args: list[Any] = ["upgrade", plan.name, chart.reference, "--install",
                            "--history-max", self._history_max, "--timeout", self._timeout, "--output", "json",
                            "--description", DIGEST_PREFIX + release_digest(plan)]
         if labels:
@@ -198,7 +207,7 @@ class Helm:
             args.append("--wait")
         self.upgrades += 1
         with private_file(json.dumps(plan.values, sort_keys=True), ".json") as values_file:
-            out = await self._run("upgrade", plan.name, [*args, "--values", values_file], secrets)
+            out = await self._run("upgrade", plan.name, plan.namespace, [*args, "--values", values_file], secrets)
         # helm 4 prints OCI pull progress before the JSON document.
         return _release(json.loads(out[out.index(b"{"):]), plan.namespace)
 
@@ -206,9 +215,9 @@ class Helm:
         """The release's revisions (the `last` ones, default as many as helm keeps), oldest first;
         empty when there is no such release."""
         # `helm history` reports chart and description, which `helm status` leaves out.
-        args = ["history", name, "--namespace", namespace, "--max", last or self._history_max, "--output", "json"]
+        args = ["history", name, "--max", last or self._history_max, "--output", "json"]
         try:
-            out = await self._run("history", name, args, ())
+            out = await self._run("history", name, namespace, args, ())
         except HelmError as e:
             if e.not_found:
                 return []
@@ -226,19 +235,18 @@ class Helm:
         """Roll a release back to `revision`. Unlike an upgrade, helm rolls back whatever state the
         latest revision is in, pending too (helm/helm pkg/action/rollback.go prepareRollback has
         no IsPending check; upgrade.go prepareUpgrade refuses with errPending)."""
-        await self._run("rollback", name, ["rollback", name, revision, "--namespace", namespace,
-                                           "--history-max", self._history_max, "--timeout", self._timeout], secrets)
+        await self._run("rollback", name, namespace, ["rollback", name, revision, "--history-max", self._history_max,
+                                                      "--timeout", self._timeout], secrets)
 
     async def get_values(self, name: str, namespace: str) -> dict[str, Any]:
         """The user-supplied values of the deployed revision."""
-        out = await self._run("get values", name, ["get", "values", name, "--namespace", namespace, "--output", "json"], ())
+        out = await self._run("get values", name, namespace, ["get", "values", name, "--output", "json"], ())
         return json.loads(out) or {}
 
     async def uninstall(self, name: str, namespace: str, *, secrets: Iterable[str] = ()) -> bool:
         """Uninstall a release; False when it did not exist."""
         try:
-            await self._run("uninstall", name, ["uninstall", name, "--namespace", namespace,
-                                                "--timeout", self._timeout], secrets)
+            await self._run("uninstall", name, namespace, ["uninstall", name, "--timeout", self._timeout], secrets)
         except HelmError as e:
             if e.not_found:
                 return False

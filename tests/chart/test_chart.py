@@ -62,7 +62,8 @@ def test_servicemonitor_matches_upstream_crd(all_manifests, upstream_dir):
 
 def test_default_render_has_no_optional_objects(default_manifests):
     kinds = sorted(m["kind"] for m in default_manifests)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "PodDisruptionBudget", "Service",
+    # The operator's ClusterRole and the stack installer's.
+    assert kinds == ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "Deployment", "PodDisruptionBudget", "Service",
                      "ServiceAccount"]
 
 

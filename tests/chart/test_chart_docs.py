@@ -9,12 +9,16 @@ import pytest
 import yaml
 from chartlib import ALL_VALUES, CHART_DIR
 from observatory.chartdocs import (
+    RBAC_TABLE_END,
+    RBAC_TABLE_START,
     TABLE_END,
     TABLE_START,
+    rbac_table,
     value_keys,
     values_table,
     with_table,
 )
+from observatory.rbac import INSTALLER_PERMISSIONS, REQUIRED_PERMISSIONS
 
 REPO = CHART_DIR.parents[1]
 INSTALL_DOC = REPO / "docs" / "install.md"
@@ -33,6 +37,18 @@ def test_install_doc_table_is_generated_from_schema():
     if os.environ.get("UPDATE_GOLDEN") == "1":
         INSTALL_DOC.write_text(expected)
     assert document == expected, "docs/install.md values table is stale; regenerate with UPDATE_GOLDEN=1"
+
+
+def test_install_doc_rbac_table_is_generated_from_the_permissions():
+    """Every rule the chart grants (tests/chart/test_chart_rbac.py: exactly the declared ones) is a row with its reason."""
+    document = INSTALL_DOC.read_text()
+    expected = with_table(document, rbac_table(), RBAC_TABLE_START, RBAC_TABLE_END)
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        INSTALL_DOC.write_text(expected)
+    assert document == expected, "docs/install.md RBAC table is stale; regenerate with UPDATE_GOLDEN=1"
+    table = document.split(RBAC_TABLE_START)[1].split(RBAC_TABLE_END)[0]
+    assert len([line for line in table.splitlines() if line.startswith("| ")]) == \
+        1 + len(REQUIRED_PERMISSIONS) + len(INSTALLER_PERMISSIONS)
 
 
 def test_table_lists_exactly_the_schema_keys():

@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -243,6 +245,50 @@ class HelmEmulator(Emulator):
 
 
 # --- test helpers -------------------------------------------------------------------------------
+
+@contextlib.asynccontextmanager
+async def stack_operator(cluster: Cluster, helm_binary: Path, env: dict[str, str],
+                         namespaces: tuple[str, ...] = ()) -> AsyncIterator[Any]:
+    """One incarnation of the ObservabilityStack operator in this loop, as `observatory run` builds
+    it: its own adapter (as the operator's ServiceAccount), helm and kopf; chart sources from `env`
+    (OBSERVATORY_<COMPONENT>_CHART), watching `namespaces` (none: every namespace). Yields the
+    StackController."""
+    import kopf
+    from observatory.compile import CompileOptions
+    from observatory.controller.app import configure
+    from observatory.controller.handlers import stack as stack_handlers
+    from observatory.controller.metrics import Metrics
+    from observatory.controller.stack_kube import StackKube
+    from observatory.controller.stack_reconcile import build_stack_controller
+    from observatory.conventions import DEFAULT
+
+    from .emulator import kopf_operator, kopf_settings
+
+    api_client = cluster.api_client()
+    controller = build_stack_controller(StackKube(api_client, DEFAULT), CompileOptions(), Metrics(),
+                                        kubeconfig=kubeconfig(cluster), helm_executable=str(helm_binary), env=env)
+    registry = kopf.OperatorRegistry()
+    stack_handlers.register(registry, controller, resync_seconds=3600, readiness_seconds=0.2)
+    settings = configure(kopf_settings())
+    # kopf keeps the finalizer until timers exit and polls for that every 60 s by default.
+    settings.background.cancellation_polling = 0.1
+    try:
+        async with kopf_operator(cluster, registry, settings=settings, clusterwide=not namespaces, namespaces=namespaces):
+            yield controller
+    finally:
+        controller.helm.close()
+        api_client.close()
+
+
+def seed_installer(cluster: Cluster, namespace: str) -> None:
+    """What the operator keeps in each stack namespace (StackKube.ensure_installer): the installer
+    ServiceAccount and its RoleBinding to the installer ClusterRole charts/observatory ships."""
+    from observatory.rbac import INSTALLER, RBAC_GROUP
+    cluster.seed({'apiVersion': 'v1', 'kind': 'ServiceAccount', 'metadata': {'name': INSTALLER, 'namespace': namespace}})
+    cluster.seed({'apiVersion': f'{RBAC_GROUP}/v1', 'kind': 'RoleBinding', 'metadata': {'name': INSTALLER, 'namespace': namespace},
+                  'roleRef': {'apiGroup': RBAC_GROUP, 'kind': 'ClusterRole', 'name': INSTALLER},
+                  'subjects': [{'kind': 'ServiceAccount', 'name': INSTALLER, 'namespace': namespace}]})
+
 
 def kubeconfig(cluster: Cluster, namespace: str = 'default', identity: Identity = OPERATOR) -> str:
     """A kubeconfig for helm/kubectl as `identity` (default: the operator's ServiceAccount, so helm

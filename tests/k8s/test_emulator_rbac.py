@@ -79,8 +79,10 @@ def test_the_operator_holds_what_charts_observatory_grants_clusterwide(cluster):
     rules = render_rbac_values()
     assert seeded['rules'] == rules['cluster'] + rules['namespaced']
     assert seeded['metadata']['labels']['app.kubernetes.io/managed-by'] == 'Helm'
-    assert call(cluster, OPERATOR, 'GET', '/api/v1/namespaces/team-a/secrets')[0] == 200
+    assert call(cluster, OPERATOR, 'GET', '/apis/monitoring.coreos.com/v1/namespaces/team-a/prometheusrules')[0] == 200
     assert call(cluster, OPERATOR, 'GET', '/apis/observatory.dev/v1alpha1/alertrules?watch=true&timeoutSeconds=0')[0] == 200
+    # Secrets are the stack installer's business, not the operator's (issue 13 item 4).
+    assert call(cluster, OPERATOR, 'GET', '/api/v1/namespaces/team-a/secrets')[0] == 403
     # Not granted: creating namespaces, reading ClusterRoles, writing AlertRules (only patch/update).
     assert call(cluster, OPERATOR, 'POST', '/api/v1/namespaces', {'metadata': {'name': 'x'}}) == (403, forbidden(
         f'namespaces is forbidden: User "{OPERATOR_USER}" cannot create resource "namespaces" in API group "" '
@@ -93,11 +95,13 @@ def test_the_operator_holds_what_charts_observatory_grants_clusterwide(cluster):
 def test_per_namespace_mode_grants_only_the_watched_namespaces():
     with running_cluster(operator_namespaces=('team-a',)) as cluster:
         cluster.seed({'apiVersion': 'v1', 'kind': 'Namespace', 'metadata': {'name': 'team-b'}})
-        assert call(cluster, OPERATOR, 'GET', '/api/v1/namespaces/team-a/secrets/x')[0] == 404  # allowed, absent
+        rules = '/apis/monitoring.coreos.com/v1/namespaces/{}/prometheusrules/x'
+        assert call(cluster, OPERATOR, 'GET', rules.format('team-a'))[0] == 404  # allowed, absent
         # The message the issue quotes (errors.go forbiddenMessage + errors.NewForbidden).
-        assert call(cluster, OPERATOR, 'GET', '/api/v1/namespaces/team-b/secrets/x') == (403, forbidden(
-            f'secrets "x" is forbidden: User "{OPERATOR_USER}" cannot get resource "secrets" in API group "" '
-            'in the namespace "team-b"', name='x', kind='secrets'))
+        assert call(cluster, OPERATOR, 'GET', rules.format('team-b')) == (403, forbidden(
+            f'prometheusrules.monitoring.coreos.com "x" is forbidden: User "{OPERATOR_USER}" cannot get resource '
+            '"prometheusrules" in API group "monitoring.coreos.com" in the namespace "team-b"', name='x',
+            group='monitoring.coreos.com', kind='prometheusrules'))
         # Cluster-scoped reads stay granted by the ClusterRole.
         assert call(cluster, OPERATOR, 'GET', '/api/v1/namespaces')[0] == 200
 
@@ -211,21 +215,25 @@ def test_impersonation_needs_the_impersonate_verb_then_runs_as_the_impersonated(
     assert call(cluster, ALICE, 'GET', '/api/v1/namespaces/team-a/secrets',
                 headers={'Impersonate-User': 'bob', 'Impersonate-Group': 'developers'})[0] == 200
     # A ServiceAccount is impersonated with its groups; admin may impersonate anyone.
-    assert call(cluster, ADMIN, 'GET', '/api/v1/namespaces/team-a/secrets', headers={'Impersonate-User': OPERATOR_USER})[0] == 200
+    assert call(cluster, ADMIN, 'GET', '/apis/monitoring.coreos.com/v1/namespaces/team-a/prometheusrules',
+                headers={'Impersonate-User': OPERATOR_USER})[0] == 200
     assert call(cluster, ADMIN, 'POST', '/api/v1/namespaces', {'metadata': {'name': 'x'}},
                 headers={'Impersonate-User': OPERATOR_USER})[1]['message'].startswith(f'namespaces is forbidden: User "{OPERATOR_USER}"')
     # Groups without a user: refused (buildImpersonationRequests).
     assert call(cluster, ADMIN, 'GET', '/api', headers={'Impersonate-Group': 'developers'})[0] == 500
 
 
-def test_helm_as_the_operator_installs_the_real_langfuse_chart_with_the_operators_values(upstream_dir, tmp_path, helm):
+def test_helm_as_the_stack_installer_installs_the_real_langfuse_chart_with_the_operators_values(upstream_dir, tmp_path, helm):
+    """helm with the operator's credentials, impersonating the namespace's installer as the operator does
+    (`--kube-as-user`), holds exactly the rights the chart needs: no 403."""
     import subprocess
 
     import yaml
     from observatory.compile.stack import langfuse_values
+    from observatory.controller.stack_kube import installer_user
     from observatory.models import parse_resource
 
-    from .helm_support import HelmEmulator, kubeconfig
+    from .helm_support import HelmEmulator, kubeconfig, seed_installer
 
     stack = parse_resource(yaml.safe_load((REPO / 'examples' / 'stacks' / 'team-a-dedicated.yaml').read_text()))
     (tmp_path / 'values.yaml').write_text(yaml.safe_dump(langfuse_values(stack)))
@@ -236,13 +244,15 @@ def test_helm_as_the_operator_installs_the_real_langfuse_chart_with_the_operator
                                           ('clickhouse.com/v1alpha1', 'keeperclusters', 'KeeperCluster')):
             cluster.register(api_version, plural, kind, subresources=('status',))
         cluster.seed({'apiVersion': 'v1', 'kind': 'Namespace', 'metadata': {'name': stack.namespace}})
+        seed_installer(cluster, stack.namespace)
         (tmp_path / 'kubeconfig').write_text(kubeconfig(cluster, stack.namespace))
         installed = subprocess.run(
             [str(helm), 'install', f'{stack.name}-langfuse', str(upstream_dir / 'charts' / 'packaged' / 'langfuse-2.0.0.tgz'),
-             '--namespace', stack.namespace, '--kubeconfig', str(tmp_path / 'kubeconfig'), '--values', str(tmp_path / 'values.yaml')],
+             '--namespace', stack.namespace, '--kubeconfig', str(tmp_path / 'kubeconfig'), '--values', str(tmp_path / 'values.yaml'),
+             '--kube-as-user', installer_user(stack.namespace)],
             capture_output=True, text=True, timeout=300, check=False)
         denials = cluster.emulator.rbac.denials
         if installed.returncode and not denials:  # a gap of the test bed, not a refusal: fail for real
             raise RuntimeError(f'helm install failed without a 403: {installed.stderr}')
-        assert denials == [], '\n'.join(denials)
         assert installed.returncode == 0, installed.stderr
+        assert denials == [], '\n'.join(denials)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from k8s.emulator import cluster_context, running_cluster
-from k8s.helm_support import HelmEmulator, kubeconfig
+from k8s.helm_support import HelmEmulator, kubeconfig, seed_installer
 
 CHARTS = Path(__file__).parent / "charts"
 
@@ -21,7 +21,9 @@ def helm_homes(tmp_path_factory, monkeypatch):
 
 @pytest.fixture()
 def cluster():
+    """Helm is run as the installer of `default`, as the operator runs it (`--kube-as-user`)."""
     with running_cluster(HelmEmulator) as cluster:
+        seed_installer(cluster, "default")
         yield cluster
 
 

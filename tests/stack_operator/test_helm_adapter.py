@@ -12,6 +12,7 @@ import pytest
 import yaml
 from conftest import CHARTS
 from k8s.helm_support import kubeconfig
+from observatory.controller.stack_kube import installer_user
 from observatory.compile.stack import DEFAULT_CHARTS, ChartRef, ReleasePlan
 from observatory.helm import (
     REDACTED,
@@ -43,7 +44,7 @@ def test_scrub_removes_raw_and_base64_forms():
 
 
 async def test_upgrade_status_uninstall(cluster, helm):
-    adapter = Helm(executable=str(helm), kubeconfig=kubeconfig(cluster))
+    adapter = Helm(executable=str(helm), kubeconfig=kubeconfig(cluster), impersonate=installer_user)
     try:
         assert await adapter.status("s1-collector", "default") is None
         first = await adapter.upgrade(plan(COLLECTOR_VALUES))
@@ -69,7 +70,7 @@ async def test_helm_error_quoting_a_secret_is_scrubbed(cluster, helm):
     """The test chart fails rendering with the Secret's value in helm's stderr."""
     cluster.seed({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "auth", "namespace": "default"},
                   "data": {"PHOENIX_SECRET": base64.b64encode(SECRET.encode()).decode()}})
-    adapter = Helm(executable=str(helm), kubeconfig=kubeconfig(cluster))
+    adapter = Helm(executable=str(helm), kubeconfig=kubeconfig(cluster), impersonate=installer_user)
     values = {"auth": {"name": "auth"}, "failOnSecretKey": "PHOENIX_SECRET"}
     try:
         with pytest.raises(HelmError) as failed:
@@ -97,7 +98,7 @@ async def test_values_go_through_a_private_file_that_is_removed(cluster, helm, t
         exec {helm} "$@"
         """))
     wrapper.chmod(0o755)
-    adapter = Helm(executable=str(wrapper), kubeconfig=kubeconfig(cluster))
+    adapter = Helm(executable=str(wrapper), kubeconfig=kubeconfig(cluster), impersonate=installer_user)
     try:
         await adapter.upgrade(plan(COLLECTOR_VALUES))
     finally:
@@ -142,7 +143,7 @@ def test_kubeconfig_file_is_private_and_removed_on_close(cluster):
 
 async def test_labels_history_and_rollback(cluster, helm):
     """Labels land on helm's release record and survive an upgrade without them and a rollback."""
-    adapter = Helm(executable=str(helm), kubeconfig=kubeconfig(cluster))
+    adapter = Helm(executable=str(helm), kubeconfig=kubeconfig(cluster), impersonate=installer_user)
     try:
         await adapter.upgrade(plan(COLLECTOR_VALUES), labels={"observatory.dev/owner-uid": "u-1"})
         await adapter.upgrade(plan({**COLLECTOR_VALUES, "replicaCount": 2}))

@@ -13,12 +13,14 @@ import subprocess
 import pytest
 from conftest import CHARTS
 from k8s.helm_support import decode_protobuf
+from observatory.controller.stack_kube import installer_user
 
 COLLECTOR = CHARTS / "opentelemetry-collector"
 
 
 def run(binary, kubeconfig_file, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(binary), *args, "--kubeconfig", str(kubeconfig_file), "--namespace", "default"],
+    return subprocess.run([str(binary), *args, "--kubeconfig", str(kubeconfig_file), "--namespace", "default",
+                           "--kube-as-user", installer_user("default")],
                           capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -17,22 +17,14 @@ import subprocess
 import textwrap
 from collections.abc import AsyncIterator
 
-import kopf
 import pytest
 from conftest import CHARTS
-from k8s.emulator import kopf_operator, kopf_settings
-from k8s.helm_support import clickhouse_crds, kubeconfig, set_available
-from observatory.compile import CompileOptions
-from observatory.controller.app import configure
-from observatory.controller.handlers import stack as stack_handlers
-from observatory.controller.metrics import Metrics
-from observatory.controller.stack_kube import StackKube
+from k8s.helm_support import clickhouse_crds, kubeconfig, set_available, stack_operator
+from k8s.rbac import ADMIN
 from observatory.controller.stack_reconcile import (
     LANGFUSE_PREREQUISITES,
     StackController,
-    build_stack_controller,
 )
-from observatory.conventions import DEFAULT
 from observatory.helm import REDACTED
 
 NS = "team-a"
@@ -53,20 +45,8 @@ async def operator(cluster, helm_binary, charts: dict[str, str] | None = None) -
     (default: the stand-in charts)."""
     env = charts or {f"OBSERVATORY_{c.upper()}_CHART": str(CHARTS / chart) for c, chart in
                      (("phoenix", "phoenix-helm"), ("langfuse", "langfuse"), ("collector", "opentelemetry-collector"))}
-    api_client = cluster.api_client()
-    controller = build_stack_controller(StackKube(api_client, DEFAULT), CompileOptions(), Metrics(),
-                                        kubeconfig=kubeconfig(cluster), helm_executable=str(helm_binary), env=env)
-    registry = kopf.OperatorRegistry()
-    stack_handlers.register(registry, controller, resync_seconds=3600, readiness_seconds=0.2)
-    settings = configure(kopf_settings())
-    # kopf keeps the finalizer until timers exit and polls for that every 60 s by default.
-    settings.background.cancellation_polling = 0.1
-    try:
-        async with kopf_operator(cluster, registry, settings=settings, namespaces=(NS,)):
-            yield controller
-    finally:
-        controller.helm.close()
-        api_client.close()
+    async with stack_operator(cluster, helm_binary, env, namespaces=(NS,)) as controller:
+        yield controller
 
 
 def status(cluster) -> dict:
@@ -363,7 +343,7 @@ async def test_a_release_of_the_same_name_that_observatory_did_not_install_is_le
     neither upgrades (adopts) nor, when deleted, uninstalls it; its own releases carry its uid."""
     cluster = acluster
     config = tmp_path / "kubeconfig"
-    config.write_text(kubeconfig(cluster, NS))
+    config.write_text(kubeconfig(cluster, NS, ADMIN))  # someone else: the operator may not write there itself
     cluster.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
     await asyncio.to_thread(subprocess.run, [str(helm), "install", "s1-collector", real_charts["OBSERVATORY_COLLECTOR_CHART"], "--kubeconfig", str(config),
                     "--set", "mode=deployment", "--set", "image.repository=otel/opentelemetry-collector-k8s"],

@@ -5,8 +5,9 @@ reference to the resource they come from, so deleting the resource deletes them 
 collector does it). Writes are skipped when the live object already holds what would be applied:
 an operator restart re-reconciles everything without writing anything.
 
-Every call is declared against `observatory.rbac.REQUIRED_PERMISSIONS` before it is made, so a
-call the Helm chart does not grant fails the tests instead of failing with 403 in a cluster.
+Every call is declared against `observatory.rbac.REQUIRED_PERMISSIONS` (or, for an adapter acting
+as a stack's installer, `INSTALLER_PERMISSIONS`) before it is made, so a call the Helm chart does
+not grant fails the tests instead of failing with 403 in a cluster.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from kubernetes.client.exceptions import ApiException
 from ..compile.rules import compose_shared, owner_labels
 from ..conventions import Conventions
 from ..models.common import GROUP, VERSION
-from ..rbac import permission_for
+from ..rbac import REQUIRED_PERMISSIONS, Permission, permission_for
 
 FIELD_MANAGER = "observatory"
 # Hash of the labels and spec last applied: tells "unchanged" from "a field was dropped", which a
@@ -92,8 +93,8 @@ class Sync:
 
 
 @functools.cache
-def _declared(group: str, resource: str, verb: str) -> None:
-    permission_for(group, resource, verb)  # raises UndeclaredPermission
+def _declared(group: str, resource: str, verb: str, name: str | None, permissions: tuple[Permission, ...]) -> None:
+    permission_for(group, resource, verb, name, permissions)  # raises UndeclaredPermission
 
 
 def applied_hash(obj: Mapping[str, Any]) -> str:
@@ -130,9 +131,16 @@ class Kube:
         # Shared objects are read-modify-written; serialising per namespace avoids self-inflicted 409s.
         self._shared_locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
+        # Who the calls run as (an Impersonate-User, None: the operator itself) and what they may do.
+        self._impersonate: str | None = None
+        self._permissions = REQUIRED_PERMISSIONS
 
-    def _call(self, group: str, resource: str, verb: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        _declared(group, resource, verb)
+    def _call(self, group: str, resource: str, verb: str, fn: Callable[..., Any], *args: Any,
+              named: str | None = None, **kwargs: Any) -> Any:
+        """One API call; `named` is the object's name where the permission is limited to names."""
+        _declared(group, resource, verb, named, self._permissions)
+        if self._impersonate is not None:
+            kwargs["_headers"] = {"Impersonate-User": self._impersonate}
         try:
             return fn(*args, _request_timeout=self._timeout, **kwargs)
         except ApiException as e:

@@ -1,17 +1,23 @@
-"""API calls the ObservabilityStack reconcile needs beyond the AlertRule/SLO ones: the generated
-Secret (created once, never rewritten), the `<stack>-otel` ConfigMap, prerequisite CRDs, release
-ownership, workload readiness and clean-up of what helm uninstall keeps. An extension of the
-Kubernetes adapter: same field manager, same permission declarations, same error mapping (`ApiProblem`).
+"""API calls the ObservabilityStack reconcile needs beyond the AlertRule/SLO ones: the stack
+installer's identity, the generated Secret (created once, never rewritten), the `<stack>-otel`
+ConfigMap, prerequisite CRDs, release ownership, workload readiness and clean-up of what helm
+uninstall keeps. An extension of the Kubernetes adapter: same field manager, same permission
+declarations, same error mapping (`ApiProblem`).
+
+Everything inside a stack's namespace runs as its installer (`as_installer`): the operator itself
+can neither read Secrets nor write workloads (observatory.rbac).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from kubernetes import client
 
+from ..rbac import INSTALLER, INSTALLER_PERMISSIONS, RBAC_GROUP
 from .kube import FIELD_MANAGER, ApiProblem, Kube, Owner
 
 INSTANCE_LABEL = "app.kubernetes.io/instance"  # set by most charts, e.g. on StatefulSets' volume claim templates
@@ -26,11 +32,87 @@ def _of_release(item: Mapping[str, Any], release: str) -> bool:
             or (meta.get("labels") or {}).get(INSTANCE_LABEL) == release)
 
 
+class InstallerConflict(ApiProblem):
+    """A RoleBinding of the installer's name that binds something else: someone else's, left alone."""
+
+
+def installer_user(namespace: str) -> str:
+    """The user name of the stack installer ServiceAccount of `namespace`, as impersonated."""
+    return f"system:serviceaccount:{namespace}:{INSTALLER}"
+
+
 class StackKube(Kube):
     def __init__(self, api_client: client.ApiClient, *args: Any, **kwargs: Any):
         super().__init__(api_client, *args, **kwargs)
         self._apps = client.AppsV1Api(api_client)
         self._extensions = client.ApiextensionsV1Api(api_client)
+        self._rbac = client.RbacAuthorizationV1Api(api_client)
+
+    # --- the installer identity -------------------------------------------------------------------
+
+    def as_installer(self, namespace: str) -> StackKube:
+        """This adapter acting as the installer of `namespace`: every call impersonates it (the
+        apiserver checks the operator's `impersonate`, then the installer's own RBAC)."""
+        view = copy.copy(self)
+        view._impersonate, view._permissions = installer_user(namespace), INSTALLER_PERMISSIONS
+        return view
+
+    def ensure_installer(self, owner: Owner) -> None:
+        """The installer ServiceAccount of the stack's namespace and its RoleBinding to the installer
+        ClusterRole. Every stack of the namespace is an owner of both (not a controller: they are
+        shared), so the last stack deleted takes them along — after its delete handler uninstalled
+        its releases as the installer, since its finalizer keeps it until then."""
+        namespace = owner.namespace
+        role_ref = {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": INSTALLER}
+        subjects = [{"kind": "ServiceAccount", "name": INSTALLER, "namespace": namespace}]
+        kinds = (
+            # The installer never runs a pod: no token is mounted for it.
+            ("", "serviceaccounts", "v1", "ServiceAccount", {"automountServiceAccountToken": False},
+             self._core.read_namespaced_service_account, self._core.create_namespaced_service_account,
+             self._core.patch_namespaced_service_account),
+            (RBAC_GROUP, "rolebindings", f"{RBAC_GROUP}/v1", "RoleBinding", {"roleRef": role_ref, "subjects": subjects},
+             self._rbac.read_namespaced_role_binding, self._rbac.create_namespaced_role_binding,
+             self._rbac.patch_namespaced_role_binding),
+        )
+        for group, resource, api_version, kind, content, read, create, patch in kinds:
+            for _attempt in range(3):  # another stack of the namespace (or replica) writing too: re-read
+                try:
+                    self._ensure_installer_object(owner, group, resource, api_version, kind, content, read, create, patch)
+                    break
+                except ApiProblem as e:
+                    if e.code != 409 or isinstance(e, InstallerConflict):
+                        raise
+            else:
+                raise ApiProblem(409, f"{kind} {INSTALLER} in {namespace} kept changing while it was written")
+
+    def _ensure_installer_object(self, owner: Owner, group: str, resource: str, api_version: str, kind: str,
+                                 content: Mapping[str, Any], read: Any, create: Any, patch: Any) -> None:
+        namespace, ref = owner.namespace, owner.reference(controller=False)
+        try:
+            live = json.loads(self._call(group, resource, "get", read, INSTALLER, namespace, named=INSTALLER,
+                                         _preload_content=False).data)
+        except ApiProblem as e:
+            if e.code != 404:
+                raise
+            body = {"apiVersion": api_version, "kind": kind, "metadata": {
+                "name": INSTALLER, "namespace": namespace, "ownerReferences": [ref],
+                "labels": {self._conventions.managed_by_label: self._conventions.managed_by_value}}, **content}
+            self._call(group, resource, "create", create, namespace, body)
+            return
+        role_ref = content.get("roleRef")
+        if role_ref is not None and live.get("roleRef") != role_ref:  # roleRef is immutable: someone else's binding
+            raise InstallerConflict(409, f"RoleBinding {INSTALLER} in {namespace} binds {live['roleRef'].get('kind')} "
+                                         f"{live['roleRef'].get('name')}, not the ClusterRole {INSTALLER}; delete it "
+                                         "so that Observatory can create its own")
+        refs = live["metadata"].get("ownerReferences") or []
+        wanted = {k: v for k, v in content.items() if k != "roleRef"}
+        if any(r.get("uid") == owner.uid for r in refs) and all(live.get(k) == v for k, v in wanted.items()):
+            return
+        # The resourceVersion makes a concurrent writer's change a 409, and the caller re-reads.
+        self._call(group, resource, "patch", patch, INSTALLER, namespace, {
+            "metadata": {"resourceVersion": live["metadata"]["resourceVersion"],
+                         "ownerReferences": [r for r in refs if r.get("uid") != owner.uid] + [ref]},
+            **wanted}, named=INSTALLER)
 
     # --- the generated Secret -------------------------------------------------------------------
 
@@ -68,7 +150,9 @@ class StackKube(Kube):
             if e.code != 404:
                 raise
             live = None
-        refs = [owner.reference()]
+        # Written as the installer, which may not update the stack's finalizers (what blockOwnerDeletion
+        # needs under OwnerReferencesPermissionEnforcement); foreground deletion need not wait for it.
+        refs = [{**owner.reference(), "blockOwnerDeletion": False}]
         if (live is not None and dict(live.data or {}) == dict(data)
                 and all((live.metadata.labels or {}).get(k) == v for k, v in labels.items())
                 and [r.uid for r in live.metadata.owner_references or []] == [owner.uid]):

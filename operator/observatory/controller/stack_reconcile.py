@@ -1,6 +1,10 @@
 """One idempotent reconcile for ObservabilityStacks: secrets, prerequisites, Helm releases, the
 apps' ConfigMap, the default rule pack and status.
 
+Everything inside the stack's namespace — helm (and so the charts' templates and `lookup`), the
+generated Secret, the apps' ConfigMap, readiness reads — runs as the namespace's installer
+ServiceAccount (`StackKube.ensure_installer`), impersonated: a chart sees only that namespace.
+
 Secrets are generated once with `secrets` into a Secret the operator labels as its own, and only
 ever read afterwards, so a restart (or another replica) sees the same values. Their values never
 reach status, logs or events: helm's error output is scrubbed of them first.
@@ -49,7 +53,7 @@ from ..models.stack import ObservabilityStack
 from .kube import ApiProblem, Owner
 from .metrics import Metrics
 from .reconcile import REFUSED_RETRY_SECONDS, backoff
-from .stack_kube import StackKube
+from .stack_kube import InstallerConflict, StackKube, installer_user
 from .stack_status import ComponentState, build_status, conditions, readiness
 from .status import now_rfc3339, transitions
 
@@ -65,6 +69,9 @@ PASSWORD_ALPHABET = string.ascii_letters + string.digits
 # On every release Observatory installs: the uid of the stack it belongs to. A release of the same
 # name without it (someone's own, or a former stack's of that name) is never upgraded or uninstalled.
 OWNER_UID_LABEL = "observatory.dev/owner-uid"
+# The apiserver's refusal of a create in a Terminating namespace
+# (kubernetes plugin/pkg/admission/namespace/lifecycle/admission.go).
+NAMESPACE_TERMINATING = "because it is being terminated"
 
 
 def generate(spec: SecretSpec) -> str:
@@ -84,8 +91,10 @@ def build_stack_controller(kube: StackKube, options: CompileOptions, metrics: Me
     """The stack controller as the operator runs it: chart sources from the operator's environment.
 
     `kubeconfig` None lets helm use the pod's in-cluster credentials (it re-reads the rotating
-    service-account token itself); tests pass one for the emulator."""
-    return StackController(kube=kube, helm=Helm(executable=helm_executable, kubeconfig=kubeconfig), options=options,
+    service-account token itself); tests pass one for the emulator. helm acts as each namespace's
+    installer."""
+    helm = Helm(executable=helm_executable, kubeconfig=kubeconfig, impersonate=installer_user)
+    return StackController(kube=kube, helm=helm, options=options,
                            metrics=metrics, charts=operator_charts(os.environ if env is None else env))
 
 
@@ -110,6 +119,10 @@ class StackController:
     async def _api(self, fn: Any, *args: Any) -> Any:
         """The Kubernetes adapter blocks; keep kopf's event loop free."""
         return await asyncio.to_thread(fn, *args)
+
+    def _tenant(self, namespace: str) -> StackKube:
+        """The adapter acting as the installer of `namespace`, for every call inside it."""
+        return self.kube.as_installer(namespace)
 
     # --- reconcile --------------------------------------------------------------------------------
 
@@ -139,6 +152,13 @@ class StackController:
             await self._report(owner, generation, previous, conditions([], invalid=message))
             return "invalid"  # nothing installed or changed; a fixed spec triggers the next reconcile
 
+        try:
+            await self._api(self.kube.ensure_installer, owner)
+        except InstallerConflict as e:
+            # Nothing can be installed without the installer's identity; nothing else was changed.
+            states = [ComponentState(p.component, p.name, "Blocked", e.message) for p in plans]
+            await self._report(owner, generation, previous, conditions(states), states=states, stack=stack)
+            raise kopf.TemporaryError(e.message, delay=REFUSED_RETRY_SECONDS) from None
         secret_values = await self._api(self._ensure_secrets, stack)
         if any(p.component == "langfuse" for p in plans) and stack.spec.langfuse.dedicated.clickhouse is None:
             missing = await self._api(self.kube.missing_crds, list(LANGFUSE_PREREQUISITES))
@@ -153,7 +173,8 @@ class StackController:
 
         await self._api(self.kube.sync_owned, owner, rules)
         labels = owner_labels(self.options.conventions, KIND, stack.name)
-        await self._api(self.kube.apply_configmap, owner, configmap_name(stack), labels, otel_configmap_data(stack))
+        await self._api(self._tenant(stack.namespace).apply_configmap, owner, configmap_name(stack), labels,
+                        otel_configmap_data(stack))
 
         states = [await self._release(plan, owner.uid, secret_values) for plan in plans]
         await self._uninstall_stale(stack, owner.uid, plans, previous, secret_values)
@@ -172,16 +193,17 @@ class StackController:
         Returns every value, for scrubbing helm's output."""
         values: list[str] = []
         labels = owner_labels(self.options.conventions, KIND, stack.name)
+        kube = self._tenant(stack.namespace)
         for name, specs in required_secrets(stack).items():
             for _attempt in range(3):  # a concurrent writer (another replica) makes us re-read
-                current = self.kube.read_secret_data(stack.namespace, name)
+                current = kube.read_secret_data(stack.namespace, name)
                 data, version = current if current is not None else ({}, None)
                 new = {spec.key: _b64(generate(spec)) for spec in specs if spec.key not in data}
                 try:
                     if current is None:
-                        self.kube.create_secret(stack.namespace, name, labels, new)
+                        kube.create_secret(stack.namespace, name, labels, new)
                     elif new:
-                        self.kube.add_secret_keys(stack.namespace, name, version, new)
+                        kube.add_secret_keys(stack.namespace, name, version, new)
                 except ApiProblem as e:
                     if e.code == 409:
                         continue
@@ -208,7 +230,7 @@ class StackController:
                 release = await self.helm.upgrade(plan, labels={OWNER_UID_LABEL: uid}, secrets=secret_values)
         except HelmError as e:
             return ComponentState(plan.component, plan.name, "Failed", e.message)
-        workloads = await self._api(self.kube.workloads, plan.namespace, plan.name)
+        workloads = await self._api(self._tenant(plan.namespace).workloads, plan.namespace, plan.name)
         ready, message = readiness(workloads)
         return ComponentState(plan.component, plan.name, "Ready" if ready else "Progressing", message,
                               chart=release.chart, revision=release.revision)
@@ -235,7 +257,7 @@ class StackController:
         return None
 
     async def _owns(self, namespace: str, release: str, uid: str) -> bool:
-        return await self._api(self.kube.release_label, namespace, release, OWNER_UID_LABEL) == uid
+        return await self._api(self._tenant(namespace).release_label, namespace, release, OWNER_UID_LABEL) == uid
 
     async def _uninstall_stale(self, stack: ObservabilityStack, uid: str, plans: list[ReleasePlan],
                                previous: Mapping[str, Any], secret_values: list[str]) -> None:
@@ -260,7 +282,8 @@ class StackController:
             fresh = []
             for state in states:
                 if state.phase in ("Ready", "Progressing"):
-                    ready, message = readiness(await self._api(self.kube.workloads, stack.namespace, state.release))
+                    ready, message = readiness(await self._api(self._tenant(stack.namespace).workloads, stack.namespace,
+                                                               state.release))
                     state = ComponentState(state.component, state.release, "Ready" if ready else "Progressing", message,
                                            chart=state.chart, revision=state.revision)
                 fresh.append(state)
@@ -280,8 +303,23 @@ class StackController:
         stack = ObservabilityStack.model_construct(
             metadata=ObjectMeta.model_construct(name=meta["name"], namespace=meta["namespace"]))
         remove_data = (body.get("spec") or {}).get("deletionPolicy") == "Delete"
+        owner = Owner(body["apiVersion"], KIND, meta["namespace"], meta["name"], meta["uid"])
+        tenant = self._tenant(stack.namespace)
         async with self._lock(meta["uid"]):
-            current = await self._api(self.kube.read_secret_data, stack.namespace, secret_name(stack))
+            # A stack reconciled by an operator version without installers has none yet.
+            try:
+                await self._api(self.kube.ensure_installer, owner)
+            except InstallerConflict as e:
+                raise kopf.TemporaryError(e.message, delay=REFUSED_RETRY_SECONDS) from None
+            except ApiProblem as e:
+                if e.code != 403 or NAMESPACE_TERMINATING not in e.message:
+                    raise
+                # The namespace controller deletes the releases' objects and records itself, and the
+                # installer's binding may be gone already: nothing is left to uninstall as it.
+                log.info("namespace %s is being deleted: the releases of stack %s go with it", stack.namespace, stack.name)
+                self._forget(meta["uid"])
+                return
+            current = await self._api(tenant.read_secret_data, stack.namespace, secret_name(stack))
             secret_values = [base64.b64decode(v).decode() for v in (current[0] if current else {}).values()]
             try:
                 for component in COMPONENTS:
@@ -290,15 +328,18 @@ class StackController:
                         continue  # none, or not installed for this stack
                     # Data first: a retry after a failed uninstall still finds the release, hence its data.
                     if remove_data:
-                        await self._api(self.kube.delete_release_data, stack.namespace, name)
+                        await self._api(tenant.delete_release_data, stack.namespace, name)
                     await self.helm.uninstall(name, stack.namespace, secrets=secret_values)
             except HelmError as e:
                 raise kopf.TemporaryError(str(e), delay=REFUSED_RETRY_SECONDS) from None
             if remove_data:
-                await self._api(self.kube.delete_secret, stack.namespace, secret_name(stack))
-        self._last.pop(meta["uid"], None)
-        self._locks.pop(meta["uid"], None)
-        self.metrics.owned(KIND, meta["uid"], None)
+                await self._api(tenant.delete_secret, stack.namespace, secret_name(stack))
+        self._forget(meta["uid"])
+
+    def _forget(self, uid: str) -> None:
+        self._last.pop(uid, None)
+        self._locks.pop(uid, None)
+        self.metrics.owned(KIND, uid, None)
 
     # --- status -------------------------------------------------------------------------------------
 
