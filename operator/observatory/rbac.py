@@ -51,6 +51,8 @@ REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
     *_each(GROUP, tuple(f"{k}/finalizers" for k in _OWN_KINDS), ("update",)),
     # Generated alerting objects; ServiceMonitors also come from the collector chart.
     *_each("monitoring.coreos.com", ("prometheusrules", "alertmanagerconfigs", "servicemonitors"), MANAGE),
+    # The platform's ObservabilityStackClasses: only read (kopf indexes them with a raw watch, writing nothing).
+    Permission(GROUP, "observabilitystackclasses", READ, scope="cluster"),
     # "Is my rule loaded?": which Prometheus selects the generated PrometheusRule.
     Permission("monitoring.coreos.com", "prometheuses", READ, scope="cluster"),
     # ruleNamespaceSelector matching needs namespace labels; kopf observes namespaces too.

@@ -22,6 +22,7 @@ import pytest
 import yaml
 from k8s.emulator import cluster_context, kopf_operator, kopf_settings
 from k8s.helm_support import HelmEmulator, kubeconfig
+from k8s.rbac import ADMIN
 
 from observatory.compile import CompileOptions
 from observatory.controller.app import configure
@@ -100,7 +101,8 @@ ATTACK_VALUES = [
 
 @pytest.mark.parametrize("component, values, path", ATTACK_VALUES, ids=[f"{c}-{p}" for c, _, p in ATTACK_VALUES])
 def test_cli_refuses_free_form_values_without_a_class_that_allows_them(component, values, path) -> None:
-    result = validate(stack("team-a", {component: {"values": values, "enabled": True}}))
+    enabled = {} if component == "collector" else {"enabled": True}
+    result = validate(stack("team-a", {component: {"values": values, **enabled}}))
     assert result.returncode == 1
     assert f"spec.{component}.values.{path}" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
@@ -110,13 +112,13 @@ def test_cli_refuses_free_form_values_without_a_class_that_allows_them(component
     ({"extraVolumes": [{"name": "root", "hostPath": {"path": "/"}}]}, "spec.collector.values.extraVolumes.0.hostPath"),
     ({"extraContainers": [{"name": "x", "image": "attacker.example/evil", "securityContext": {"privileged": True}}]},
      "spec.collector.values.extraContainers.0.image"),
-    ({"podAnnotations": {"namespace": "team-b"}, "extraEnvs": [{"name": "A", "value": "b"}]}, None),
+    ({"podAnnotations": {"namespace": "team-b"}, "podLabels": {"image": "x"}}, None),
 ])
 def test_cli_denies_host_and_identity_keys_even_inside_an_allowed_subtree(values, field) -> None:
     """A class allowing `extraVolumes`/`extraContainers` still never lets a hostPath, an image or a
-    securityContext through; keys of user data (annotations, env) are not mistaken for them."""
+    securityContext through; keys of user data (annotations, labels) are not mistaken for them."""
     platform = stack_class("permissive", {"collector": {"allowedValues": ["extraVolumes", "extraContainers",
-                                                                          "podAnnotations", "extraEnvs"]}})
+                                                                          "podAnnotations", "podLabels"]}})
     result = validate(platform, stack("team-a", {"className": "permissive", "collector": {"values": values}}))
     if field is None:
         assert result.returncode == 0, result.stderr
@@ -177,16 +179,24 @@ def assert_nothing_escaped(cluster) -> None:
 
 @pytest.mark.parametrize("chart", [{"path": str(EVIL_CHART)}, {"repository": "https://charts.attacker.example"}],
                          ids=["path", "repository"])
-async def test_operator_refuses_a_tenant_chart_and_installs_nothing(helm, chart) -> None:
+async def test_a_tenant_chart_never_reaches_helm(helm, chart) -> None:
+    """The CRD no longer has `chart`: kubectl's default (fieldValidation=Strict) is refused naming the
+    field; a client that does not ask gets it pruned, as kube-apiserver prunes unknown fields of a
+    structural schema, and the operator installs the chart of the operator, not the attacker's."""
     async with two_tenants() as cluster, operator(cluster, helm):
-        cluster.seed(stack("team-a", {"collector": {"chart": chart}}))
+        attack = stack("team-a", {"collector": {"chart": chart}})
+        status_code, body = cluster.request("POST", "/apis/observatory.dev/v1alpha1/namespaces/team-a/observabilitystacks"
+                                            "?fieldValidation=Strict", attack, identity=ADMIN)
+        assert status_code in (400, 422) and "spec.collector.chart" in body["message"], body
+        cluster.seed(attack)
         cluster.seed(stack("team-b"))
-        await cluster.until(lambda: ready(cluster, "team-a").get("reason") == "InvalidSpec", timeout=60)
-        message = ready(cluster, "team-a")["message"]
-        assert "spec.collector.chart" in message and "ObservabilityStackClass" in message, message
-        # The other tenant is served as usual by the same, still running, operator.
-        await cluster.until(lambda: releases(cluster, "team-b") == {"s1-collector": ["deployed"]}, timeout=60)
-        assert releases(cluster, "team-a") == {}
+        assert "chart" not in cluster.get(STACKS, "s1", "team-a")["spec"]["collector"]
+        for namespace in TENANTS:
+            await cluster.until(lambda namespace=namespace: releases(cluster, namespace) == {"s1-collector": ["deployed"]},
+                                timeout=60)
+        # The stand-in the operator's environment names, not the attacker's 6.6.6.
+        await cluster.until(lambda: (((cluster.get(STACKS, "s1", "team-a").get("status") or {}).get("components") or {})
+                                     .get("collector") or {}).get("chart") == "opentelemetry-collector-0.170.0", timeout=30)
         assert_nothing_escaped(cluster)
 
 
