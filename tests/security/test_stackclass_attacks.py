@@ -54,9 +54,14 @@ def stack_class(name: str, spec: dict, *, default: bool = False) -> dict:
     return {"apiVersion": "observatory.dev/v1alpha1", "kind": "ObservabilityStackClass", "metadata": metadata, "spec": spec}
 
 
-def validate(*documents: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "observatory", "validate", "-f", "-"], capture_output=True, text=True,
+def cli(command: str, *documents: dict) -> subprocess.CompletedProcess:
+    """`observatory <command> -f -` in a real process, the documents on stdin."""
+    return subprocess.run([sys.executable, "-m", "observatory", command, "-f", "-"], capture_output=True, text=True,
                           input=yaml.safe_dump_all(documents), cwd=REPO, timeout=120)
+
+
+def validate(*documents: dict) -> subprocess.CompletedProcess:
+    return cli("validate", *documents)
 
 
 # --- item 1: the chart source leaves the tenant's spec ------------------------------------------------

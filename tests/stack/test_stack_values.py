@@ -23,7 +23,7 @@ from observatory.compile.stackclass import resolve_class
 from observatory.conventions import DEFAULT, Conventions
 from observatory.models.stack import ObservabilityStack
 from observatory.models.stackclass import ObservabilityStackClass
-from real_charts import PACKAGED
+from real_charts import CASE_CLASSES, PACKAGED
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -46,10 +46,9 @@ def load(path: Path) -> ObservabilityStack:
 
 
 def plans_of(path: Path) -> list:
-    """The stack's release plans under the class the file holds, as the CLI and the operator resolve it."""
+    """The stack's release plans under its class (one a case file declares), as the CLI and the operator resolve it."""
     st = load(path)
-    classes = {d["metadata"]["name"]: d for d in documents(path) if d["kind"] == "ObservabilityStackClass"}
-    return release_plans(st, stack_class=resolve_class(st, classes))
+    return release_plans(st, stack_class=resolve_class(st, CASE_CLASSES))
 
 
 def stack(spec: dict[str, Any] | None = None, name: str = "s1", namespace: str = "ns1") -> ObservabilityStack:
