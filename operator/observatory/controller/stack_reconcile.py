@@ -133,9 +133,10 @@ class StackController:
             self.metrics.duration.labels(KIND).observe(time.perf_counter() - started)
 
     async def reconcile_current(self, namespace: str, name: str, classes: Mapping[str, Mapping[str, Any]]) -> None:
-        """Reconcile a stack as it is now (read again: the caller holds no body of it)."""
+        """Reconcile a stack as it is now (read again: the caller holds no body of it); one being deleted is
+        left to its deletion handler, which a reconcile would race with reinstalls."""
         body = await self._api(self.kube.get_resource, PLURAL, namespace, name)
-        if body is not None:
+        if body is not None and not body["metadata"].get("deletionTimestamp"):
             await self.reconcile(body, classes=classes)
 
     async def _reconcile(self, body: Mapping[str, Any], retry: int, classes: Mapping[str, Mapping[str, Any]]) -> str:
