@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .models import KINDS
+from .models import CLUSTER_SCOPED, KINDS
 from .models.common import GROUP, VERSION, CustomResource
 
 READY = '.status.conditions[?(@.type=="Ready")]'
@@ -50,6 +50,10 @@ NAMES: dict[str, Names] = {
         *_COMMON_COLUMNS,
         {"name": "OTLP", "type": "string", "jsonPath": ".status.endpoints.otlpHttp"},
         {"name": "Phoenix", "type": "string", "jsonPath": ".status.endpoints.phoenixUI", "priority": 1},
+        _AGE,
+    )),
+    "ObservabilityStackClass": Names("observabilitystackclasses", ("osc", "stackclass"), (
+        {"name": "Default", "type": "string", "jsonPath": ".metadata.annotations.observatory\\.dev/is-default-class"},
         _AGE,
     )),
 }
@@ -118,7 +122,7 @@ def crd(kind: str, model: type[CustomResource]) -> dict[str, Any]:
             "kind": {"description": "Kind of this object.", "type": "string"},
             "metadata": {"type": "object"},
             "spec": structural(properties["spec"], defs),
-            "status": structural(properties["status"], defs),
+            **({"status": structural(properties["status"], defs)} if "status" in properties else {}),
         },
         "required": ["spec"],
     }
@@ -136,12 +140,12 @@ def crd(kind: str, model: type[CustomResource]) -> dict[str, Any]:
                 "shortNames": list(names.short_names),
                 "categories": ["observatory"],
             },
-            "scope": "Namespaced",
+            "scope": "Cluster" if kind in CLUSTER_SCOPED else "Namespaced",
             "versions": [{
                 "name": VERSION,
                 "served": True,
                 "storage": True,
-                "subresources": {"status": {}},
+                **({"subresources": {"status": {}}} if "status" in properties else {}),
                 "additionalPrinterColumns": list(names.printer_columns),
                 "schema": {"openAPIV3Schema": open_api},
             }],

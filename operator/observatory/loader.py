@@ -16,9 +16,13 @@ from .compile import (
     compile_resource,
     plan_documents,
 )
-from .models import parse_resource
+from .chartschema import chart_schemas
+from .compile.stack import chart_ref
+from .compile.stackclass import resolve_class
+from .models import CLUSTER_SCOPED, parse_resource
 from .models.common import API_VERSION, CustomResource
 from .models.stack import ObservabilityStack
+from .models.stackclass import COMPONENTS, ObservabilityStackClass
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -32,6 +36,8 @@ class Document:
     @property
     def identity(self) -> str:
         metadata = self.data.get("metadata") or {}
+        if self.data.get("kind") in CLUSTER_SCOPED:
+            return f"{self.data['kind']}/{metadata.get('name', '?')}"
         namespace = metadata.get("namespace") or self.default_namespace or "-"
         return f"{self.data.get('kind', '?')}/{namespace}/{metadata.get('name', '?')}"
 
@@ -52,6 +58,9 @@ class Input:
     promtool_tests: list[Path] = field(default_factory=list)
     skipped: list[Document] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # ObservabilityStackClasses as written (name → document), invalid ones too: a stack of an invalid
+    # class is refused saying so, as in the operator.
+    classes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _files(paths: Iterable[str]) -> Iterable[tuple[str, Path | None]]:
@@ -86,6 +95,8 @@ def read(paths: Iterable[str], default_namespace: str | None, stdin: TextIO = sy
                 result.skipped.append(Document(source, data))
             else:
                 document = Document(source, data, default_namespace)
+                if data.get("kind") == "ObservabilityStackClass":
+                    result.classes.setdefault(str((data.get("metadata") or {}).get("name")), data)
                 try:
                     result.resources.append((document, parse_resource(data, default_namespace)))
                 except CompileError as err:
@@ -98,19 +109,30 @@ def compile_all(loaded: Input, options: CompileOptions) -> list[dict[str, Any]]:
     seen: dict[tuple[str, str, str], str] = {}
     objects: list[dict[str, Any]] = []
     for document, resource in loaded.resources:
-        key = (resource.kind, resource.namespace, resource.name)
+        cluster_scoped = isinstance(resource, ObservabilityStackClass)
+        key = (resource.kind, "" if cluster_scoped else resource.namespace, resource.name)
         if key in seen:
             loaded.problems.append(Problem(document.source, document.identity, f"defined twice (also in {seen[key]})"))
         seen.setdefault(key, document.source)
+        if cluster_scoped:
+            continue  # compiles to nothing of its own; the stacks of the class use it
         try:
             objects.extend(compile_resource(resource, options))
         except CompileError as err:
             loaded.problems.extend(Problem(document.source, document.identity, str(e)) for e in err.errors)
         if isinstance(resource, ObservabilityStack):
             try:
-                objects.extend(plan_documents(resource, options))
+                stack_class = resolve_class(resource, loaded.classes)
+                objects.extend(plan_documents(resource, options, stack_class, class_schemas(stack_class)))
             except CompileError as err:
                 loaded.problems.extend(Problem(document.source, document.identity, str(e)) for e in err.errors)
     if loaded.problems:
         return []
-    return assemble(objects, [r for _, r in loaded.resources], options)
+    return assemble(objects, [r for _, r in loaded.resources if not isinstance(r, ObservabilityStackClass)], options)
+
+
+def class_schemas(stack_class: ObservabilityStackClass | None) -> dict[str, dict[str, Any]]:
+    """Values schemas of the class's charts that are local files (the operator reads its own charts too)."""
+    if stack_class is None:
+        return {}
+    return {c: chart_schemas(chart_ref(c, getattr(stack_class.spec, c).chart).path) for c in COMPONENTS}

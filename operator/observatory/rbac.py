@@ -73,6 +73,9 @@ REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
            "(OwnerReferencesPermissionEnforcement)"),
     *_each("monitoring.coreos.com", ("prometheusrules", "alertmanagerconfigs"), MANAGE,
            "the compiled output of AlertRules, SLOs and a stack's default rule pack, server-side applied and pruned"),
+    Permission(GROUP, "observabilitystackclasses", READ,
+               "the platform's classes choose a stack's charts and what tenants may set (kopf indexes them; "
+               "nothing is written to them)", scope="cluster"),
     Permission("monitoring.coreos.com", "prometheuses", READ,
                "RulesLoaded: which Prometheus selects a generated PrometheusRule", scope="cluster"),
     Permission("", "namespaces", READ,

@@ -9,6 +9,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from observatory.models import parse_resource
 from chartlib import (
     ALL_VALUES,
     CHART_DIR,
@@ -21,7 +22,7 @@ from chartlib import (
 from observatory.controller.settings import Settings
 
 # Kinds kubernetes-validate has no schema for; the ServiceMonitor is checked against its CRD below.
-NOT_BUILT_IN_GROUPS = ("monitoring.coreos.com/", "kopf.dev/")
+NOT_BUILT_IN_GROUPS = ("monitoring.coreos.com/", "kopf.dev/", "observatory.dev/")
 
 
 @pytest.mark.parametrize("values", [[], ["-f", str(ALL_VALUES)]], ids=["defaults", "all-values"])
@@ -65,6 +66,19 @@ def test_default_render_has_no_optional_objects(default_manifests):
     # The operator's ClusterRole and the stack installer's.
     assert kinds == ["ClusterRole", "ClusterRole", "ClusterRoleBinding", "Deployment", "PodDisruptionBudget", "Service",
                      "ServiceAccount"]
+
+
+def test_the_optional_default_stack_class_is_the_example_and_a_valid_class(helm, all_manifests):
+    """stackClass.default.create renders the example default class (the values' spec is a copy of
+    examples/stackclasses/default.yaml's, kept equal here), valid as the operator parses it."""
+    example = yaml.safe_load((CHART_DIR.parents[1] / "examples" / "stackclasses" / "default.yaml").read_text())
+    (rendered,) = by_kind(template(helm, "--set", "stackClass.default.create=true"), "ObservabilityStackClass")
+    assert rendered["spec"] == example["spec"]
+    assert rendered["metadata"]["annotations"] == example["metadata"]["annotations"]
+    (custom,) = by_kind(all_manifests, "ObservabilityStackClass")
+    for stack_class in (rendered, custom):
+        assert parse_resource(stack_class).is_default
+    assert custom["metadata"]["name"] == "platform"
 
 
 @pytest.mark.parametrize("manifests", ["default_manifests", "all_manifests"])

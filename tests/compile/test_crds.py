@@ -72,10 +72,17 @@ def test_crd_validates_strictly(file_name: str, version: str) -> None:
 def test_crds_have_status_printer_columns_and_short_names() -> None:
     for crd in (c for c in all_crds().values() if c["spec"]["group"] == "observatory.dev"):
         version = crd["spec"]["versions"][0]
-        assert version["subresources"] == {"status": {}}
         columns = {c["name"] for c in version["additionalPrinterColumns"]}
-        assert {"Ready", "Reason", "Age"} <= columns
         assert crd["spec"]["names"]["shortNames"]
+        if crd["spec"]["names"]["kind"] == "ObservabilityStackClass":
+            # The platform's, only read by the operator: no status, no namespace, the default-class annotation shown.
+            assert crd["spec"]["scope"] == "Cluster" and "subresources" not in version and "status" not in \
+                version["schema"]["openAPIV3Schema"]["properties"]
+            assert columns == {"Default", "Age"}
+            continue
+        assert crd["spec"]["scope"] == "Namespaced"
+        assert version["subresources"] == {"status": {}}
+        assert {"Ready", "Reason", "Age"} <= columns
 
 
 def _examples():

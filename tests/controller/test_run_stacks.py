@@ -1,5 +1,6 @@
 """`observatory run` serves ObservabilityStacks: the real process installs both example stacks with
-the real upstream charts (../shared/upstream/charts/packaged) through its own helm path, into the
+the real upstream charts (../shared/upstream/charts/packaged) under the example default
+ObservabilityStackClass through its own helm path, into the
 emulator playing the Deployment, StatefulSet and Job controllers: Ready, upgraded on a spec
 change, uninstalled without leftovers; two tenants' stacks of the same name side by side."""
 
@@ -82,6 +83,7 @@ async def observatory_run(cluster: Cluster, tmp_path: Path, upstream_dir: Path) 
 async def test_both_example_stacks_install_the_real_charts_upgrade_and_uninstall(tmp_path, upstream_dir):
     async with cluster_context(emulator_class=HelmEmulator, operator_namespaces=TENANTS) as cluster, observatory_run(cluster, tmp_path, upstream_dir):
         clickhouse_crds(cluster, upstream_dir)
+        cluster.seed(yaml.safe_load((REPO / "examples" / "stackclasses" / "default.yaml").read_text()))
         for name in ("team-a-dedicated.yaml", "team-b-external.yaml"):
             cluster.seed(example(name))
         for tenant in TENANTS:
@@ -91,6 +93,10 @@ async def test_both_example_stacks_install_the_real_charts_upgrade_and_uninstall
         for tenant in TENANTS:
             set_available(cluster, tenant)
             await cluster.until(lambda tenant=tenant: condition(cluster, tenant, "Ready").get("status") == "True", timeout=60)
+        # Installed under the default class, with its base values (kopf's index of classes, in the real process).
+        assert {stack_status(cluster, tenant).get("className") for tenant in TENANTS} == {"default"}
+        collector = cluster.get(DEPLOYMENTS, "llm-collector", "team-b")["spec"]["template"]["spec"]
+        assert collector["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
         assert stack_status(cluster, "team-a")["endpoints"]["phoenixUI"] == "http://llm-phoenix-svc.team-a.svc.cluster.local:6006"
         assert stack_status(cluster, "team-b")["endpoints"]["otlpHttp"] == "http://llm-collector.team-b.svc.cluster.local:4318"
         # The dedicated Langfuse's login: the status names where it is, the pod reads it from there.

@@ -74,6 +74,7 @@ DEFAULT_RESOURCES: tuple[tuple[str, str, str, bool, tuple[str, ...], bool], ...]
     ('observatory.dev/v1alpha1', 'alertrules', 'AlertRule', True, ('status',), True),
     ('observatory.dev/v1alpha1', 'slos', 'SLO', True, ('status',), True),
     ('observatory.dev/v1alpha1', 'observabilitystacks', 'ObservabilityStack', True, ('status',), True),
+    ('observatory.dev/v1alpha1', 'observabilitystackclasses', 'ObservabilityStackClass', False, (), True),
     # prometheus-operator v0.93 gives both a status subresource (its bindings, see ../shared/upstream/crds).
     ('monitoring.coreos.com/v1', 'prometheusrules', 'PrometheusRule', True, ('status',), True),
     ('monitoring.coreos.com/v1', 'servicemonitors', 'ServiceMonitor', True, (), True),

@@ -16,12 +16,16 @@ from typing import Any
 import yaml
 
 from observatory.compile.stack import ReleasePlan, release_plans
+from observatory.compile.stackclass import resolve_class
 from observatory.models.stack import ObservabilityStack
 
 PACKAGED = {"phoenix": "phoenix-helm-12.0.4.tgz", "langfuse": "langfuse-2.0.0.tgz",
             "collector": "opentelemetry-collector-0.170.0.tgz"}
 # The Langfuse chart renders its ClickHouse objects only when the ClickHouse operator's API is served;
 # the collector's ServiceMonitor only when prometheus-operator's is.
+# The ObservabilityStackClasses the case files declare, by name: a case stack renders under its class.
+CASE_CLASSES = {d["metadata"]["name"]: d for path in sorted((Path(__file__).parent / "cases").glob("*.yaml"))
+                for d in yaml.safe_load_all(path.read_text()) if d and d["kind"] == "ObservabilityStackClass"}
 API_VERSIONS = ("clickhouse.com/v1alpha1/ClickHouseCluster", "clickhouse.com/v1alpha1/KeeperCluster",
                 "monitoring.coreos.com/v1/ServiceMonitor")
 
@@ -43,7 +47,8 @@ def helm_template(helm: Path, upstream: Path, plan: ReleasePlan) -> list[dict[st
 @functools.cache
 def _render(helm: Path, upstream: Path, stack_json: str) -> dict[str, tuple[ReleasePlan, list[dict[str, Any]]]]:
     stack = ObservabilityStack.model_validate_json(stack_json)
-    return {plan.component: (plan, helm_template(helm, upstream, plan)) for plan in release_plans(stack)}
+    plans = release_plans(stack, stack_class=resolve_class(stack, CASE_CLASSES))
+    return {plan.component: (plan, helm_template(helm, upstream, plan)) for plan in plans}
 
 
 def render_stack(helm: Path, upstream: Path, stack: ObservabilityStack) -> dict[str, tuple[ReleasePlan, list[dict[str, Any]]]]:

@@ -19,9 +19,11 @@ from observatory.compile.stack import (
     DEFAULT_CHARTS, ChartRef, collector_values, endpoints, langfuse_login, langfuse_values, otel_configmap_data,
     release_plans, required_secrets, secret_name,
 )
+from observatory.compile.stackclass import resolve_class
 from observatory.conventions import DEFAULT, Conventions
 from observatory.models.stack import ObservabilityStack
-from real_charts import PACKAGED
+from observatory.models.stackclass import ObservabilityStackClass
+from real_charts import CASE_CLASSES, PACKAGED
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -34,8 +36,19 @@ FREE_FORM = {"collector": {("config",), ("ports",)}, "phoenix": set(),
              "langfuse": {("postgresql", "podSecurityContext")}}
 
 
+def documents(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
 def load(path: Path) -> ObservabilityStack:
-    return ObservabilityStack.model_validate(yaml.safe_load(path.read_text()))
+    """The file's stack (a case file may hold its ObservabilityStackClass too)."""
+    return next(ObservabilityStack.model_validate(d) for d in documents(path) if d["kind"] == "ObservabilityStack")
+
+
+def plans_of(path: Path) -> list:
+    """The stack's release plans under its class (one a case file declares), as the CLI and the operator resolve it."""
+    st = load(path)
+    return release_plans(st, stack_class=resolve_class(st, CASE_CLASSES))
 
 
 def stack(spec: dict[str, Any] | None = None, name: str = "s1", namespace: str = "ns1") -> ObservabilityStack:
@@ -43,10 +56,11 @@ def stack(spec: dict[str, Any] | None = None, name: str = "s1", namespace: str =
                                              "metadata": {"name": name, "namespace": namespace}, "spec": spec or {}})
 
 
-def render(st: ObservabilityStack) -> str:
+def render(path: Path) -> str:
+    st = load(path)
     docs: list[Any] = [{"endpoints": endpoints(st), "configMap": otel_configmap_data(st),
                         "secrets": {name: [vars(s) for s in specs] for name, specs in required_secrets(st).items()}}]
-    for plan in release_plans(st):
+    for plan in plans_of(path):
         docs.append({"release": plan.name, "namespace": plan.namespace, "component": plan.component,
                      "chart": {"reference": plan.chart.reference, "repo": plan.chart.repo_url, "version": plan.chart.version},
                      "values": plan.values})
@@ -55,8 +69,8 @@ def render(st: ObservabilityStack) -> str:
 
 @pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: p.stem)
 def test_golden(path: Path) -> None:
-    text = render(load(path))
-    assert render(load(path)) == text, "output is not deterministic"
+    text = render(path)
+    assert render(path) == text, "output is not deterministic"
     golden = GOLDEN / f"{path.stem}.yaml"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         golden.write_text(text)
@@ -125,7 +139,7 @@ def charts(upstream_dir: Path) -> dict[str, dict[str, Any]]:
 
 def _all_plans():
     for path in STACK_FILES:
-        for plan in release_plans(load(path)):
+        for plan in plans_of(path):
             yield pytest.param(plan, id=f"{path.stem}-{plan.component}")
 
 
@@ -277,19 +291,30 @@ def test_service_monitor_carries_rule_selector_labels() -> None:
     assert values["serviceMonitor"]["metricsEndpoints"][0]["port"] in values["ports"]
 
 
-def test_chart_overrides_operator_mirror_then_stack() -> None:
+def stack_class(spec: dict[str, Any]) -> ObservabilityStackClass:
+    return ObservabilityStackClass.model_validate({"apiVersion": "observatory.dev/v1alpha1", "kind": "ObservabilityStackClass",
+                                                  "metadata": {"name": "c1"}, "spec": spec})
+
+
+def test_chart_overrides_operator_mirror_then_class() -> None:
     mirror = {"collector": ChartRef("opentelemetry-collector", "0.170.0", "oci://mirror.local/charts")}
     plan = [p for p in release_plans(stack(), charts=mirror) if p.component == "collector"][0]
     assert plan.chart.reference == "oci://mirror.local/charts/opentelemetry-collector" and plan.chart.repo_url is None
-    plan = [p for p in release_plans(stack({"collector": {"chart": {"path": "/c/otel.tgz"}}}), charts=mirror)
-            if p.component == "collector"][0]
+    local = stack_class({"collector": {"chart": {"path": "/c/otel.tgz"}}})
+    plan = [p for p in release_plans(stack(), charts=mirror, stack_class=local) if p.component == "collector"][0]
     assert plan.chart.reference == "/c/otel.tgz" and plan.chart.version == "0.170.0"
 
 
-def test_values_override_wins_and_is_deep_merged() -> None:
-    values = collector_values(stack({"collector": {"values": {"podAnnotations": {"a": "b"}, "serviceMonitor": {"enabled": False}}}}))
-    assert values["podAnnotations"] == {"a": "b"}
-    assert values["serviceMonitor"]["enabled"] is False and values["serviceMonitor"]["extraLabels"]
+def test_values_layer_platform_then_tenant_then_computed() -> None:
+    platform = stack_class({"collector": {"values": {"podAnnotations": {"a": "platform", "p": "1"}, "replicaCount": 7,
+                                                     "tolerations": [{"key": "platform"}]},
+                                          "allowedValues": ["podAnnotations"]}})
+    st = stack({"collector": {"values": {"podAnnotations": {"a": "tenant"}}}})
+    values = next(p.values for p in release_plans(st, stack_class=platform) if p.component == "collector")
+    assert values["podAnnotations"] == {"a": "tenant", "p": "1"}  # deep-merged, the tenant over the platform
+    assert values["tolerations"] == [{"key": "platform"}]
+    assert values["replicaCount"] == 1  # the computed value wins over the platform's
+    assert values["serviceMonitor"]["enabled"] is True and values["serviceMonitor"]["extraLabels"]
 
 
 @pytest.mark.parametrize("given, expected", [

@@ -29,9 +29,14 @@ from observatory.helm import REDACTED
 
 NS = "team-a"
 STACKS = "observatory.dev/v1alpha1/observabilitystacks"
+CLASSES = "observatory.dev/v1alpha1/observabilitystackclasses"
 SECRETS, CONFIGMAPS, PVCS = "v1/secrets", "v1/configmaps", "v1/persistentvolumeclaims"
 DEPLOYMENTS = "apps/v1/deployments"
 RELEASES = ("s1-phoenix", "s1-langfuse", "s1-collector")
+
+
+def stack_class(name: str, spec: dict) -> dict:
+    return {"apiVersion": "observatory.dev/v1alpha1", "kind": "ObservabilityStackClass", "metadata": {"name": name}, "spec": spec}
 
 
 def stack(spec: dict | None = None) -> dict:
@@ -174,7 +179,8 @@ async def test_helm_failure_is_degraded_scrubbed_and_recovers(acluster, helm):
     """The stand-in Phoenix chart fails rendering, quoting a generated secret; fixing the spec recovers."""
     cluster = acluster
     async with operator(cluster, helm) as controller:
-        cluster.seed(stack({"langfuse": {"enabled": False},
+        cluster.seed(stack_class("test", {"phoenix": {"allowedValues": ["failOnSecretKey"]}}))
+        cluster.seed(stack({"className": "test", "langfuse": {"enabled": False},
                             "phoenix": {"values": {"failOnSecretKey": "PHOENIX_ADMIN_SECRET"}}}))
         await cluster.until(lambda: condition(cluster, "Degraded").get("status") == "True", timeout=30)
         secret = generated_secret(cluster)
@@ -249,21 +255,29 @@ async def test_external_clickhouse_needs_no_prerequisites(acluster, request, bin
         await cluster.until(lambda: condition(cluster, "Progressing").get("status") == "True", timeout=10)
 
 
-async def test_per_stack_chart_override_upgrades_that_release_only(acluster, helm, tmp_path):
-    """spec.phoenix.chart.path (a mirror copy with a newer version) replaces the operator's chart."""
+async def test_a_class_chart_change_upgrades_the_release_of_its_stacks_only(acluster, helm, tmp_path):
+    """The class's spec.phoenix.chart.path (a mirror copy with a newer version) replaces the operator's
+    chart: changing the class re-reconciles the stacks of that class (kopf's index of stacks by class),
+    not a stack of another class."""
     cluster = acluster
     mirror = tmp_path / "phoenix-helm"
     shutil.copytree(CHARTS / "phoenix-helm", mirror)
     chart = (mirror / "Chart.yaml").read_text().replace("version: 12.0.4", "version: 12.0.5")
     (mirror / "Chart.yaml").write_text(chart)
     async with operator(cluster, helm) as controller:
-        cluster.seed(stack({"langfuse": {"enabled": False}}))
-        await cluster.until(lambda: status(cluster).get("components", {}).get("phoenix", {}).get("revision") == 1, timeout=30)
-        cluster.patch(STACKS, "s1", NS, {"spec": {"phoenix": {"chart": {"path": str(mirror)}}}})
+        cluster.seed(stack_class("mirrored", {}))
+        cluster.seed(stack_class("other", {}))
+        cluster.seed(stack({"className": "mirrored", "langfuse": {"enabled": False}}))
+        cluster.seed({**stack({"className": "other", "langfuse": {"enabled": False}}), "metadata": {"name": "s2", "namespace": NS}})
+        await cluster.until(lambda: status(cluster).get("components", {}).get("phoenix", {}).get("revision") == 1
+                            and status(cluster).get("className") == "mirrored", timeout=30)
+        await cluster.until(lambda: controller.helm.upgrades == 4, timeout=30)
+        cluster.patch(CLASSES, "mirrored", None, {"spec": {"phoenix": {"chart": {"path": str(mirror)}}}})
         await cluster.until(lambda: status(cluster).get("components", {}).get("phoenix", {}).get("revision") == 2, timeout=30)
         assert status(cluster)["components"]["phoenix"]["chart"] == "phoenix-helm-12.0.5"
         assert status(cluster)["components"]["collector"]["revision"] == 1
-        assert controller.helm.upgrades == 3
+        assert release_records(cluster)["s2-phoenix"] == ["deployed"]  # the other class's stack: untouched
+        assert controller.helm.upgrades == 5
 
 
 async def test_a_stack_name_too_long_for_its_releases_installs_nothing_and_deletes(acluster, helm):

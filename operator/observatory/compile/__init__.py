@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from ..conventions import DEFAULT, Conventions
 from ..models.alertrule import AlertRule
 from ..models.common import API_VERSION, CustomResource
 from ..models.slo import SLO
 from ..models.stack import ObservabilityStack
+from ..models.stackclass import ObservabilityStackClass
 from .alertrule import compile_alertrule
 from .defaults import catalogue_for, default_alert_rules
 from .errors import CompileError, FieldError
@@ -62,13 +63,15 @@ def compile_resource(resource: CustomResource, options: CompileOptions = Compile
     return objects
 
 
-def plan_documents(stack: ObservabilityStack, options: CompileOptions = CompileOptions()) -> list[dict[str, Any]]:
-    """The Helm releases a stack installs, as documents for review (`observatory render`).
+def plan_documents(stack: ObservabilityStack, options: CompileOptions = CompileOptions(),
+                   stack_class: ObservabilityStackClass | None = None,
+                   schemas: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None) -> list[dict[str, Any]]:
+    """The Helm releases a stack installs under its class, as documents for review (`observatory render`).
 
     Secrets appear as references only: the values name Secrets, never their contents.
     """
     documents = []
-    for plan in release_plans(stack, options.conventions):
+    for plan in release_plans(stack, options.conventions, stack_class=stack_class, schemas=schemas):
         chart = {"name": plan.chart.name, "reference": plan.chart.reference}
         for key, value in (("version", plan.chart.version), ("repository", plan.chart.repo_url)):
             if value:

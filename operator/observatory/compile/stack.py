@@ -13,10 +13,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Mapping
 
 from ..conventions import DEFAULT, Conventions
-from ..models.stack import ChartSource, ObservabilityStack, Resources, SqliteStorage
+from ..models.stack import ObservabilityStack, Resources, SqliteStorage
+from ..models.stackclass import ChartSource, ObservabilityStackClass
 from ..redaction.rules import compile_policy
 from .errors import CompileError
 from .redaction import ottl_statements, ottl_string, transform_processor
+from .stackclass import ceiling_errors, component_class, tenant_value_errors
 
 Component = Literal["phoenix", "langfuse", "collector"]
 
@@ -283,7 +285,7 @@ def phoenix_values(stack: ObservabilityStack, conventions: Conventions = DEFAULT
     # with emptyDirs for /tmp, /var/tmp, /var/log and the home directory.
     values["securityContext"] = {"pod": {"enabled": True}, "container": {"enabled": True}}
     values["resources"] = _every_key(spec.resources, PHOENIX_CHART_RESOURCES)
-    return _merge(values, spec.values)
+    return values
 
 
 # --- Langfuse ---------------------------------------------------------------------------------
@@ -379,7 +381,7 @@ def langfuse_values(stack: ObservabilityStack, conventions: Conventions = DEFAUL
             values["s3"]["endpoint"] = s3.endpoint
     else:
         values["s3"] = _seaweedfs_values(release)
-    return _merge(values, spec.values)
+    return values
 
 
 def _seaweedfs_values(release: str) -> dict[str, Any]:
@@ -560,14 +562,14 @@ def collector_values(stack: ObservabilityStack, conventions: Conventions = DEFAU
                            "extraLabels": labels},
         "config": config,
     }
-    return _merge(values, spec.collector.values)
+    return values
 
 
 # --- plans ------------------------------------------------------------------------------------
 
 def chart_ref(component: Component, override: ChartSource | None,
               defaults: Mapping[Component, ChartRef] | None = None) -> ChartRef:
-    """The operator-wide chart (mirror) for a component, overridden field by field by the stack."""
+    """The operator-wide chart (mirror) for a component, overridden field by field by the stack's class."""
     base = (defaults or {}).get(component) or DEFAULT_CHARTS[component]
     if override is None:
         return base
@@ -578,19 +580,35 @@ def chart_ref(component: Component, override: ChartSource | None,
                    version=override.version or base.version, path=None if override.repository else base.path)
 
 
+COMPUTED = {"phoenix": phoenix_values, "langfuse": langfuse_values, "collector": collector_values}
+
+
 def release_plans(stack: ObservabilityStack, conventions: Conventions = DEFAULT,
-                  charts: Mapping[Component, ChartRef] | None = None) -> list[ReleasePlan]:
-    """The Helm releases of a stack, in install order (backends before the collector)."""
+                  charts: Mapping[Component, ChartRef] | None = None, stack_class: ObservabilityStackClass | None = None,
+                  schemas: Mapping[Component, Mapping[str, Mapping[str, Any]]] | None = None) -> list[ReleasePlan]:
+    """The Helm releases of a stack under its class (None: the built-in default), in install order
+    (backends before the collector). `schemas` are the charts' values schemas by component ("" the
+    chart's, an alias a subchart's), where the caller could read them.
+
+    Values are layered as Helm merges them, each over the one before: the chart's defaults, the class's
+    base values, the tenant's (only at paths the class allows), the computed ones. The computed values
+    come last because they are what the operator guarantees (wiring, Secrets by reference, security
+    contexts, redaction); a tenant value at a computed path is refused rather than silently lost, while
+    a platform value there is the platform's own default that the operator overrides."""
     spec = stack.spec
+    components: list[Component] = [c for c, on in (("phoenix", spec.phoenix.enabled), ("langfuse", _dedicated_langfuse(stack)),
+                                                   ("collector", True)) if on]
+    errors = ceiling_errors(stack, stack_class)
+    computed = {c: COMPUTED[c](stack, conventions) for c in components}
+    for component in COMPUTED:  # a disabled component's values too: enabling it must not be the way in
+        errors += tenant_value_errors(component, getattr(spec, component).values, stack_class, computed.get(component, {}),
+                                      (schemas or {}).get(component))
+    if errors:
+        raise CompileError(errors)
     plans = []
-
-    def plan(component: Component, override: ChartSource | None, values: dict[str, Any]) -> None:
+    for component in components:
+        platform = component_class(stack_class, component)
+        values = _merge(_merge(platform.values, getattr(spec, component).values), computed[component])
         plans.append(ReleasePlan(component, release_name(stack, component), stack.namespace,
-                                 chart_ref(component, override, charts), values))
-
-    if spec.phoenix.enabled:
-        plan("phoenix", spec.phoenix.chart, phoenix_values(stack, conventions))
-    if _dedicated_langfuse(stack):
-        plan("langfuse", spec.langfuse.chart, langfuse_values(stack, conventions))
-    plan("collector", spec.collector.chart, collector_values(stack, conventions))
+                                 chart_ref(component, platform.chart, charts), values))
     return plans

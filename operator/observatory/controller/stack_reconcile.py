@@ -32,11 +32,13 @@ import kopf
 
 from ..compile import CompileError, CompileOptions, compile_resource
 from ..compile.rules import owner_labels
+from ..chartschema import chart_schemas
 from ..compile.stack import (
     ChartRef,
     Component,
     ReleasePlan,
     SecretSpec,
+    chart_ref,
     configmap_name,
     endpoints,
     langfuse_login,
@@ -49,7 +51,9 @@ from ..compile.stack import (
 from ..helm import Helm, HelmError, Release, operator_charts, release_digest
 from ..models import parse_resource
 from ..models.common import ObjectMeta
+from ..compile.stackclass import component_class, resolve_class
 from ..models.stack import ObservabilityStack
+from ..models.stackclass import ObservabilityStackClass
 from .kube import ApiProblem, Owner
 from .metrics import Metrics
 from .reconcile import REFUSED_RETRY_SECONDS, backoff
@@ -60,6 +64,7 @@ from .status import now_rfc3339, transitions
 log = logging.getLogger(__name__)
 
 KIND, PLURAL = "ObservabilityStack", "observabilitystacks"
+CLASS_PLURAL = "observabilitystackclasses"
 COMPONENTS: tuple[Component, ...] = ("phoenix", "langfuse", "collector")
 # The Langfuse chart 2.x deploys ClickHouse through the ClickHouse operator; without its CRDs the
 # install fails half-way. (cert-manager is needed only by the SeaweedFS subchart's TLS,
@@ -111,7 +116,7 @@ class StackController:
     charts: Mapping[Component, ChartRef] = field(default_factory=dict)  # the operator's (env) chart sources
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     # Last reconciled stack and component states by uid, for the readiness refresh.
-    _last: dict[str, tuple[ObservabilityStack, list[ComponentState]]] = field(default_factory=dict)
+    _last: dict[str, tuple[ObservabilityStack, list[ComponentState], ObservabilityStackClass | None]] = field(default_factory=dict)
 
     def _lock(self, uid: str) -> asyncio.Lock:
         return self._locks.setdefault(uid, asyncio.Lock())
@@ -126,12 +131,13 @@ class StackController:
 
     # --- reconcile --------------------------------------------------------------------------------
 
-    async def reconcile(self, body: Mapping[str, Any], retry: int = 0) -> None:
+    async def reconcile(self, body: Mapping[str, Any], retry: int = 0, classes: Mapping[str, Mapping[str, Any]] = {}) -> None:
+        """`classes`: the ObservabilityStackClasses by name, as read (kopf's index of them)."""
         started = time.perf_counter()
         result = "error"
         try:
             async with self._lock(body["metadata"]["uid"]):
-                result = await self._reconcile(body, retry)
+                result = await self._reconcile(body, retry, classes)
         except ApiProblem as e:
             self.metrics.errors.labels(KIND, "transient" if e.transient else "rejected").inc()
             raise kopf.TemporaryError(f"API: {e}", delay=backoff(retry) if e.transient else REFUSED_RETRY_SECONDS) from None
@@ -139,13 +145,21 @@ class StackController:
             self.metrics.reconciles.labels(KIND, result).inc()
             self.metrics.duration.labels(KIND).observe(time.perf_counter() - started)
 
-    async def _reconcile(self, body: Mapping[str, Any], retry: int) -> str:
+    async def reconcile_current(self, namespace: str, name: str, classes: Mapping[str, Mapping[str, Any]]) -> None:
+        """Reconcile a stack as it is now (read again: the caller holds no body of it); one being deleted is
+        left to its deletion handler, which a reconcile would race with reinstalls."""
+        body = await self._api(self.kube.get_resource, PLURAL, namespace, name)
+        if body is not None and not body["metadata"].get("deletionTimestamp"):
+            await self.reconcile(body, classes=classes)
+
+    async def _reconcile(self, body: Mapping[str, Any], retry: int, classes: Mapping[str, Mapping[str, Any]]) -> str:
         meta = body["metadata"]
         owner = Owner(body["apiVersion"], KIND, meta["namespace"], meta["name"], meta["uid"])
         generation, previous = meta.get("generation"), body.get("status") or {}
         try:
             stack = parse_resource({k: v for k, v in body.items() if k != "status"})
-            plans = release_plans(stack, self.options.conventions, self.charts)
+            stack_class = resolve_class(stack, classes)
+            plans = release_plans(stack, self.options.conventions, self.charts, stack_class, self._schemas(stack_class))
             rules = compile_resource(stack, self.options)
         except CompileError as err:
             message = "; ".join(str(e) for e in err.errors)
@@ -168,7 +182,8 @@ class StackController:
                 states = [ComponentState(p.component, p.name, "Blocked" if p.component == "langfuse" else "Progressing",
                                          message if p.component == "langfuse" else "waiting for the Langfuse prerequisites")
                           for p in plans]
-                await self._report(owner, generation, previous, conditions(states), states=states, stack=stack)
+                await self._report(owner, generation, previous, conditions(states), states=states, stack=stack,
+                                   stack_class=stack_class)
                 raise kopf.TemporaryError(message, delay=REFUSED_RETRY_SECONDS)
 
         await self._api(self.kube.sync_owned, owner, rules)
@@ -178,8 +193,9 @@ class StackController:
 
         states = [await self._release(plan, owner.uid, secret_values) for plan in plans]
         await self._uninstall_stale(stack, owner.uid, plans, previous, secret_values)
-        await self._report(owner, generation, previous, conditions(states), states=states, stack=stack)
-        self._last[owner.uid] = (stack, states)
+        await self._report(owner, generation, previous, conditions(states), states=states, stack=stack,
+                           stack_class=stack_class)
+        self._last[owner.uid] = (stack, states, stack_class)
         self.metrics.owned(KIND, owner.uid, len(rules))
         broken = [s for s in states if s.phase in ("Failed", "Conflict")]
         if broken:
@@ -187,6 +203,10 @@ class StackController:
             raise kopf.TemporaryError("; ".join(f"{s.component}: {s.message}" for s in broken),
                                       delay=backoff(retry) if any(s.phase == "Failed" for s in broken) else REFUSED_RETRY_SECONDS)
         return "applied"
+
+    def _schemas(self, stack_class: ObservabilityStackClass | None) -> dict[str, dict[str, Any]]:
+        """Values schemas of the charts the stack installs, where they are local files (read, not pulled)."""
+        return {c: chart_schemas(chart_ref(c, component_class(stack_class, c).chart, self.charts).path) for c in COMPONENTS}
 
     def _ensure_secrets(self, stack: ObservabilityStack) -> list[str]:
         """Create the generated Secret(s) or add missing keys; existing values are never changed.
@@ -278,7 +298,7 @@ class StackController:
             last = self._last.get(meta["uid"])
             if last is None or meta.get("generation") != (body.get("status") or {}).get("observedGeneration"):
                 return  # not reconciled by this process yet, or a reconcile is due anyway
-            stack, states = last
+            stack, states, stack_class = last
             fresh = []
             for state in states:
                 if state.phase in ("Ready", "Progressing"):
@@ -287,10 +307,10 @@ class StackController:
                     state = ComponentState(state.component, state.release, "Ready" if ready else "Progressing", message,
                                            chart=state.chart, revision=state.revision)
                 fresh.append(state)
-            self._last[meta["uid"]] = (stack, fresh)
+            self._last[meta["uid"]] = (stack, fresh, stack_class)
             owner = Owner(body["apiVersion"], KIND, meta["namespace"], meta["name"], meta["uid"])
             await self._report(owner, meta.get("generation"), body.get("status") or {}, conditions(fresh),
-                               states=fresh, stack=stack)
+                               states=fresh, stack=stack, stack_class=stack_class)
 
     # --- deletion -----------------------------------------------------------------------------------
 
@@ -344,8 +364,10 @@ class StackController:
     # --- status -------------------------------------------------------------------------------------
 
     async def _report(self, owner: Owner, generation: int | None, previous: Mapping[str, Any], conds: list,
-                      *, states: list[ComponentState] = (), stack: ObservabilityStack | None = None) -> None:
+                      *, states: list[ComponentState] = (), stack: ObservabilityStack | None = None,
+                      stack_class: ObservabilityStackClass | None = None) -> None:
         status = build_status(previous, conds, generation, now_rfc3339(), states=states,
+                              class_name=stack_class.name if stack_class else None,
                               endpoints=endpoints(stack) if stack else None,
                               config_map=configmap_name(stack) if stack and states else None,
                               langfuse_login=langfuse_login(stack) if stack and states else None)

@@ -71,7 +71,8 @@ def conditions(states: Sequence[ComponentState], invalid: str | None = None) -> 
 
 def build_status(previous: Mapping[str, Any] | None, conds: Sequence[Cond], generation: int | None, now: str, *,
                  states: Sequence[ComponentState] = (), endpoints: Mapping[str, str] | None = None,
-                 config_map: str | None = None, langfuse_login: Mapping[str, str] | None = None) -> dict[str, Any]:
+                 config_map: str | None = None, langfuse_login: Mapping[str, str] | None = None,
+                 class_name: str | None = None) -> dict[str, Any]:
     """The status to write; lastTransitionTime moves only when a condition's status changes."""
     before = {c.get("type"): c for c in (previous or {}).get("conditions") or []}
     merged = []
@@ -83,7 +84,7 @@ def build_status(previous: Mapping[str, Any] | None, conds: Sequence[Cond], gene
     components = ComponentsStatus(**{s.component: ComponentStatus(release=s.release, chart=s.chart, revision=s.revision,
                                                                   ready=s.phase == "Ready", message=s.message)
                                      for s in states})
-    status = ObservabilityStackStatus(conditions=merged, observed_generation=generation, components=components,
+    status = ObservabilityStackStatus(conditions=merged, observed_generation=generation, components=components, class_name=class_name,
                                       endpoints=Endpoints.model_validate(dict(endpoints or {})), config_map=config_map,
                                       langfuse_login=LangfuseLogin.model_validate(langfuse_login) if langfuse_login else None)
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -10,9 +10,13 @@ from ..compile.errors import CompileError, FieldError
 from .alertrule import AlertRule
 from .common import API_VERSION, CustomResource
 from .slo import SLO
-from .stack import ObservabilityStack
+from .stack import REMOVED_FIELDS, ObservabilityStack
+from .stackclass import ObservabilityStackClass
 
-KINDS: dict[str, type[CustomResource]] = {"AlertRule": AlertRule, "SLO": SLO, "ObservabilityStack": ObservabilityStack}
+KINDS: dict[str, type[CustomResource]] = {"AlertRule": AlertRule, "SLO": SLO, "ObservabilityStack": ObservabilityStack,
+                                          "ObservabilityStackClass": ObservabilityStackClass}
+# Kinds without a namespace (the CRD scope and the loader follow this).
+CLUSTER_SCOPED = frozenset({"ObservabilityStackClass"})
 
 
 def parse_resource(document: Mapping[str, Any], default_namespace: str | None = None) -> CustomResource:
@@ -25,7 +29,9 @@ def parse_resource(document: Mapping[str, Any], default_namespace: str | None = 
         raise CompileError("kind", f"must be one of {', '.join(sorted(KINDS))}, got {kind!r}")
     document = dict(document)
     metadata = dict(document.get("metadata") or {})
-    if default_namespace and not metadata.get("namespace"):
+    if kind in CLUSTER_SCOPED:
+        metadata.pop("namespace", None)
+    elif default_namespace and not metadata.get("namespace"):
         metadata["namespace"] = default_namespace
     document["metadata"] = metadata
     try:
@@ -42,7 +48,7 @@ def _field_error(error: Mapping[str, Any]) -> FieldError:
         message = f"invalid key: {message}"
     path = ".".join(loc) or "(document)"
     if error["type"] == "extra_forbidden":
-        message = "unknown field"
+        message = REMOVED_FIELDS.get(tuple(loc), "unknown field")
     elif message.startswith("Value error, "):
         message = message[len("Value error, "):]
     return FieldError(path, message)

@@ -26,26 +26,14 @@ HOST_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$"
 # the release <name>-collector, 63 for the bucket Job <name>-langfuse-bucket-hook and Services.
 # tests/stack_operator/test_stack_names.py renders the real charts at this length.
 MAX_NAME_LENGTH = 32
-VALUES_DESCRIPTION = "Free-form Helm values merged over the computed ones (last word wins); use with care."
-
-
-class ChartSource(CRModel):
-    """Where a component's Helm chart comes from, e.g. a mirror for air-gapped clusters."""
-
-    repository: str | None = Field(default=None, pattern=r"^(https?|oci)://\S+$",
-                                   description="Chart repository URL (https://...) or OCI registry path without the chart name (oci://registry/path).")
-    name: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63,
-                             description="Chart name inside the repository; default: the upstream chart name.")
-    version: str | None = Field(default=None, min_length=1, max_length=64,
-                                description="Chart version; default: the version Observatory pins.")
-    path: str | None = Field(default=None, min_length=1, max_length=1024,
-                             description="Local chart directory or .tgz on the operator's filesystem; excludes repository.")
-
-    @model_validator(mode="after")
-    def _path_or_repository(self) -> "ChartSource":
-        if self.path and self.repository:
-            raise ValueError("set either repository or path, not both")
-        return self
+VALUES_DESCRIPTION = ("Helm values at the paths the stack's ObservabilityStackClass allows (spec.<component>.allowedValues; "
+                      "none without a class), validated against the chart's values schema; the operator's computed values win.")
+# Fields that left the tenant's spec, and what to do instead (models.parse_resource words the error).
+REMOVED_FIELDS = {
+    ("spec", component, "chart"): "chart sources are chosen by the platform's ObservabilityStackClass now (spec.className "
+                                  "names it); remove this field and ask the platform admin for a class with the chart you need"
+    for component in ("phoenix", "langfuse", "collector")
+}
 
 
 class ResourceList(CRModel):
@@ -96,7 +84,6 @@ class PhoenixSpec(CRModel):
     """Arize Phoenix: trace UI, evaluations, datasets."""
 
     enabled: bool = Field(default=True, description="Deploy Phoenix and export traces to it.")
-    chart: ChartSource | None = Field(default=None, description="Chart override.")
     storage: PhoenixStorage = Field(default_factory=PhoenixStorage, description="Where Phoenix keeps its data.")
     retention_days: int = Field(default=30, ge=0, le=3650, description="Traces older than this are deleted; 0 keeps them forever.")
     resources: Resources | None = Field(default=None, description="Phoenix container resources; default: the chart's.")
@@ -191,7 +178,6 @@ class LangfuseSpec(CRModel):
 
     enabled: bool = Field(default=True, description="Export traces to Langfuse.")
     mode: Literal["dedicated", "external"] = Field(default="dedicated", description="dedicated installs the chart for this stack; external sends to an existing Langfuse.")
-    chart: ChartSource | None = Field(default=None, description="Chart override (dedicated mode).")
     dedicated: LangfuseDedicated = Field(default_factory=LangfuseDedicated, description="Settings of a dedicated Langfuse.")
     external: LangfuseExternal | None = Field(default=None, description="The existing Langfuse (external mode).")
     values: dict[str, Any] = Field(default_factory=dict, description=VALUES_DESCRIPTION)
@@ -208,7 +194,6 @@ class LangfuseSpec(CRModel):
 class CollectorSpec(CRModel):
     """The OpenTelemetry Collector (contrib image) apps send OTLP to."""
 
-    chart: ChartSource | None = Field(default=None, description="Chart override.")
     replicas: int = Field(default=1, ge=1, le=50, description="Collector replicas.")
     resources: Resources | None = Field(default=None, description="Collector container resources; default 200m/512Mi request, 1Gi limit.")
     redaction: RedactionPolicy = Field(default_factory=RedactionPolicy, description="PII redaction applied before any exporter.")
@@ -244,6 +229,8 @@ class DefaultRules(CRModel):
 class ObservabilityStackSpec(CRModel):
     """Desired state of a tenant's LLM observability stack."""
 
+    class_name: str | None = Field(default=None, pattern=K8S_NAME_PATTERN, max_length=253,
+                                   description="ObservabilityStackClass whose charts, values and ceilings apply; default: the class annotated observatory.dev/is-default-class, else the operator's charts with no values allowed.")
     phoenix: PhoenixSpec = Field(default_factory=PhoenixSpec, description="Arize Phoenix.")
     langfuse: LangfuseSpec = Field(default_factory=LangfuseSpec, description="Langfuse.")
     collector: CollectorSpec = Field(default_factory=CollectorSpec, description="OpenTelemetry Collector.")
@@ -300,6 +287,7 @@ class ObservabilityStackStatus(CRModel):
     """Observed state."""
 
     conditions: list[Condition] = Field(default_factory=list, description="Ready, Progressing, Degraded and per-component conditions.")
+    class_name: str | None = Field(default=None, description="The ObservabilityStackClass applied; absent: the operator's built-in default.")
     observed_generation: int | None = Field(default=None, description="Last metadata.generation reconciled.")
     components: ComponentsStatus = Field(default_factory=ComponentsStatus, description="Per-component release state.")
     endpoints: Endpoints = Field(default_factory=Endpoints, description="Endpoints for apps and UIs.")

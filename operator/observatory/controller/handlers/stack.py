@@ -1,12 +1,25 @@
 """ObservabilityStack: Helm releases of Phoenix, Langfuse and the OpenTelemetry Collector, the
-apps' ConfigMap and the default rule pack; a finalizer uninstalls the releases."""
+apps' ConfigMap and the default rule pack; a finalizer uninstalls the releases.
+
+ObservabilityStackClasses are only read: kopf indexes them (every stack handler gets the index), and a
+change to one re-reconciles the stacks it applies to, found through kopf's index of stacks by class.
+kopf watches cluster-scoped kinds cluster-wide even when it serves a list of namespaces
+(kopf/_core/reactor/orchestration.py spawn_missing_watchers), and holds every handler until the
+indexes have their first full listing, so no stack is reconciled against a partial list of classes.
+"""
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
 
 import kopf
 
 from ...models.common import GROUP, VERSION
-from ..stack_reconcile import PLURAL, StackController
+from ..stack_reconcile import CLASS_PLURAL, KIND, PLURAL, StackController
+
+log = logging.getLogger(__name__)
 
 # How often workload readiness is re-read (no helm calls) until and after the stack is ready.
 READINESS_SECONDS = 10.0
@@ -14,11 +27,30 @@ READINESS_SECONDS = 10.0
 
 def register(registry: kopf.OperatorRegistry, controller: StackController, resync_seconds: float,
              readiness_seconds: float = READINESS_SECONDS) -> None:
+    @kopf.index(GROUP, VERSION, CLASS_PLURAL, registry=registry, id="stackclasses")  # the kwarg name of the index
+    def stackclasses(name: str, body: kopf.Body, **_) -> dict[str, Any]:
+        return {name: dict(body)}
+
+    @kopf.index(GROUP, VERSION, PLURAL, registry=registry, id="stacks_by_class")
+    def stacks_by_class(namespace: str, name: str, spec: kopf.Spec, **_) -> dict[str, tuple[str, str]]:
+        return {spec.get("className") or "": (namespace, name)}  # "": stacks taking the default class
+
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")
     @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")
-    async def reconcile(body: kopf.Body, retry: int, **_) -> None:
-        await controller.reconcile(body, retry)
+    async def reconcile(body: kopf.Body, retry: int, stackclasses: kopf.Index, **_) -> None:
+        await controller.reconcile(body, retry, classes=by_name(stackclasses))
+
+    # A raw watch-event handler: kopf writes nothing to a class (no progress annotations, no finalizer),
+    # so the operator needs only read access to them.
+    @kopf.on.event(GROUP, VERSION, CLASS_PLURAL, registry=registry)
+    async def class_changed(name: str, stackclasses: kopf.Index, stacks_by_class: kopf.Index, **_) -> None:
+        # Stacks without a className follow whichever class is the default, which any class change may alter.
+        for namespace, stack_name in sorted({*stacks_by_class.get(name, ()), *stacks_by_class.get("", ())}):
+            try:
+                await controller.reconcile_current(namespace, stack_name, by_name(stackclasses))
+            except kopf.TemporaryError as e:  # the stack's own retries and resync pick it up again
+                log.warning("%s %s/%s after a change of ObservabilityStackClass %s: %s", KIND, namespace, stack_name, name, e)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="uninstall")
     async def uninstall(body: kopf.Body, **_) -> None:
@@ -32,5 +64,10 @@ def register(registry: kopf.OperatorRegistry, controller: StackController, resyn
     # Repairs drift: a release changed or removed by hand, a deleted ConfigMap or rule pack.
     @kopf.timer(GROUP, VERSION, PLURAL, registry=registry, id="resync", interval=resync_seconds,
                 initial_delay=resync_seconds)
-    async def resync(body: kopf.Body, **_) -> None:
-        await controller.reconcile(body)
+    async def resync(body: kopf.Body, stackclasses: kopf.Index, **_) -> None:
+        await controller.reconcile(body, classes=by_name(stackclasses))
+
+
+def by_name(index: kopf.Index) -> Mapping[str, Mapping[str, Any]]:
+    """The class index as name → object (a name indexes one object: classes are cluster-scoped)."""
+    return {name: next(iter(store)) for name, store in index.items()}
