@@ -304,3 +304,18 @@ def test_builtin_schemas_carry_the_list_types_server_side_apply_needs():
     assert container.props['env'].list_keys == ('name',)
     assert schema.builtin_definition(schema.OBJECT_META).props['ownerReferences'].list_keys == ('uid',)
     assert schema.builtin_schema('v1', 'ConfigMap') is not None and schema.builtin_schema('v1', 'Nope') is None
+
+
+def test_a_stack_name_longer_than_its_derived_names_allow_is_refused_by_the_crd(api):
+    """The 32-character limit of ObservabilityStack names (models/stack.py MAX_NAME_LENGTH) is in the
+    CRD too, as a root CEL rule on metadata.name (root rules may read metadata.name:
+    https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#validation-rules),
+    so `kubectl apply` refuses it instead of the operator reporting it later."""
+    def stack(name: str) -> dict:
+        return {'apiVersion': 'observatory.dev/v1alpha1', 'kind': 'ObservabilityStack',
+                'metadata': {'name': name}, 'spec': {}}
+    create(api, stack('s' * 32), plural='observabilitystacks', group='observatory.dev', version='v1alpha1')
+    with pytest.raises(ApiException) as exc:
+        create(api, stack('s' * 33), plural='observabilitystacks', group='observatory.dev', version='v1alpha1')
+    assert exc.value.status == 422
+    assert 'at most 32 characters' in refusal(exc)['message']
