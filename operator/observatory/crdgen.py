@@ -126,6 +126,11 @@ def crd(kind: str, model: type[CustomResource]) -> dict[str, Any]:
         },
         "required": ["spec"],
     }
+    if model.max_name_length is not None:
+        # Root rules may read metadata.name; the apiserver checks it at create, before any operator sees it.
+        open_api["x-kubernetes-validations"] = [{
+            "rule": f"self.metadata.name.size() <= {model.max_name_length}",
+            "message": f"metadata.name may have at most {model.max_name_length} characters: {model.name_limit_reason}"}]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -178,6 +178,10 @@ class CustomResource(BaseModel):
 
     api_version: Literal["observatory.dev/v1alpha1"] = Field(alias="apiVersion", description="observatory.dev/v1alpha1")
     metadata: ObjectMeta = Field(description="Standard object metadata.")
+    # A kind whose derived names need a shorter metadata.name sets this (and explains it in
+    # `name_limit_reason`); the CRD gets the same limit as a root CEL rule (crdgen).
+    max_name_length: ClassVar[int | None] = None
+    name_limit_reason: ClassVar[str] = ""
 
     @property
     def namespace(self) -> str:

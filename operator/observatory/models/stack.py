@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -302,13 +302,15 @@ class ObservabilityStack(CustomResource):
     spec: ObservabilityStackSpec = Field(default_factory=ObservabilityStackSpec, description="Desired state.")
     status: ObservabilityStackStatus | None = Field(default=None, description="Observed state, written by the operator.")
 
+    max_name_length: ClassVar[int | None] = MAX_NAME_LENGTH
+    name_limit_reason: ClassVar[str] = (
+        "the Helm releases and chart objects named after the stack (e.g. the StatefulSet "
+        "<name>-langfuse-postgresql, at most 52) would exceed Kubernetes' and Helm's name limits; choose a shorter name")
+
     @field_validator("metadata")
     @classmethod
     def _name_fits_derived_names(cls, metadata: ObjectMeta) -> ObjectMeta:
         if len(metadata.name) > MAX_NAME_LENGTH:
-            raise ValueError(
-                f"name {metadata.name!r} has {len(metadata.name)} characters, at most {MAX_NAME_LENGTH} are allowed: "
-                f"the Helm releases and chart objects named after the stack (e.g. the StatefulSet "
-                f"{metadata.name}-langfuse-postgresql, at most 52) would exceed Kubernetes' and Helm's name limits; "
-                f"choose a shorter name")
+            raise ValueError(f"name {metadata.name!r} has {len(metadata.name)} characters, at most {MAX_NAME_LENGTH} "
+                             f"are allowed: {cls.name_limit_reason}")
         return metadata
