@@ -18,6 +18,7 @@ import textwrap
 from collections.abc import AsyncIterator
 
 import pytest
+import kmock
 from conftest import CHARTS
 from k8s.helm_support import clickhouse_crds, kubeconfig, set_available, stack_operator
 from k8s.rbac import ADMIN
@@ -280,18 +281,15 @@ async def test_a_class_chart_change_upgrades_the_release_of_its_stacks_only(aclu
         assert controller.helm.upgrades == 5
 
 
-async def test_a_stack_name_too_long_for_its_releases_installs_nothing_and_deletes(acluster, helm):
-    """A 40-character name would fail at helm on every retry: it is Invalid, and deleting it is not blocked."""
+async def test_a_stack_name_too_long_for_its_releases_is_refused_by_the_apiserver(acluster, helm):
+    """A 40-character name would fail at helm on every retry: the CRD's rule refuses it at create
+    (the model's own check, for `observatory validate`, is in tests/stack_operator/test_stack_names.py)."""
     cluster, name = acluster, "s" * 40
     async with operator(cluster, helm) as controller:
-        cluster.seed({**stack(), "metadata": {"name": name, "namespace": NS}})
-        await cluster.until(lambda: any(c["type"] == "Ready" and c["reason"] == "InvalidSpec" for c in
-                                        ((cluster.get(STACKS, name, NS) or {}).get("status") or {}).get("conditions") or []),
-                            timeout=30)
-        message = next(c["message"] for c in cluster.get(STACKS, name, NS)["status"]["conditions"] if c["type"] == "Ready")
-        assert "metadata: name" in message and "choose a shorter name" in message
-        cluster.delete(STACKS, name, NS)
-        await cluster.until(lambda: cluster.get(STACKS, name, NS) is None, timeout=30)
+        with pytest.raises(kmock.KubernetesError) as refused:
+            cluster.seed({**stack(), "metadata": {"name": name, "namespace": NS}})
+        assert refused.value.status == 422 and "at most 32 characters" in str(refused.value)
+        assert cluster.get(STACKS, name, NS) is None
     assert controller.helm.upgrades == 0 and release_records(cluster) == {}
 
 

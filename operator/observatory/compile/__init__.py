@@ -37,6 +37,8 @@ def compile_resource(resource: CustomResource, options: CompileOptions = Compile
     """What one resource contributes: the objects it owns (PrometheusRule(s) and, with routing, an
     AlertmanagerConfig) and, for an SLO, its part of a PrometheusRule of its namespace that holds the
     rules of several SLOs (marked by PARTS_ANNOTATION; `compose_parts` joins such parts)."""
+    if isinstance(resource, ObservabilityStackClass):
+        return []  # cluster-scoped and owns nothing: the stacks of the class compile with it
     c = options.conventions
     tenant = Tenant(resource.namespace, c)
     kind = resource.kind
