@@ -55,10 +55,10 @@ from kmock._internal import apps, parsing, rendering
 
 from . import controllers as controllers_module
 from . import rbac as rbac_module
-from .controllers import Controllers
-from .rbac import REQUESTER, Forbidden, Identity, Rbac
 from . import schema as schemas
 from . import ssa
+from .controllers import Controllers
+from .rbac import REQUESTER, Forbidden, Identity, Rbac
 
 Obj = dict[str, Any]
 Key = tuple[kmock.resource, str | None, str]
@@ -1091,7 +1091,9 @@ async def kopf_operator(cluster: Cluster, registry: Any, *, settings: Any = None
     block exits; with `peering_name`, as one of several peers `identity` (kopf pauses a peer while
     one of higher priority lives)."""
     import kopf
-    from kopf._cogs.structs.credentials import Vault  # pre-filled credentials: no login handler
+    from kopf._cogs.structs.credentials import (
+        Vault,  # pre-filled credentials: no login handler
+    )
 
     stop, ready = asyncio.Event(), asyncio.Event()
     existing = asyncio.all_tasks()

@@ -23,7 +23,6 @@ import yaml
 from k8s.emulator import cluster_context, kopf_operator, kopf_settings
 from k8s.helm_support import HelmEmulator, kubeconfig
 from k8s.rbac import ADMIN
-
 from observatory.compile import CompileOptions
 from observatory.controller.app import configure
 from observatory.controller.handlers import stack as stack_handlers

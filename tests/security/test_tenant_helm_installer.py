@@ -14,7 +14,12 @@ from k8s.emulator import cluster_context
 from k8s.helm_support import HelmEmulator, stack_operator
 from observatory.controller.stack_kube import installer_user
 from observatory.rbac import INSTALLER, RBAC_GROUP
-from tenant_helm_support import STACKS, STAND_INS, helm_homes, stack  # noqa: F401 (helm_homes: a fixture)
+from tenant_helm_support import (  # noqa: F401 (helm_homes: a fixture)
+    STACKS,
+    STAND_INS,
+    helm_homes,
+    stack,
+)
 
 NS = "team-a"
 SECRETS, ACCOUNTS, BINDINGS = "v1/secrets", "v1/serviceaccounts", f"{RBAC_GROUP}/v1/rolebindings"

@@ -20,7 +20,11 @@ from pathlib import Path
 import pytest
 from k8s.emulator import cluster_context
 from k8s.helm_support import HelmEmulator, stack_operator
-from tenant_helm_support import STACKS, helm_homes, stack  # noqa: F401 (helm_homes: a fixture)
+from tenant_helm_support import (  # noqa: F401 (helm_homes: a fixture)
+    STACKS,
+    helm_homes,
+    stack,
+)
 
 CHARTS = Path(__file__).parent / "charts"
 NS, VICTIM_NS = "team-a", "team-b"

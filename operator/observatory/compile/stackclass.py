@@ -18,7 +18,14 @@ import jsonschema
 
 from .. import models  # a module reference: models imports this package's errors first
 from ..models.stack import ObservabilityStack, Resources
-from ..models.stackclass import DEFAULT_CLASS_ANNOTATION, Ceilings, ComponentClass, ObservabilityStackClass, denied, is_data_map
+from ..models.stackclass import (
+    DEFAULT_CLASS_ANNOTATION,
+    Ceilings,
+    ComponentClass,
+    ObservabilityStackClass,
+    denied,
+    is_data_map,
+)
 from .errors import CompileError, FieldError
 
 BUILT_IN = "the operator's built-in default (no ObservabilityStackClass named in spec.className and none is the default)"

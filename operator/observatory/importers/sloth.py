@@ -15,8 +15,8 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
-from ..conventions import Conventions
 from ..compile.alertrule import reserved_labels
+from ..conventions import Conventions
 from ..models.common import Annotations, Severity
 from ..models.slo import DEFAULT_TIER_SEVERITY, AlertTier
 from . import queries

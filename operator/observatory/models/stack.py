@@ -74,7 +74,7 @@ class PhoenixStorage(CRModel):
     postgres: ExternalPostgres | None = Field(default=None, description="External PostgreSQL.")
 
     @model_validator(mode="after")
-    def _one(self) -> "PhoenixStorage":
+    def _one(self) -> PhoenixStorage:
         if self.sqlite and self.postgres:
             raise ValueError("set either sqlite or postgres, not both")
         return self
@@ -183,7 +183,7 @@ class LangfuseSpec(CRModel):
     values: dict[str, Any] = Field(default_factory=dict, description=VALUES_DESCRIPTION)
 
     @model_validator(mode="after")
-    def _mode(self) -> "LangfuseSpec":
+    def _mode(self) -> LangfuseSpec:
         if self.mode == "external" and self.enabled and self.external is None:
             raise ValueError("mode external needs external.url and external.keySecret")
         if self.mode == "dedicated" and self.external is not None:
@@ -240,7 +240,7 @@ class ObservabilityStackSpec(CRModel):
     deletion_policy: Literal["Retain", "Delete"] = Field(default="Retain", description="Retain keeps PVCs and generated Secrets when the stack is deleted; Delete removes them.")
 
     @model_validator(mode="after")
-    def _unique_models(self) -> "ObservabilityStackSpec":
+    def _unique_models(self) -> ObservabilityStackSpec:
         models = [p.model for p in self.pricing]
         duplicates = sorted({m for m in models if models.count(m) > 1})
         if duplicates:

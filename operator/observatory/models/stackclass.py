@@ -10,7 +10,8 @@ paths tenants may set and caps the resources they may ask for. A stack names its
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -88,7 +89,7 @@ class ChartSource(CRModel):
                              description="Local chart directory or .tgz on the operator's filesystem; excludes repository.")
 
     @model_validator(mode="after")
-    def _path_or_repository(self) -> "ChartSource":
+    def _path_or_repository(self) -> ChartSource:
         if self.path and self.repository:
             raise ValueError("set either repository or path, not both")
         return self
@@ -132,7 +133,7 @@ class ObservabilityStackClassSpec(CRModel):
     ceilings: Ceilings = Field(default_factory=Ceilings, description="Resource ceilings; none by default.")
 
     @model_validator(mode="after")
-    def _no_denied_paths(self) -> "ObservabilityStackClassSpec":
+    def _no_denied_paths(self) -> ObservabilityStackClassSpec:
         problems = []
         for component in COMPONENTS:
             for i, path in enumerate(getattr(self, component).allowed_values):
