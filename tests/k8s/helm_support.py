@@ -45,7 +45,6 @@ from typing import Any
 
 import aiohttp.web
 import attrs
-import kmock
 import yaml
 from kmock._internal import rendering
 
@@ -245,6 +244,11 @@ class HelmEmulator(Emulator):
 
 
 # --- test helpers -------------------------------------------------------------------------------
+
+# The operator's chart environment (helm.operator_charts) pointing at the first-party stand-in charts.
+STAND_IN_CHARTS = {f'OBSERVATORY_{component.upper()}_CHART': str(Path(__file__).parents[1] / 'stack_operator' / 'charts' / chart)
+                   for component, chart in (('phoenix', 'phoenix-helm'), ('langfuse', 'langfuse'),
+                                            ('collector', 'opentelemetry-collector'))}
 
 @contextlib.asynccontextmanager
 async def stack_operator(cluster: Cluster, helm_binary: Path, env: dict[str, str],

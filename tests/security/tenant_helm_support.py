@@ -3,14 +3,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 STACKS = "observatory.dev/v1alpha1/observabilitystacks"
-# The first-party stand-in charts (see their README).
-STAND_INS = {f"OBSERVATORY_{c.upper()}_CHART": str(Path(__file__).parents[1] / "stack_operator" / "charts" / chart)
-             for c, chart in (("phoenix", "phoenix-helm"), ("langfuse", "langfuse"), ("collector", "opentelemetry-collector"))}
 
 
 @pytest.fixture(autouse=True)

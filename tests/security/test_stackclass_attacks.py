@@ -17,23 +17,14 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import kopf
 import pytest
 import yaml
-from k8s.emulator import cluster_context, kopf_operator, kopf_settings
-from k8s.helm_support import HelmEmulator, kubeconfig
+from k8s.emulator import cluster_context
+from k8s.helm_support import STAND_IN_CHARTS, HelmEmulator, stack_operator
 from k8s.rbac import ADMIN
-from observatory.compile import CompileOptions
-from observatory.controller.app import configure
-from observatory.controller.handlers import stack as stack_handlers
-from observatory.controller.metrics import Metrics
-from observatory.controller.stack_kube import StackKube
-from observatory.controller.stack_reconcile import build_stack_controller
-from observatory.conventions import DEFAULT
 
 REPO = Path(__file__).resolve().parents[2]
 EVIL_CHART = Path(__file__).parent / "charts" / "stackclass-evil"
-STAND_INS = REPO / "tests" / "stack_operator" / "charts"
 STACKS = "observatory.dev/v1alpha1/observabilitystacks"
 SECRETS, CONFIGMAPS, DEPLOYMENTS = "v1/secrets", "v1/configmaps", "apps/v1/deployments"
 TENANTS = ("team-a", "team-b")
@@ -133,25 +124,10 @@ def test_cli_denies_host_and_identity_keys_even_inside_an_allowed_subtree(values
 
 # --- through the operator loop ------------------------------------------------------------------------
 
-@contextlib.asynccontextmanager
-async def operator(cluster, helm_binary) -> AsyncIterator[None]:
+def operator(cluster, helm_binary):
     """The stack controller as `observatory run` builds it, charts from the operator's environment (the
-    first-party stand-ins), helm with the operator's credentials against the RBAC-enforcing emulator."""
-    env = {f"OBSERVATORY_{c.upper()}_CHART": str(STAND_INS / chart) for c, chart in
-           (("phoenix", "phoenix-helm"), ("langfuse", "langfuse"), ("collector", "opentelemetry-collector"))}
-    api_client = cluster.api_client()
-    controller = build_stack_controller(StackKube(api_client, DEFAULT), CompileOptions(), Metrics(),
-                                        kubeconfig=kubeconfig(cluster), helm_executable=str(helm_binary), env=env)
-    registry = kopf.OperatorRegistry()
-    stack_handlers.register(registry, controller, resync_seconds=3600, readiness_seconds=3600)
-    settings = configure(kopf_settings())
-    settings.background.cancellation_polling = 0.1
-    try:
-        async with kopf_operator(cluster, registry, settings=settings, namespaces=TENANTS):
-            yield
-    finally:
-        controller.helm.close()
-        api_client.close()
+    first-party stand-ins), against the RBAC-enforcing emulator."""
+    return stack_operator(cluster, helm_binary, STAND_IN_CHARTS, namespaces=TENANTS)
 
 
 def ready(cluster, namespace: str, name: str = "s1") -> dict:

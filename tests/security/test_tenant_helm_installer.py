@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import pytest
 from k8s.emulator import cluster_context
-from k8s.helm_support import HelmEmulator, stack_operator
+from k8s.helm_support import STAND_IN_CHARTS, HelmEmulator, stack_operator
 from observatory.controller.stack_kube import installer_user
 from observatory.rbac import INSTALLER, RBAC_GROUP
 from tenant_helm_support import (  # noqa: F401 (helm_homes: a fixture)
     STACKS,
-    STAND_INS,
     helm_homes,
     stack,
 )
@@ -37,7 +36,7 @@ def owners(obj: dict | None) -> list[str]:
 @pytest.mark.parametrize("binary_name", ["helm", "helm4"])
 async def test_the_installer_is_kept_for_every_stack_and_goes_after_the_last_uninstall(request, binary_name):
     async with cluster_context(emulator_class=HelmEmulator, operator_namespaces=(NS,)) as cluster:
-        async with stack_operator(cluster, request.getfixturevalue(binary_name), STAND_INS, namespaces=(NS,)):
+        async with stack_operator(cluster, request.getfixturevalue(binary_name), STAND_IN_CHARTS, namespaces=(NS,)):
             for name in ("s1", "s2"):
                 cluster.seed(stack(name, NS, SPEC))
             await cluster.until(lambda: releases(cluster) == {"s1-phoenix", "s1-collector", "s2-phoenix", "s2-collector"},
@@ -78,7 +77,7 @@ async def test_a_tenants_own_rolebinding_of_the_installers_name_blocks_the_stack
                                "metadata": {"name": INSTALLER, "namespace": NS},
                                "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": "mine"},
                                "subjects": [{"kind": "ServiceAccount", "name": INSTALLER, "namespace": NS}]})
-        async with stack_operator(cluster, helm, STAND_INS, namespaces=(NS,)):
+        async with stack_operator(cluster, helm, STAND_IN_CHARTS, namespaces=(NS,)):
             cluster.seed(stack("s1", NS, SPEC))
 
             def blocked():
@@ -97,7 +96,7 @@ async def test_a_stack_in_a_deleted_namespace_does_not_hold_the_namespace(helm):
     installer, and need not — the releases' objects and records go with the namespace."""
     async with cluster_context(emulator_class=HelmEmulator) as cluster:
         cluster.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-        async with stack_operator(cluster, helm, STAND_INS):
+        async with stack_operator(cluster, helm, STAND_IN_CHARTS):
             cluster.seed(stack("s1", NS, SPEC))
             await cluster.until(lambda: releases(cluster) == {"s1-phoenix", "s1-collector"}, timeout=60)
             cluster.delete("v1/namespaces", NS)

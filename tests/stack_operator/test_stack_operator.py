@@ -17,10 +17,16 @@ import subprocess
 import textwrap
 from collections.abc import AsyncIterator
 
-import pytest
 import kmock
+import pytest
 from conftest import CHARTS
-from k8s.helm_support import clickhouse_crds, kubeconfig, set_available, stack_operator
+from k8s.helm_support import (
+    STAND_IN_CHARTS,
+    clickhouse_crds,
+    kubeconfig,
+    set_available,
+    stack_operator,
+)
 from k8s.rbac import ADMIN
 from observatory.controller.stack_reconcile import (
     LANGFUSE_PREREQUISITES,
@@ -49,9 +55,7 @@ def stack(spec: dict | None = None) -> dict:
 async def operator(cluster, helm_binary, charts: dict[str, str] | None = None) -> AsyncIterator[StackController]:
     """One operator incarnation: its own adapter, helm and kopf; charts from the operator's env
     (default: the stand-in charts)."""
-    env = charts or {f"OBSERVATORY_{c.upper()}_CHART": str(CHARTS / chart) for c, chart in
-                     (("phoenix", "phoenix-helm"), ("langfuse", "langfuse"), ("collector", "opentelemetry-collector"))}
-    async with stack_operator(cluster, helm_binary, env, namespaces=(NS,)) as controller:
+    async with stack_operator(cluster, helm_binary, charts or STAND_IN_CHARTS, namespaces=(NS,)) as controller:
         yield controller
 
 
