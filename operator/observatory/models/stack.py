@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from .common import (
     K8S_NAME_PATTERN,
@@ -28,6 +28,23 @@ HOST_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$"
 MAX_NAME_LENGTH = 32
 VALUES_DESCRIPTION = ("Helm values at the paths the stack's ObservabilityStackClass allows (spec.<component>.allowedValues; "
                       "none without a class), validated against the chart's values schema; the operator's computed values win.")
+# Charts' values nest a dozen levels at most; every walk over tenant values (deny list, ceilings,
+# schema) recurses, so deeper trees are refused here, measured without recursion.
+MAX_VALUES_DEPTH = 32
+
+
+def _values_depth_bounded(values: dict[str, Any]) -> dict[str, Any]:
+    pending = [(values, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_VALUES_DEPTH:
+            raise ValueError(f"values are nested deeper than {MAX_VALUES_DEPTH} levels; no chart needs that, flatten them")
+        children = node.values() if isinstance(node, dict) else node
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return values
+
+
+HelmValues = Annotated[dict[str, Any], AfterValidator(_values_depth_bounded)]
 # Fields that left the tenant's spec, and what to do instead (models.parse_resource words the error).
 REMOVED_FIELDS = {
     ("spec", component, "chart"): "chart sources are chosen by the platform's ObservabilityStackClass now (spec.className "
@@ -90,7 +107,7 @@ class PhoenixSpec(CRModel):
     auth: bool = Field(default=True, description="Require login and API keys; secrets are generated once by the operator.")
     project_name: str | None = Field(default=None, min_length=1, max_length=128,
                                      description="Phoenix project the collector files spans under when the app sets none; default: the stack name.")
-    values: dict[str, Any] = Field(default_factory=dict, description=VALUES_DESCRIPTION)
+    values: HelmValues = Field(default_factory=dict, description=VALUES_DESCRIPTION)
 
 
 class SecretPasswordRef(CRModel):
@@ -180,7 +197,7 @@ class LangfuseSpec(CRModel):
     mode: Literal["dedicated", "external"] = Field(default="dedicated", description="dedicated installs the chart for this stack; external sends to an existing Langfuse.")
     dedicated: LangfuseDedicated = Field(default_factory=LangfuseDedicated, description="Settings of a dedicated Langfuse.")
     external: LangfuseExternal | None = Field(default=None, description="The existing Langfuse (external mode).")
-    values: dict[str, Any] = Field(default_factory=dict, description=VALUES_DESCRIPTION)
+    values: HelmValues = Field(default_factory=dict, description=VALUES_DESCRIPTION)
 
     @model_validator(mode="after")
     def _mode(self) -> LangfuseSpec:
@@ -197,7 +214,7 @@ class CollectorSpec(CRModel):
     replicas: int = Field(default=1, ge=1, le=50, description="Collector replicas.")
     resources: Resources | None = Field(default=None, description="Collector container resources; default 200m/512Mi request, 1Gi limit.")
     redaction: RedactionPolicy = Field(default_factory=RedactionPolicy, description="PII redaction applied before any exporter.")
-    values: dict[str, Any] = Field(default_factory=dict, description=VALUES_DESCRIPTION)
+    values: HelmValues = Field(default_factory=dict, description=VALUES_DESCRIPTION)
 
 
 class MetricsSpec(CRModel):
