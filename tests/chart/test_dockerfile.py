@@ -86,7 +86,8 @@ def test_runtime_stage_has_no_build_tools(dockerfile):
 
 def test_helm_comes_from_the_pinned_installer(dockerfile):
     helm_stage = next(s for s in stages(dockerfile) if s[0][1].endswith("AS helm"))
-    assert ("RUN", "python /src/install_helm.py --dest /out") in helm_stage
+    assert ("RUN", "python /src/install_helm.py --dest /out --arch \"${TARGETARCH:-amd64}\"") in helm_stage
+    assert ("ARG", "TARGETARCH") in helm_stage
     dockerignore = (REPO / ".dockerignore").read_text().splitlines()
     assert "!tools/install_helm.py" in dockerignore and "!operator/" in dockerignore
 
