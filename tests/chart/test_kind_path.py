@@ -72,7 +72,29 @@ def test_targets_use_pinned_tools():
     applied = set(apply_line.split(" -f ")[1:])
     assert {"examples/alertrules", "examples/slos"} <= applied
     assert "examples/tests" not in applied
-    assert "for ns in team-a" in commands  # namespaces the examples live in are created first
+    assert "for ns in observatory-e2e team-a" in commands  # namespaces the examples live in are created first
+
+
+def test_kind_up_deploy_e2e_is_one_sequence():
+    """As the docs write it: e2e applies the examples (and their Secrets) before it waits on them, then
+    checks that an alert fires and its AlertmanagerConfig routes it."""
+    result, _ = make("-n", "kind-up", "deploy", "e2e")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    secrets = next(i for i, line in enumerate(lines) if "mk/example_secrets.py" in line and "apply -f -" in line)
+    applied = next(i for i, line in enumerate(lines) if " apply -f examples/" in line and "-f mk/e2e" in line)
+    waited = next(i for i, line in enumerate(lines) if "wait --for=condition=Ready" in line)
+    assert secrets < applied < waited
+    assert "mk/check_alert_routed.py .tools/e2e-alertmanagerconfigs.json E2eNoTraffic" in result.stdout
+    # kube-prometheus-stack selects AlertmanagerConfigs of its own namespace only unless told otherwise.
+    assert "alertmanagerConfigNamespaceSelector={}" in result.stdout
+    assert '"app.kubernetes.io/managed-by":"observatory"' in result.stdout
+
+
+def test_image_builds_both_platforms():
+    result, _ = make("-n", "image", "DOCKER=true", "IMAGE_PUSH=1", "IMAGE_REPOSITORY=registry.example.com/observatory")
+    assert result.returncode == 0, result.stderr
+    assert "true buildx build --platform linux/amd64,linux/arm64 -t registry.example.com/observatory:dev --push ." in result.stdout
 
 
 class _Prometheus:
