@@ -9,9 +9,15 @@ are exactly the ones the schema accepts and the documented rules exactly the one
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic import BaseModel
+
+from .models import KINDS
+from .models.common import SecretKeyRef
+from .models.stack import LangfuseKeySecret, SecretPasswordRef
 from .rbac import INSTALLER, INSTALLER_PERMISSIONS, REQUIRED_PERMISSIONS, Permission
 
 TABLE_START = "<!-- values-table:start (generated from charts/observatory/values.schema.json) -->"
@@ -76,3 +82,75 @@ def rbac_table() -> str:
     rows += [_rbac_row("operator", _WHERE[(p.scope, p.condition)], p) for p in REQUIRED_PERMISSIONS]
     rows += [_rbac_row(f"`{INSTALLER}`", "a stack's namespace", p) for p in INSTALLER_PERMISSIONS]
     return "\n".join(rows) + "\n"
+
+
+SECRETS_TABLE_START = "<!-- secrets-table:start (generated from the pydantic models) -->"
+SECRETS_TABLE_END = "<!-- secrets-table:end -->"
+# The models that name a Secret (and keys in it) in the tenant's namespace.
+SECRET_REFERENCES = (SecretKeyRef, SecretPasswordRef, LangfuseKeySecret)
+
+
+def secret_fields(model: type[BaseModel], path: str = "spec") -> Iterator[tuple[str, type[BaseModel], str]]:
+    """(field path, reference model, description) of every Secret reference under `model`: the
+    Secrets a tenant creates. A list's items are written `[]`."""
+    for name, info in model.model_fields.items():
+        for sub, listed in _models_in(info.annotation):
+            field_path = f"{path}.{info.alias or name}" + ("[]" if listed else "")
+            if sub in SECRET_REFERENCES:
+                yield field_path, sub, info.description or ""
+            else:
+                yield from secret_fields(sub, field_path)
+
+
+def _models_in(annotation: Any, listed: bool = False) -> Iterator[tuple[type[BaseModel], bool]]:
+    """The pydantic models an annotation holds (itself, or inside Optional/list/Annotated), each
+    with whether it is a list's item."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation, listed
+        return
+    for arg in typing.get_args(annotation):
+        yield from _models_in(arg, listed or typing.get_origin(annotation) is list)
+
+
+def _keys(reference: type[BaseModel]) -> str:
+    """Which keys of the Secret a reference reads: the ones it names, with their defaults."""
+    keys = []
+    for name, info in reference.model_fields.items():
+        if name == "name":
+            continue
+        alias = info.alias or name
+        keys.append(f"`{alias}` (default `{info.default}`)" if not info.is_required() else f"named by `{alias}`")
+    return ", ".join(keys)
+
+
+def secrets_table() -> str:
+    """Per kind, every field that references a Secret, which keys it reads and what they hold."""
+    rows = ["| Kind | Field | Keys read | What they hold |", "|---|---|---|---|"]
+    for kind, model in sorted(KINDS.items()):
+        for path, reference, description in secret_fields(model.model_fields["spec"].annotation):
+            holds = description.removeprefix("Secret key holding ").removeprefix("Secret holding ").rstrip(".")
+            holds = holds[:1].lower() + holds[1:]
+            rows.append(f"| {kind} | `{path}` | {_keys(reference)} | {holds} |")
+    return "\n".join(rows) + "\n"
+
+
+UNINSTALL_START = "<!-- uninstall:start (generated from crds/) -->"
+UNINSTALL_END = "<!-- uninstall:end -->"
+
+
+def uninstall_commands() -> str:
+    """The deliberate full removal: the custom resources while the operator runs, the release, then
+    Observatory's CRDs by name — never kopf's peering CRDs, which other kopf operators may use."""
+    from .crdgen import crd  # crdgen imports every model's schema: only this block needs it
+
+    crds = [crd(kind, model) for kind, model in sorted(KINDS.items())]
+    plurals = {scope: ",".join(c["spec"]["names"]["plural"] for c in crds if c["spec"]["scope"] == scope)
+               for scope in ("Namespaced", "Cluster")}
+    return "\n".join([
+        "```sh",
+        f"kubectl delete {plurals['Namespaced']} --all --all-namespaces",
+        f"kubectl delete {plurals['Cluster']} --all",
+        "helm uninstall observatory --namespace observatory-system",
+        "kubectl delete crd " + " ".join(c["metadata"]["name"] for c in crds),
+        "```",
+    ]) + "\n"

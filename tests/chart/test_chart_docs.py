@@ -11,9 +11,15 @@ from chartlib import ALL_VALUES, CHART_DIR
 from observatory.chartdocs import (
     RBAC_TABLE_END,
     RBAC_TABLE_START,
+    SECRETS_TABLE_END,
+    SECRETS_TABLE_START,
     TABLE_END,
     TABLE_START,
+    UNINSTALL_END,
+    UNINSTALL_START,
     rbac_table,
+    secrets_table,
+    uninstall_commands,
     value_keys,
     values_table,
     with_table,
@@ -87,3 +93,32 @@ def test_all_values_file_sets_every_option():
 def test_with_table_needs_markers():
     with pytest.raises(ValueError, match="markers"):
         with_table("no table here", "| x |\n")
+
+
+@pytest.mark.parametrize(("start", "end", "generate"), [(SECRETS_TABLE_START, SECRETS_TABLE_END, secrets_table),
+                                                        (UNINSTALL_START, UNINSTALL_END, uninstall_commands)],
+                         ids=["secrets", "uninstall"])
+def test_install_doc_generated_blocks_are_current(start, end, generate):
+    document = INSTALL_DOC.read_text()
+    expected = with_table(document, generate(), start, end)
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        INSTALL_DOC.write_text(expected)
+    assert document == expected, "docs/install.md is stale; regenerate with UPDATE_GOLDEN=1"
+
+
+def test_secrets_table_lists_every_receiver_and_stack_secret():
+    table = secrets_table()
+    for field in ("slack.apiURL", "pagerduty.routingKey", "webhook.url", "email.authPassword",
+                  "langfuse.external.keySecret", "s3.secretAccessKey", "postgres.passwordSecret"):
+        assert field in table, field
+
+
+def test_uninstall_deletes_observatorys_crds_and_keeps_kopfs():
+    """kopf's peering CRDs are cluster-wide and shared with every kopf operator of the cluster."""
+    commands = uninstall_commands()
+    (crd_line,) = [line for line in commands.splitlines() if line.startswith("kubectl delete crd")]
+    shipped = sorted(path.name for path in (REPO / "crds").glob("*.yaml"))
+    ours = [yaml.safe_load((REPO / "crds" / name).read_text())["metadata"]["name"] for name in shipped
+            if not name.startswith("kopf.dev_")]
+    assert sorted(crd_line.split()[3:]) == sorted(ours)
+    assert "kopf.dev" not in commands and "-f charts/observatory/crds" not in commands

@@ -162,7 +162,7 @@ class LangfuseS3(CRModel):
 
 
 class LangfuseDedicated(CRModel):
-    """A Langfuse installed for this stack (≈11 vCPU / 25 GiB with the bundled stores)."""
+    """A Langfuse installed for this stack (with the bundled stores ≈4.6 vCPU, 8.5 GiB and 238 Gi of volumes requested; see docs/install.md)."""
 
     url: str | None = Field(default=None, pattern=URL_PATTERN,
                             description="Public URL of the Langfuse UI (NEXTAUTH_URL); default: the in-cluster service URL.")
