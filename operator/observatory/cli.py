@@ -9,15 +9,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
+import pydantic
 import yaml
 
 from . import loader, promtool
 from .compile import CompileOptions
-from .compile.prices import ModelPrice
+from .compile.prices import ModelPrice, from_spec
 from .compile.routing import smarthost
 from .compile.rules import count_rules
 from .conventions import Conventions
 from .local import cli as local_cli
+from .models.stack import ModelPrice as StackModelPrice
 from .yamlio import dump, dump_all
 
 
@@ -26,11 +28,20 @@ def _options(args: argparse.Namespace) -> CompileOptions:
     if args.conventions:
         options = replace(options, conventions=Conventions.from_mapping(yaml.safe_load(Path(args.conventions).read_text()) or {}))
     if args.prices:
-        entries = yaml.safe_load(Path(args.prices).read_text()) or []
-        catalogue = tuple(ModelPrice(e["model"], float(e["inputUSDPerMillionTokens"]), float(e["outputUSDPerMillionTokens"]))
-                          for e in entries)
-        options = replace(options, catalogue=catalogue)
+        options = replace(options, catalogue=_catalogue(args.prices))
     return options
+
+
+def _catalogue(path: str) -> tuple[ModelPrice, ...]:
+    """A price catalogue file: a list of entries as an ObservabilityStack's spec.pricing takes them."""
+    try:
+        entries = pydantic.TypeAdapter(list[StackModelPrice]).validate_python(yaml.safe_load(Path(path).read_text()) or [])
+    except (OSError, yaml.YAMLError) as err:
+        raise SystemExit(f"error: --prices {path}: {err}") from None
+    except pydantic.ValidationError as err:
+        raise SystemExit("\n".join(f"error: --prices {path}: {'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                   for e in err.errors())) from None
+    return tuple(from_spec(entry) for entry in entries)
 
 
 def _smarthost(value: str) -> str:

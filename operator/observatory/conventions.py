@@ -28,16 +28,31 @@ class Conventions:
     token_type_label: str = "gen_ai_token_type"
     input_token_type: str = "input"
     output_token_type: str = "output"
+    # Cached input tokens, counted inside the input tokens; labelled by the collector (the GenAI
+    # conventions name the attributes, not a token type for them).
+    cache_read_token_type: str = "cache_read"
+    cache_creation_token_type: str = "cache_creation"
     error_type_label: str = "error_type"
     evaluation_name_label: str = "gen_ai_evaluation_name"
     operation_duration_buckets: tuple[float, ...] = GENAI_DURATION_BUCKETS
     evaluation_score_buckets: tuple[float, ...] = EVALUATION_SCORE_BUCKETS
 
+    # --- GenAI span attributes the collector reads (semantic conventions; the older name second).
+    input_tokens_attribute: str = "gen_ai.usage.input_tokens"
+    output_tokens_attribute: str = "gen_ai.usage.output_tokens"
+    cache_read_tokens_attribute: str = "gen_ai.usage.cache_read.input_tokens"
+    cache_creation_tokens_attribute: str = "gen_ai.usage.cache_creation.input_tokens"
+    provider_attribute: str = "gen_ai.provider.name"
+    legacy_provider_attribute: str = "gen_ai.system"  # replaced by gen_ai.provider.name
+    provider_label: str = "gen_ai_provider_name"
+
     # --- Tenancy: the label every generated selector is pinned to.
     tenant_label: str = "namespace"
 
     # --- Series Observatory records.
-    token_price_metric: str = "observatory:gen_ai_token_price_usd"
+    token_price_metric: str = "observatory:gen_ai_token_price_usd"  # listed USD per token
+    token_cost_metric: str = "observatory:gen_ai_token_cost_usd"  # USD one token adds to the bill
+    spend_rate_metric: str = "observatory:gen_ai_spend_usd:rate5m"  # USD per second, per token series
     # Errors per second divided by the error budget: summed over a window and divided by the requests'
     # sum, a burn rate.
     slo_errors_rate_metric: str = "observatory:slo_errors_per_budget:rate5m"

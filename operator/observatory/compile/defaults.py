@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import datetime
+
 from ..conventions import Conventions
 from ..models.alertrule import AlertRule
 from ..models.common import API_VERSION
 from ..models.stack import ObservabilityStack
-from .prices import ModelPrice
+from .prices import ModelPrice, from_spec
 
 
 def catalogue_for(stack: ObservabilityStack, defaults: tuple[ModelPrice, ...]) -> tuple[ModelPrice, ...]:
-    """The operator's catalogue with the stack's own prices taking precedence."""
-    own = {p.model: ModelPrice(p.model, p.input_usd_per_million_tokens, p.output_usd_per_million_tokens)
-           for p in stack.spec.pricing}
-    return tuple(sorted({**{p.model: p for p in defaults}, **own}.values(), key=lambda p: p.model))
+    """The operator's catalogue with the stack's own prices taking precedence: a model the stack prices
+    keeps only the stack's entries (each from its date)."""
+    own = [from_spec(p) for p in stack.spec.pricing]
+    priced = {p.model for p in own}
+    return tuple(sorted([*(p for p in defaults if p.model not in priced), *own],
+                        key=lambda p: (p.model, p.effective_from or datetime.date.min)))
 
 
 def default_alert_rules(stack: ObservabilityStack, conventions: Conventions) -> list[AlertRule]:

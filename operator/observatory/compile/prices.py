@@ -1,17 +1,39 @@
-"""The model price catalogue as recording rules, so prices change without touching any alert."""
+"""The model price catalogue as recording rules, so prices change without touching any alert, and
+the spend they price, recorded as it happens, so a price change never rewrites past spend.
+
+Per model and token type two series: the listed price (`token_price_metric`) and what one token
+adds to the bill (`token_cost_metric`). They differ for cached tokens: the GenAI conventions count
+`gen_ai.usage.cache_read.input_tokens` and `..cache_creation.input_tokens` inside
+`gen_ai.usage.input_tokens`, so every input token is already billed at the input price and a cached
+one adds the difference to its own price (a cache read usually less than zero). One join then bills
+input·p_in + read·(p_read − p_in) + write·(p_write − p_in) + output·p_out, which is
+(input − read − write)·p_in + read·p_read + write·p_write + output·p_out: the vendors' formula,
+cached tokens never counted twice, and no subtraction of series that exist only once a cache is used.
+
+A price with a start date holds from that UTC day on: each recorded price series takes the value of
+the latest entry that has started, at the moment the rule is evaluated; the spend rate
+(`spend_rate_metric`, per token series, all its labels kept) is recorded with the prices of its
+moment, so budgets summing it over a window price each minute at that minute's price.
+"""
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any, Iterable
 
 import promql_parser as pp
 
+from .. import promql
+from ..models.common import format_duration
 from .rules import Rule, RuleGroup, Tenant, object_name, owner_labels, prometheus_rules
-from .signals import number
+from .signals import SPEND_SAMPLE_SECONDS, Signals, number
 
-PRICES_INTERVAL = "1m"  # well inside the 5m lookback, so the price series never goes stale
-MODELS_PER_GROUP = 500  # keeps a group far below the rule-file limit, so big catalogues split cleanly
+# Well inside the 5m lookback, so the price series never goes stale; the spend rate's sample spacing.
+PRICES_INTERVAL = format_duration(SPEND_SAMPLE_SECONDS)
+SPEND_RATE_WINDOW = "5m"  # at least two scrapes at any usual scrape interval
+MODELS_PER_GROUP = 125  # 8 rules each: a group far below the rule-file limit, so big catalogues split cleanly
 
 
 @dataclass(frozen=True)
@@ -19,40 +41,88 @@ class ModelPrice:
     model: str
     input_usd_per_million: float
     output_usd_per_million: float
+    cache_read_usd_per_million: float | None = None  # None: billed as ordinary input
+    cache_creation_usd_per_million: float | None = None
+    effective_from: datetime.date | None = None  # None: from the beginning
 
 
-# List prices (USD per million tokens) as published by the vendors in 2026; override per stack.
+# List prices (USD per million tokens) from the vendors' pricing pages, read 2026-12-01:
+# OpenAI https://platform.openai.com/docs/pricing ("cached input"; caching is automatic, writes cost
+# the input price), Anthropic https://docs.anthropic.com/en/docs/about-claude/pricing (5-minute cache
+# writes 1.25x input, cache hits 0.1x), Google https://ai.google.dev/gemini-api/docs/pricing (context
+# caching, prompts up to 200k tokens; storage is billed apart and not here). Where a vendor publishes no
+# cache price for a model, its cached tokens are billed as input. Override or extend per stack.
 DEFAULT_CATALOGUE = (
-    ModelPrice("gpt-4o", 2.5, 10.0),
-    ModelPrice("gpt-4o-mini", 0.15, 0.6),
-    ModelPrice("gpt-4.1", 2.0, 8.0),
-    ModelPrice("gpt-4.1-mini", 0.4, 1.6),
+    ModelPrice("gpt-4o", 2.5, 10.0, cache_read_usd_per_million=1.25),
+    ModelPrice("gpt-4o-mini", 0.15, 0.6, cache_read_usd_per_million=0.075),
+    ModelPrice("gpt-4.1", 2.0, 8.0, cache_read_usd_per_million=0.5),
+    ModelPrice("gpt-4.1-mini", 0.4, 1.6, cache_read_usd_per_million=0.1),
     ModelPrice("o3", 2.0, 8.0),
-    ModelPrice("claude-sonnet-4", 3.0, 15.0),
-    ModelPrice("claude-opus-4", 15.0, 75.0),
-    ModelPrice("claude-3-5-haiku", 0.8, 4.0),
-    ModelPrice("gemini-2.5-pro", 1.25, 10.0),
+    ModelPrice("claude-sonnet-4", 3.0, 15.0, cache_read_usd_per_million=0.3, cache_creation_usd_per_million=3.75),
+    ModelPrice("claude-opus-4", 15.0, 75.0, cache_read_usd_per_million=1.5, cache_creation_usd_per_million=18.75),
+    ModelPrice("claude-3-5-haiku", 0.8, 4.0, cache_read_usd_per_million=0.08, cache_creation_usd_per_million=1.0),
+    ModelPrice("gemini-2.5-pro", 1.25, 10.0, cache_read_usd_per_million=0.31),
     ModelPrice("gemini-2.5-flash", 0.3, 2.5),
 )
 
 
+def from_spec(price: Any) -> ModelPrice:
+    """The compile core's price from a validated `models.stack.ModelPrice`."""
+    return ModelPrice(price.model, price.input_usd_per_million_tokens, price.output_usd_per_million_tokens,
+                      price.cache_read_usd_per_million_tokens, price.cache_creation_usd_per_million_tokens,
+                      price.effective_from)
+
+
+def _per_token(price: ModelPrice, c: Any) -> dict[str, tuple[float, float]]:
+    """Token type → (listed USD per token, USD one such token adds to the bill)."""
+    listed = {c.input_token_type: price.input_usd_per_million, c.output_token_type: price.output_usd_per_million,
+              c.cache_read_token_type: price.cache_read_usd_per_million, c.cache_creation_token_type: price.cache_creation_usd_per_million}
+    listed = {t: (p if p is not None else price.input_usd_per_million) / 1e6 for t, p in listed.items()}
+    cached = (c.cache_read_token_type, c.cache_creation_token_type)
+    return {t: (p, p - listed[c.input_token_type] if t in cached else p) for t, p in listed.items()}
+
+
+def _dated(values: list[tuple[datetime.date | None, float]]) -> pp.Expr:
+    """A vector with the value of the latest entry started at evaluation time (none before the first)."""
+    latest_first = sorted(values, key=lambda v: v[0] or datetime.date.min, reverse=True)
+    terms = []
+    for start, value in latest_first:
+        if start is None:
+            terms.append(f"vector({number(value)})")
+        else:
+            epoch = int(datetime.datetime.combine(start, datetime.time(), datetime.timezone.utc).timestamp())
+            terms.append(f"(vector({number(value)}) and on () vector(time()) >= {epoch})")
+    return promql.parse(" or ".join(terms))
+
+
 def price_groups(catalogue: Iterable[ModelPrice], tenant: Tenant) -> list[RuleGroup]:
     c = tenant.conventions
-    prices = sorted(catalogue, key=lambda p: p.model)
+    by_model = [(model, list(entries)) for model, entries in groupby(sorted(catalogue, key=lambda p: p.model), key=lambda p: p.model)]
     groups = []
-    for start in range(0, len(prices), MODELS_PER_GROUP):
+    for start in range(0, len(by_model), MODELS_PER_GROUP):
         rules = []
-        for price in prices[start:start + MODELS_PER_GROUP]:
-            for token_type, per_million in ((c.input_token_type, price.input_usd_per_million),
-                                            (c.output_token_type, price.output_usd_per_million)):
-                rules.append(Rule(
-                    expr=pp.parse(f"vector({number(per_million / 1e6)})"),
-                    record=c.token_price_metric,
-                    labels={c.model_label: price.model, c.token_type_label: token_type},
-                ))
+        for model, entries in by_model[start:start + MODELS_PER_GROUP]:
+            per_token = [(e.effective_from, _per_token(e, c)) for e in entries]
+            for token_type in per_token[0][1]:
+                labels = {c.model_label: model, c.token_type_label: token_type}
+                for metric, index in ((c.token_price_metric, 0), (c.token_cost_metric, 1)):
+                    rules.append(Rule(expr=_dated([(d, t[token_type][index]) for d, t in per_token]), record=metric, labels=labels))
+        if start == 0:
+            rules.append(spend_rate_rule(tenant))
         suffix = f".{start // MODELS_PER_GROUP + 1}" if start else ""
         groups.append(RuleGroup(name=f"{c.rule_group_prefix}.prices{suffix}", rules=tuple(rules), interval=PRICES_INTERVAL))
     return groups
+
+
+def spend_rate_rule(tenant: Tenant) -> Rule:
+    """USD per second of every token series of the namespace, at the prices of the moment."""
+    c = tenant.conventions
+    signals = Signals(tenant, None, ())
+    return Rule(
+        expr=promql.build(f"rate(__arg_tokens__[{SPEND_RATE_WINDOW}]) * on ({c.tenant_label}, {c.model_label}, "
+                          f"{c.token_type_label}) group_left () __arg_cost__",
+                          {"tokens": signals.metric(c.token_usage_metric + "_sum"), "cost": signals.metric(c.token_cost_metric)}),
+        record=c.spend_rate_metric)
 
 
 def price_objects(catalogue: Iterable[ModelPrice], tenant: Tenant, owner_kind: str, owner_name: str) -> list[dict[str, Any]]:

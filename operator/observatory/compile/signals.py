@@ -10,6 +10,7 @@ import promql_parser as pp
 
 from .. import promql
 from ..conventions import Conventions
+from ..models.common import duration_seconds
 from .errors import CompileError
 from .rules import Tenant
 
@@ -46,6 +47,10 @@ def le_pattern(bound: float) -> str:
 def number(value: float) -> str:
     """A float as PromQL text, rounded so that 14.4 * 0.001 reads 0.0144."""
     return promql.number(float(f"{value:.12g}"))
+
+
+# compile/prices.py records the spend rate every minute: a sum of its samples times this is dollars.
+SPEND_SAMPLE_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -91,18 +96,19 @@ class Signals:
         return promql.build(f"histogram_quantile({number(q)}, sum by ({self.by('le')}) (rate(__arg_b__[{window}])))",
                             {"b": self.metric(histogram + "_bucket")})
 
-    def prices(self) -> pp.Expr:
-        return promql.selector(self.conventions.token_price_metric)
-
     def cost(self, window: str, *, as_rate: bool = False) -> pp.Expr:
-        """Spend in USD over `window` (or USD per second), token usage times the price catalogue."""
-        c = self.conventions
-        function = "rate" if as_rate else "increase"
-        return promql.build(
-            f"sum by ({self.by()}) ({function}(__arg_tokens__[{window}])"
-            f" * on ({c.tenant_label}, {c.model_label}, {c.token_type_label}) group_left () __arg_prices__)",
-            {"tokens": self.metric(c.token_usage_metric + "_sum"), "prices": self.prices()},
-        )
+        """Spend in USD over `window` (or USD per second), from the spend rate recorded at the prices of
+        each moment (compile/prices.py): a price change leaves the spend before it as it was.
+
+        Dollars are the mean recorded rate times the time it covers, the window or, for a series younger
+        than it, its samples' span: not a sum of samples times their spacing, whose count depends on
+        where the window's edges fall (closed ranges before Prometheus 3, aligned steps in promtool)."""
+        spend = self.metric(self.conventions.spend_rate_metric)
+        if as_rate:
+            return promql.build(f"sum by ({self.by()}) (avg_over_time(__arg_s__[{window}]))", {"s": spend})
+        seconds = number(duration_seconds(window))
+        return promql.build(f"sum by ({self.by()}) (avg_over_time(__arg_s__[{window}]) * "
+                            f"clamp_max(count_over_time(__arg_s__[{window}]) * {SPEND_SAMPLE_SECONDS}, {seconds}))", {"s": spend})
 
     def tokens_rate(self, window: str) -> pp.Expr:
         return self.rate_sum(self.metric(self.conventions.token_usage_metric + "_sum"), window)

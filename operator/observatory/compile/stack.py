@@ -415,12 +415,27 @@ SPAN_METRICS_NAMESPACE = "observatory.llm"
 def _metric_names(c: Conventions) -> dict[str, Any]:
     """Rename span-derived metrics to the names the rules query (prometheus exporter suffixes off)."""
     token_sum = c.token_usage_metric + "_sum"
+    token_sums = " or ".join(f'name == "{SPAN_TOKEN_METRIC.format(t)}"' for t in _token_attributes(c))
     statements = [
-        f'set(name, "{token_sum}") where name == "{SPAN_TOKEN_METRIC.format(c.input_token_type)}"'
-        f' or name == "{SPAN_TOKEN_METRIC.format(c.output_token_type)}"',
+        f'set(name, "{token_sum}") where {token_sums}',
         f'set(name, "{c.operation_duration_metric}") where name == "{SPAN_METRICS_NAMESPACE}.duration"',
     ]
     return {"error_mode": "ignore", "metric_statements": [{"context": "metric", "statements": statements}]}
+
+
+def _token_attributes(c: Conventions) -> dict[str, str]:
+    """Token type → the span attribute counting it. Cached input tokens are also input tokens; the
+    price catalogue bills them at their own rate without counting them twice (compile/prices.py)."""
+    return {c.input_token_type: c.input_tokens_attribute, c.output_token_type: c.output_tokens_attribute,
+            c.cache_read_token_type: c.cache_read_tokens_attribute,
+            c.cache_creation_token_type: c.cache_creation_tokens_attribute}
+
+
+def _provider_names(c: Conventions) -> dict[str, Any]:
+    """Spans of instrumentations still on the old attribute get the new one, on the copy metrics are made of."""
+    new, old = c.provider_attribute, c.legacy_provider_attribute
+    return {"error_mode": "ignore", "trace_statements": [{"context": "span", "statements": [
+        f'set(attributes["{new}"], attributes["{old}"]) where attributes["{new}"] == nil and attributes["{old}"] != nil']}]}
 
 
 def _span_connectors(c: Conventions) -> dict[str, Any]:
@@ -430,6 +445,7 @@ def _span_connectors(c: Conventions) -> dict[str, Any]:
             "conditions": [f'attributes["{attribute}"] != nil'],
             # Spans carry no token-type attribute, so the default labels each series.
             "attributes": [{"key": "gen_ai.request.model", "default_value": "unknown"},
+                           {"key": c.provider_attribute, "default_value": "unknown"},
                            {"key": "gen_ai.token.type", "default_value": token_type}],
         }
 
@@ -440,10 +456,7 @@ def _span_connectors(c: Conventions) -> dict[str, Any]:
             "histogram": {"unit": "s", "explicit": {"buckets": [f"{b:g}s" for b in c.operation_duration_buckets]}},
             "dimensions": [{"name": "gen_ai.request.model"}, {"name": "error.type"}],
         },
-        "sum": {"spans": {
-            SPAN_TOKEN_METRIC.format(c.input_token_type): tokens(c.input_token_type, "gen_ai.usage.input_tokens"),
-            SPAN_TOKEN_METRIC.format(c.output_token_type): tokens(c.output_token_type, "gen_ai.usage.output_tokens"),
-        }},
+        "sum": {"spans": {SPAN_TOKEN_METRIC.format(t): tokens(t, attribute) for t, attribute in _token_attributes(c).items()}},
     }
 
 
@@ -511,13 +524,14 @@ def collector_values(stack: ObservabilityStack, conventions: Conventions = DEFAU
         trace_exporters.append("forward/genai")
         processors["filter/genai"] = {"error_mode": "ignore",
                                       "traces": {"span": ['attributes["gen_ai.request.model"] == nil']}}
+        processors["transform/genai-provider"] = _provider_names(c)
         processors["transform/metric-names"] = _metric_names(c)
         # Span-derived series take the GenAI metric names; app-sent metrics of those names would collide
         # with them in the exporter and count twice.
         processors["filter/genai-metrics"] = {"error_mode": "ignore", "metrics": {"metric": [
             f"IsMatch(name, {ottl_string(_any_separator(name))})" for name in (c.token_usage_metric, c.operation_duration_metric)]}}
         app_metrics.insert(2, "filter/genai-metrics")
-        pipelines["traces/genai"] = {"receivers": ["forward/genai"], "processors": ["filter/genai"],
+        pipelines["traces/genai"] = {"receivers": ["forward/genai"], "processors": ["filter/genai", "transform/genai-provider"],
                                      "exporters": ["spanmetrics", "sum"]}
         pipelines["metrics/spans"] = {"receivers": ["spanmetrics", "sum"],
                                       "processors": ["memory_limiter", "deltatocumulative", "transform/metric-names", "batch"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -227,11 +228,22 @@ class MetricsSpec(CRModel):
 
 
 class ModelPrice(CRModel):
-    """Price of one model."""
+    """Price of one model as the vendor bills it, from a date on. Cached input tokens are part of the
+    input tokens (OpenTelemetry GenAI conventions): they are priced at their own rate instead of the
+    input price, never twice."""
 
     model: str = Field(min_length=1, max_length=256, description="Model name as in gen_ai.request.model.")
-    input_usd_per_million_tokens: float = Field(alias="inputUSDPerMillionTokens", ge=0, description="USD per million input tokens.")
-    output_usd_per_million_tokens: float = Field(alias="outputUSDPerMillionTokens", ge=0, description="USD per million output tokens.")
+    input_usd_per_million_tokens: float = Field(alias="inputUSDPerMillionTokens", ge=0, le=1e6, description="USD per million input tokens.")
+    output_usd_per_million_tokens: float = Field(alias="outputUSDPerMillionTokens", ge=0, le=1e6, description="USD per million output tokens.")
+    cache_read_usd_per_million_tokens: float | None = Field(
+        default=None, alias="cacheReadUSDPerMillionTokens", ge=0, le=1e6,
+        description="USD per million input tokens read from the prompt cache (gen_ai.usage.cache_read.input_tokens); default: the input price.")
+    cache_creation_usd_per_million_tokens: float | None = Field(
+        default=None, alias="cacheCreationUSDPerMillionTokens", ge=0, le=1e6,
+        description="USD per million input tokens written to the prompt cache (gen_ai.usage.cache_creation.input_tokens); default: the input price.")
+    effective_from: datetime.date | None = Field(
+        default=None, alias="effectiveFrom",
+        description="First day (UTC, YYYY-MM-DD) this price applies; usage before it keeps the previous entry's price, so a price change never rewrites recorded spend. Default: from the beginning.")
 
 
 class DefaultRules(CRModel):
@@ -252,16 +264,16 @@ class ObservabilityStackSpec(CRModel):
     langfuse: LangfuseSpec = Field(default_factory=LangfuseSpec, description="Langfuse.")
     collector: CollectorSpec = Field(default_factory=CollectorSpec, description="OpenTelemetry Collector.")
     metrics: MetricsSpec = Field(default_factory=MetricsSpec, description="Span-derived metrics and scraping.")
-    pricing: list[ModelPrice] = Field(default_factory=list, description="Price catalogue; models not listed use the operator's defaults.")
+    pricing: list[ModelPrice] = Field(default_factory=list, description="Price catalogue; a model listed here replaces all of the operator's default entries for it, models not listed use the operator's defaults.")
     default_rules: DefaultRules = Field(default_factory=DefaultRules, description="Default rule pack (opt-out).")
     deletion_policy: Literal["Retain", "Delete"] = Field(default="Retain", description="Retain keeps PVCs and generated Secrets when the stack is deleted; Delete removes them.")
 
     @model_validator(mode="after")
     def _unique_models(self) -> ObservabilityStackSpec:
-        models = [p.model for p in self.pricing]
-        duplicates = sorted({m for m in models if models.count(m) > 1})
+        entries = [(p.model, p.effective_from) for p in self.pricing]
+        duplicates = sorted({f"{m} from {d or 'the beginning'}" for m, d in entries if entries.count((m, d)) > 1})
         if duplicates:
-            raise ValueError(f"pricing: duplicate model(s): {', '.join(duplicates)}")
+            raise ValueError(f"pricing: more than one price for {', '.join(duplicates)}; give each entry of a model its own effectiveFrom")
         return self
 
 

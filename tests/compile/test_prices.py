@@ -1,0 +1,82 @@
+"""The price catalogue as the invoice reads it: dated prices, and errors that name the field.
+
+A price change prices the usage after it at the new rate and leaves the spend before it as it was:
+promtool runs the compiled rules across a change (the stack's spec.pricing, a second entry of a model
+with effectiveFrom). The cached-token formula itself is proven in rule_types/cost-cache.yaml.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from observatory.compile import CompileError
+from observatory.models import parse_resource
+from promtool_cases import explain, run_promtool
+
+# promtool's clock starts at 1970-01-01T00:00Z: the new price starts a day in.
+STACK = {
+    "apiVersion": "observatory.dev/v1alpha1", "kind": "ObservabilityStack",
+    "metadata": {"name": "llm", "namespace": "team-a"},
+    "spec": {"langfuse": {"enabled": False},  # its default rule pack brings the prices
+             "pricing": [{"model": "gpt-4o", "inputUSDPerMillionTokens": 2.5, "outputUSDPerMillionTokens": 10},
+                         {"model": "gpt-4o", "inputUSDPerMillionTokens": 2.5, "outputUSDPerMillionTokens": 20,
+                          "effectiveFrom": "1970-01-02"}]},
+}
+BUDGET = {
+    "apiVersion": "observatory.dev/v1alpha1", "kind": "AlertRule",
+    "metadata": {"name": "hourly-spend", "namespace": "team-a"},
+    "spec": {"severity": "warning", "cost": {"budgetUSD": 80, "window": "1h"}},
+}
+
+
+def test_a_price_change_prices_new_usage_at_the_new_rate_and_keeps_the_old_spend(tmp_path: Path, promtool: Path):
+    # 100k output tokens a minute: $1 a minute at $10 per million, $2 from day 2 at $20.
+    tests = [{
+        "interval": "1m",
+        "input_series": [
+            {"series": 'gen_ai_client_token_usage_sum{namespace="team-a", gen_ai_request_model="gpt-4o", gen_ai_token_type="output"}',
+             "values": "0+100000x1600"},
+            {"series": 'gen_ai_client_token_usage_sum{namespace="team-b", gen_ai_request_model="gpt-4o", gen_ai_token_type="output"}',
+             "values": "0+900000x1600"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "23h59m", "alertname": "HourlySpend", "exp_alerts": []},  # $60 at the old price
+            # Half an hour at each price: $30 + $60. Repricing the whole hour would say $120.
+            {"eval_time": "24h30m", "alertname": "HourlySpend", "exp_alerts": [{
+                "exp_labels": {"namespace": "team-a", "observatory_alertrule": "hourly-spend", "severity": "warning"},
+                "exp_annotations": {"summary": "LLM spend $90.00 over the last 1h (budget $80)"}}]},
+        ],
+        "promql_expr_test": [
+            # The hour before the change, read after it, still at the old price.
+            {"expr": 'round(sum(avg_over_time(observatory:gen_ai_spend_usd:rate5m{namespace="team-a"}[1h] offset 2h)) * 3600, 0.01)',
+             "eval_time": "25h", "exp_samples": [{"labels": "{}", "value": 60}]},
+            {"expr": 'observatory:gen_ai_token_price_usd{namespace="team-a", gen_ai_request_model="gpt-4o", gen_ai_token_type="output"}',
+             "eval_time": "25h", "exp_samples": [{"labels": 'observatory:gen_ai_token_price_usd{namespace="team-a", '
+                                                           'gen_ai_request_model="gpt-4o", gen_ai_token_type="output"}',
+                                                  "value": 2e-05}]},
+        ],
+    }]
+    outcome = run_promtool([parse_resource(STACK), parse_resource(BUDGET)], tests, "1m", tmp_path)
+    assert outcome.ok, explain(outcome, tmp_path)
+
+
+def test_two_prices_of_a_model_from_the_same_day_are_refused_naming_the_fix():
+    doubled = {**STACK, "spec": {**STACK["spec"], "pricing": [STACK["spec"]["pricing"][0]] * 2}}
+    with pytest.raises(CompileError, match="more than one price for gpt-4o from the beginning; give each entry"):
+        parse_resource(doubled)
+
+
+def test_a_price_catalogue_file_with_a_bad_entry_is_an_error_naming_it(tmp_path: Path):
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("- model: gpt-4o\n  inputUSDPerMillionTokens: 2.5\n")
+    rule = tmp_path / "rule.yaml"
+    rule.write_text("apiVersion: observatory.dev/v1alpha1\nkind: AlertRule\nmetadata: {name: r, namespace: team-a}\n"
+                    "spec: {severity: warning, cost: {budgetUSD: 1, window: 1h}}\n")
+    result = subprocess.run([sys.executable, "-m", "observatory", "render", "-f", str(rule), "--prices", str(prices)],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 1
+    assert f"--prices {prices}: 0.outputUSDPerMillionTokens: Field required" in result.stderr
+    assert "Traceback" not in result.stderr
