@@ -8,6 +8,10 @@ like the rules are: a dashboard shows only its namespace's series. The SLO overv
 series the SLO rules record for the whole namespace, labelled by SLO, so it shows every SLO of
 the namespace without naming any: a new SLO appears without rewriting the dashboard.
 
+The ObservabilityStack owns them: there is one per tenant namespace, it already writes ConfigMaps
+there as the namespace's installer (so the operator needs no ConfigMap access of its own), and
+deleting it takes them along.
+
 Panels use the data source chosen in the dashboard's `datasource` variable (any Prometheus
 data source), never a uid that only one Grafana has.
 """
