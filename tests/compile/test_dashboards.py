@@ -85,6 +85,11 @@ def test_dashboards_are_deterministic_and_differ_only_by_namespace() -> None:
     other = parse_resource({**document, "metadata": {**document["metadata"], "namespace": "team-z"}})
     text = "".join(dashboard_objects(other, DEFAULT)[0]["data"].values())
     assert "team-b" not in text and 'namespace=\\"team-z\\"' in text
+    # One Grafana loads every namespace's dashboards: each stack's have uids of their own.
+    renamed = parse_resource({**document, "metadata": {**document["metadata"], "name": "llm-2"}})
+    uids = [{json.loads(text)["uid"] for text in dashboard_objects(s, DEFAULT)[0]["data"].values()}
+            for s in (stack, other, renamed)]
+    assert len(set().union(*uids)) == 6
 
 
 @pytest.mark.parametrize("board", dashboards(Tenant("team-b", DEFAULT)), ids=lambda b: b.key)

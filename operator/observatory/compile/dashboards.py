@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import string
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable
@@ -147,23 +148,25 @@ def llm_overview(tenant: Tenant) -> Dashboard:
     ))
 
 
-def dashboard_uid(namespace: str, key: str) -> str:
-    """A uid unique per namespace and dashboard, within Grafana's 40 characters."""
-    return f"obs-{hashlib.sha256(namespace.encode()).hexdigest()[:16]}-{key}"[:40]
+def dashboard_uid(stack: ObservabilityStack, key: str) -> str:
+    """A uid unique per stack (namespace and name) and dashboard, within Grafana's 40 characters:
+    the sidecar loads every namespace's dashboards into one Grafana."""
+    digest = hashlib.sha256(f"{stack.namespace}/{stack.name}".encode()).hexdigest()[:16]
+    return f"obs-{digest}-{key}"[:40]
 
 
-def dashboard_json(board: Dashboard, namespace: str) -> str:
+def dashboard_json(board: Dashboard, stack: ObservabilityStack) -> str:
     """The dashboard as Grafana's JSON model, written by the foundation SDK; keys sorted, so the
     same dashboard always gives the same text."""
     source = DataSourceRef(type_val="prometheus", uid="${" + DATASOURCE_VARIABLE + "}")
-    builder = (gd.Dashboard(board.title).uid(dashboard_uid(namespace, board.key)).tags(["observatory", namespace])
+    builder = (gd.Dashboard(board.title).uid(dashboard_uid(stack, board.key)).tags(["observatory", stack.namespace])
                .time("now-6h", "now").refresh("1m").readonly()
                .with_variable(gd.DatasourceVariable(DATASOURCE_VARIABLE).label("Data source").type("prometheus")))
     for number_, panel in enumerate(board.panels, start=1):
         make, instant = PANEL_KINDS[panel.kind]
         built = (make().id(number_).title(panel.title).description(panel.description).unit(panel.unit)
                  .datasource(source).span(PANEL_WIDTH).height(PANEL_HEIGHT))
-        for ref, query in zip("ABCDEFGH", panel.queries):
+        for ref, query in zip(string.ascii_uppercase, panel.queries):
             target = gp.Dataquery().ref_id(ref).expr(promql.render(query.expr)).legend_format(query.legend)
             built = built.with_target(target.instant().format(PromQueryFormat.TABLE) if instant else target.range())
         builder = builder.with_panel(built)
@@ -182,5 +185,5 @@ def dashboard_objects(stack: ObservabilityStack, conventions: Conventions) -> li
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": dashboards_name(stack), "namespace": stack.namespace, "labels": dict(sorted(labels.items()))},
-        "data": {f"{board.key}.json": dashboard_json(board, stack.namespace) for board in dashboards(tenant)},
+        "data": {f"{board.key}.json": dashboard_json(board, stack) for board in dashboards(tenant)},
     }]
