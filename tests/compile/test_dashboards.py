@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from observatory import promql
 from observatory.cli import main
 from observatory.compile.dashboards import dashboard_objects, dashboards

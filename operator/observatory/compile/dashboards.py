@@ -21,9 +21,10 @@ from __future__ import annotations
 import hashlib
 import json
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import promql_parser as pp
 from grafana_foundation_sdk.builders import dashboard as gd
