@@ -3,12 +3,13 @@ their kernel, pointed at the running local stack, a pass/fail line each and the 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
-from localhelpers import REPO
+from localhelpers import REPO, assert_stopped
 
 
 def notebook(path: Path, source: str) -> None:
@@ -43,3 +44,21 @@ def test_a_folder_without_notebooks_is_an_error(tmp_path) -> None:
     result = subprocess.run([sys.executable, "-m", "observatory", "local", "notebooks", "--dir", str(tmp_path)],
                             capture_output=True, text=True, cwd=REPO, timeout=60, check=False)
     assert result.returncode == 1 and f"no notebooks (*.ipynb) in {tmp_path}" in result.stderr
+
+
+def test_without_a_running_stack_one_is_started_for_the_run_and_stopped(tmp_path, prometheus, alertmanager) -> None:
+    folder, data, seen = tmp_path / "notebooks", tmp_path / "data", tmp_path / "stack.json"
+    folder.mkdir()
+    notebook(folder / "stack.ipynb", "import os, shutil\nfrom pathlib import Path\n"
+                                     "shutil.copy(Path(os.environ['OBSERVATORY_LOCAL_DIR']) / 'stack.json', "
+                                     f"{str(seen)!r})")
+    result = subprocess.run([sys.executable, "-m", "observatory", "local", "notebooks", "--dir", str(folder),
+                             "--data-dir", str(data), "-f", str(REPO / "examples")],
+                            capture_output=True, text=True, cwd=REPO, timeout=400, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"no local stack runs in {data}: starting one in {data / 'notebooks-stack'}" in result.stdout
+    assert result.stdout.splitlines()[-1] == "1 passed, 0 failed"
+    info = json.loads(seen.read_text())  # the stack the notebook saw, gone now
+    assert info["data_dir"] == str((data / "notebooks-stack").resolve())
+    assert_stopped(info["pids"], info["ports"])
+    assert not (data / "notebooks-stack" / "stack.json").exists()
