@@ -103,3 +103,18 @@ def test_the_panels_as_data_carry_pinned_trees(board) -> None:
 def test_conventions_reject_unknown_dashboard_settings() -> None:
     with pytest.raises(ValueError, match="unknown convention"):
         Conventions.from_mapping({"dashboard_label": "grafana_dashboard"})
+
+
+def test_the_json_reads_back_as_grafanas_dashboard_model(capsys) -> None:
+    """The foundation SDK's model of Grafana's dashboard schema takes every panel and query back."""
+    from grafana_foundation_sdk.cog import plugins
+    from grafana_foundation_sdk.models.dashboard import Dashboard
+
+    plugins.register_default_plugins()  # panel and query kinds, as the SDK decodes them
+    (configmap,) = rendered_configmaps(capsys)
+    for text in configmap["data"].values():
+        board = json.loads(text)
+        model = Dashboard.from_json(board)
+        assert model.uid == board["uid"] and model.templating.list_val[0].type_val == "datasource"
+        assert [(p.title, p.type_val, [t.expr for t in p.targets]) for p in model.panels] == \
+            [(p["title"], p["type"], [t["expr"] for t in p["targets"]]) for p in board["panels"]]
