@@ -17,7 +17,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 VENV_STAMP := $(VENV)/.observatory-installed
 HELM_BINS := $(TOOLS_BIN)/helm $(TOOLS_BIN)/helm4 $(TOOLS_BIN)/kubectl
 
-.PHONY: setup test demo crds lint prometheus-tools bench-slo-eval
+.PHONY: setup test demo notebooks crds lint prometheus-tools bench-slo-eval
 
 setup: $(VENV_STAMP) $(HELM_BINS) prometheus-tools
 
@@ -43,6 +43,11 @@ test: setup
 
 demo: setup
 	$(VENV)/bin/observatory demo
+
+# The notebooks, executed headless with the venv's kernel against the stack `observatory local up`
+# runs (or one started for the run); executed copies in .local/notebooks/.
+notebooks: setup
+	$(VENV)/bin/observatory local notebooks
 
 # Issue 7's numbers: SLO rule evaluation cost and alerting equivalence on a real Prometheus (~20 min).
 bench-slo-eval: setup

@@ -94,6 +94,15 @@ class Conventions:
     # this name to the ClusterRole of this name that charts/observatory ships (observatory.rbac).
     stack_installer: str = "observatory-stack-installer"
 
+    # --- Series and labels Prometheus itself writes: the state of every pending or firing alert.
+    alerts_metric: str = "ALERTS"
+    alert_state_label: str = "alertstate"
+
+    # --- Grafana's dashboard sidecar loads a ConfigMap only when it carries these labels: the
+    # kube-prometheus-stack chart sets its grafana subchart's sidecar to `grafana_dashboard: "1"`
+    # (charts/kube-prometheus-stack/values.yaml, grafana.sidecar.dashboards.label/labelValue).
+    dashboard_labels: Mapping[str, str] = field(default_factory=lambda: {"grafana_dashboard": "1"})
+
     # --- prometheus-operator loads a PrometheusRule only when its ruleSelector matches.
     rule_selector_labels: Mapping[str, str] = field(default_factory=lambda: {"release": "kube-prometheus-stack"})
 

@@ -17,6 +17,7 @@ from .compile import (
     plan_documents,
 )
 from .chartschema import chart_schemas
+from .compile.dashboards import dashboard_objects
 from .compile.stack import chart_ref
 from .compile.stackclass import resolve_class
 from .models import CLUSTER_SCOPED, parse_resource
@@ -124,6 +125,7 @@ def compile_all(loaded: Input, options: CompileOptions) -> list[dict[str, Any]]:
             try:
                 stack_class = resolve_class(resource, loaded.classes)
                 objects.extend(plan_documents(resource, options, stack_class, class_schemas(stack_class)))
+                objects.extend(dashboard_objects(resource, options.conventions))
             except CompileError as err:
                 loaded.problems.extend(Problem(document.source, document.identity, str(e)) for e in err.errors)
     if loaded.problems:

@@ -109,7 +109,8 @@ INSTALLER_PERMISSIONS: tuple[Permission, ...] = (
     Permission("", "secrets", MANAGE, "helm's release records (a Secret per revision, read for history and "
                "ownership), the stack's generated Secret, the Langfuse chart's Secrets, and their removal with "
                "deletionPolicy Delete"),
-    Permission("", "configmaps", MANAGE, f"{_CHART_OBJECTS}, and the apps' <stack>-otel ConfigMap"),
+    Permission("", "configmaps", MANAGE, f"{_CHART_OBJECTS}, the apps' <stack>-otel ConfigMap and the stack's "
+               "Grafana dashboards (<stack>-dashboards)"),
     Permission("", "persistentvolumeclaims", MANAGE, f"{_CHART_OBJECTS} (Phoenix and Langfuse data), removed "
                "with deletionPolicy Delete"),
     *_each("", ("services", "serviceaccounts"), MANAGE, _CHART_OBJECTS),

@@ -133,6 +133,7 @@ def test_configuration_reaches_the_operator_as_env(all_manifests):
     assert json.loads(env["OBSERVATORY_RULE_SELECTOR_LABELS"]) == {"release": "prometheus",
                                                                    "observatory.dev/rules": "true"}
     assert env["OBSERVATORY_TENANT_LABEL"] == "tenant"
+    assert json.loads(env["OBSERVATORY_DASHBOARD_LABELS"]) == {"grafana_dashboard": "observatory"}
     assert env["OBSERVATORY_ALLOWED_EMAIL_SMARTHOSTS"] == "smtp.example.com:587,mail.infra.svc:25"
     assert Settings.from_env(env).allowed_email_smarthosts == ("mail.infra.svc:25", "smtp.example.com:587")
     assert env["OBSERVATORY_LOG_FORMAT"] == "plain"
@@ -157,6 +158,7 @@ def test_default_env_keeps_operator_defaults(default_manifests):
     assert env["OBSERVATORY_WATCH_NAMESPACES"] == ""
     assert json.loads(env["OBSERVATORY_RULE_SELECTOR_LABELS"]) == {"release": "kube-prometheus-stack"}
     assert env["OBSERVATORY_TENANT_LABEL"] == "namespace"
+    assert json.loads(env["OBSERVATORY_DASHBOARD_LABELS"]) == {"grafana_dashboard": "1"}
     assert Settings.from_env(env).allowed_email_smarthosts == ()
     # Empty chart sources are not passed, so the operator's pinned defaults apply.
     assert not [name for name in env if name.endswith(("_CHART", "_CHART_VERSION"))]
@@ -184,6 +186,9 @@ def test_clusterwide_peering_creates_cluster_peering(helm):
     (["--set", "logFormat=xml"], "logFormat"),
     (["--set", "watchNamespaces[0]=Not_A_Namespace"], "watchNamespaces"),
     (["--set", "replicas=2"], "replicas > 1 requires peering.enabled=true"),
+    # A label the apiserver would refuse on every stack's dashboards ConfigMap.
+    (["--set-json", 'dashboardLabels={"grafana dashboard":"1"}'], "dashboardLabels"),
+    (["--set-json", 'dashboardLabels={"grafana_dashboard":"not a value"}'], "dashboardLabels"),
 ])
 def test_invalid_values_fail_rendering(helm, args, message):
     result = run_helm(helm, "template", "observatory", str(CHART_DIR), *args)

@@ -19,6 +19,7 @@ SAMPLES = {
     'OBSERVATORY_PEERING_NAME': 'observatory-ha',
     'OBSERVATORY_RESYNC_SECONDS': '60',
     'OBSERVATORY_ALLOWED_EMAIL_SMARTHOSTS': 'smtp.example.com:587,mail.infra.svc:25',
+    'OBSERVATORY_DASHBOARD_LABELS': '{"grafana_dashboard": "observatory"}',
 }
 # Read by the ObservabilityStack reconcile, not by these settings.
 STACK_ONLY = re.compile(r'OBSERVATORY_\w+_CHART(_VERSION)?$')
@@ -44,6 +45,7 @@ def test_values_are_parsed():
     assert settings.watch_namespaces == ('team-a', 'team-b') and not settings.clusterwide
     assert settings.conventions().rule_selector_labels == {'release': 'prometheus', 'team': 'llm'}
     assert settings.conventions().tenant_label == 'tenant'
+    assert settings.conventions().dashboard_labels == {'grafana_dashboard': 'observatory'}
     assert (settings.health_port, settings.metrics_port, settings.peering_name) == (8081, 9091, 'observatory-ha')
     defaults = Settings.from_env({'OBSERVATORY_WATCH_NAMESPACES': ''})
     assert defaults.clusterwide and defaults.peering_name is None and defaults.log_format == 'json'
@@ -52,6 +54,7 @@ def test_values_are_parsed():
 @pytest.mark.parametrize('name, value, message', [
     ('OBSERVATORY_RULE_SELECTOR_LABELS', '{release: x}', 'not JSON'),
     ('OBSERVATORY_RULE_SELECTOR_LABELS', '{"release": 1}', 'must be a JSON object of strings'),
+    ('OBSERVATORY_DASHBOARD_LABELS', '["grafana_dashboard"]', 'must be a JSON object of strings'),
     ('OBSERVATORY_LOG_FORMAT', 'yaml', 'must be json or plain'),
     ('OBSERVATORY_HEALTH_PORT', '80a', 'must be a port number'),
     ('OBSERVATORY_METRICS_PORT', '70000', 'must be a port number'),

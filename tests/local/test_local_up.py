@@ -53,6 +53,9 @@ def test_up_serves_the_compiled_objects_and_stops_cleanly_on_sigint(tmp_path, pr
             process.wait()
     assert process.returncode == 0, output
     assert "local stack stopped" in output
+    # Where things are: the classic UI's pages, the Alertmanager API (no web UI), the logs.
+    assert f"{prometheus_url}/classic/alerts" in output and f"{alertmanager_url}/api/v2/alerts" in output
+    assert str(data.resolve() / "logs" / "prometheus.log") in output
     assert_stopped(info["pids"], info["ports"])
     assert not alive(info["pids"]["observatory"])
     assert not (data / "stack.json").exists()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 from localhelpers import REPO
-from nbclient import NotebookClient
+from observatory.local.notebooks import LOCAL_DIR_VARIABLE, run_notebook
 
 NOTEBOOKS = REPO / "notebooks"
 NAMES = ("01-instrument-and-trace", "02-author-and-test-policies", "03-cost-and-drift")
@@ -27,10 +27,8 @@ def test_every_notebook_is_listed_and_stripped_of_outputs() -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs_and_its_assertions_hold(name, local_stack, promtool, monkeypatch) -> None:
-    monkeypatch.setenv("OBSERVATORY_LOCAL_DIR", local_stack.info.data_dir)
-    notebook = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-    NotebookClient(notebook, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
-    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
-    figures = sum("image/png" in o.get("data", {}) for o in outputs)
-    assert figures == {"01-instrument-and-trace": 0, "02-author-and-test-policies": 1, "03-cost-and-drift": 3}[name]
+    """As `make notebooks` runs them (observatory.local.notebooks)."""
+    monkeypatch.setenv(LOCAL_DIR_VARIABLE, local_stack.info.data_dir)
+    outcome = run_notebook(NOTEBOOKS / f"{name}.ipynb")
+    assert outcome.ok, outcome.message
+    assert outcome.figures == {"01-instrument-and-trace": 0, "02-author-and-test-policies": 1, "03-cost-and-drift": 3}[name]

@@ -160,12 +160,7 @@ def _drift(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> C
 
     records = []
     for window_name, (length, offset) in windows.items():
-        shift = f" offset {offset}" if offset else ""
-        cdf = promql.build(
-            f"sum by ({signals.by('le')}) (increase(__arg_b__[{length}]{shift}))"
-            f" / ignoring (le) group_left () sum by ({signals.by()}) (increase(__arg_inf__[{length}]{shift}))",
-            {"b": signals.metric(histogram + "_bucket"), "inf": signals.metric(histogram + "_bucket", promql.equal("le", "+Inf"))},
-        )
+        cdf = signals.cdf(histogram, length, offset)
         records.append(Rule(expr=cdf, record=cdf_metric, labels={**identity, c.window_label: window_name}))
 
     def cdf_at(window_name: str, bound: float | None) -> pp.Expr:

@@ -96,6 +96,16 @@ class Signals:
         return promql.build(f"histogram_quantile({number(q)}, sum by ({self.by('le')}) (rate(__arg_b__[{window}])))",
                             {"b": self.metric(histogram + "_bucket")})
 
+    def cdf(self, histogram: str, window: str, offset: str | None = None) -> pp.Expr:
+        """The cumulative distribution of `histogram` over `window` (ending `offset` ago): per bucket
+        bound `le`, the share of observations at or below it."""
+        shift = f" offset {offset}" if offset else ""
+        return promql.build(
+            f"sum by ({self.by('le')}) (increase(__arg_b__[{window}]{shift}))"
+            f" / ignoring (le) group_left () sum by ({self.by()}) (increase(__arg_inf__[{window}]{shift}))",
+            {"b": self.metric(histogram + "_bucket"), "inf": self.metric(histogram + "_bucket", promql.equal("le", "+Inf"))},
+        )
+
     def cost(self, window: str, *, as_rate: bool = False) -> pp.Expr:
         """Spend in USD over `window` (or USD per second), from the spend rate recorded at the prices of
         each moment (compile/prices.py): a price change leaves the spend before it as it was.

@@ -31,6 +31,8 @@ class Settings:
     # Periodic re-reconcile of every resource: repairs drift and refreshes RulesLoaded.
     resync_seconds: float = 300.0
     allowed_email_smarthosts: tuple[str, ...] = ()  # empty: public DNS names, nothing inside the cluster
+    # Labels on the stacks' dashboard ConfigMaps, so that Grafana's sidecar loads them.
+    dashboard_labels: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT.dashboard_labels))
 
     @property
     def clusterwide(self) -> bool:
@@ -38,7 +40,8 @@ class Settings:
 
     def conventions(self) -> Conventions:
         return Conventions.from_mapping({"rule_selector_labels": dict(self.rule_selector_labels),
-                                         "tenant_label": self.tenant_label})
+                                         "tenant_label": self.tenant_label,
+                                         "dashboard_labels": dict(self.dashboard_labels)})
 
     def compile_options(self) -> CompileOptions:
         return CompileOptions(conventions=self.conventions(), allowed_email_smarthosts=self.allowed_email_smarthosts)
@@ -52,14 +55,10 @@ class Settings:
         values: dict = {}
         if (raw := get("OBSERVATORY_WATCH_NAMESPACES")) is not None:
             values["watch_namespaces"] = tuple(sorted({n.strip() for n in raw.split(",") if n.strip()}))
-        if (raw := get("OBSERVATORY_RULE_SELECTOR_LABELS")) is not None:
-            try:
-                labels = json.loads(raw)
-            except ValueError as e:
-                raise SettingsError(f"OBSERVATORY_RULE_SELECTOR_LABELS: not JSON: {e}") from None
-            if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
-                raise SettingsError("OBSERVATORY_RULE_SELECTOR_LABELS: must be a JSON object of strings")
-            values["rule_selector_labels"] = labels
+        for name, key in (("OBSERVATORY_RULE_SELECTOR_LABELS", "rule_selector_labels"),
+                          ("OBSERVATORY_DASHBOARD_LABELS", "dashboard_labels")):
+            if (raw := get(name)) is not None:
+                values[key] = _labels(name, raw)
         if (raw := get("OBSERVATORY_TENANT_LABEL")) is not None:
             values["tenant_label"] = raw
         if (raw := get("OBSERVATORY_LOG_FORMAT")) is not None:
@@ -85,3 +84,13 @@ class Settings:
             except ValueError as err:
                 raise SettingsError(f"OBSERVATORY_ALLOWED_EMAIL_SMARTHOSTS: {err}") from None
         return cls(**values)
+
+
+def _labels(name: str, raw: str) -> dict[str, str]:
+    try:
+        labels = json.loads(raw)
+    except ValueError as e:
+        raise SettingsError(f"{name}: not JSON: {e}") from None
+    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise SettingsError(f"{name}: must be a JSON object of strings")
+    return labels

@@ -1,9 +1,9 @@
 """One idempotent reconcile for ObservabilityStacks: secrets, prerequisites, Helm releases, the
-apps' ConfigMap, the default rule pack and status.
+apps' ConfigMap, the Grafana dashboards' ConfigMap, the default rule pack and status.
 
 Everything inside the stack's namespace — helm (and so the charts' templates and `lookup`), the
-generated Secret, the apps' ConfigMap, readiness reads — runs as the namespace's installer
-ServiceAccount (`StackKube.ensure_installer`), impersonated: a chart sees only that namespace.
+generated Secret, the apps' and the dashboards' ConfigMaps, readiness reads — runs as the namespace's
+installer ServiceAccount (`StackKube.ensure_installer`), impersonated: a chart sees only that namespace.
 
 Secrets are generated once with `secrets` into a Secret the operator labels as its own, and only
 ever read afterwards, so a restart (or another replica) sees the same values. Their values never
@@ -31,6 +31,7 @@ from typing import Any
 import kopf
 
 from ..compile import CompileError, CompileOptions, compile_resource
+from ..compile.dashboards import dashboard_objects
 from ..compile.rules import owner_labels
 from ..chartschema import chart_schemas
 from ..compile.stack import (
@@ -190,6 +191,9 @@ class StackController:
         labels = owner_labels(self.options.conventions, KIND, stack.name)
         await self._api(self._tenant(stack.namespace).apply_configmap, owner, configmap_name(stack), labels,
                         otel_configmap_data(stack))
+        for board in dashboard_objects(stack, self.options.conventions):
+            meta = board["metadata"]
+            await self._api(self._tenant(stack.namespace).apply_configmap, owner, meta["name"], meta["labels"], board["data"])
 
         states = [await self._release(plan, owner.uid, secret_values) for plan in plans]
         await self._uninstall_stale(stack, owner.uid, plans, previous, secret_values)

@@ -25,6 +25,7 @@ from ..models.redaction import RedactionPolicy
 from ..models.stack import ObservabilityStack
 from ..redaction.rules import HASH_PREFIX, MASK
 from .app import Knobs, SyntheticApp
+from .guide import print_places
 from .net import prometheus_query
 from .phoenix import PhoenixClient
 from .receiver import Notification
@@ -234,15 +235,16 @@ def _read_back(phoenix: PhoenixClient, project: str, requests: int, pii_values: 
     result.leaks = sum(1 for value in set(pii_values) if value in blob)
 
 
-def summary(stack: LocalStack, scenario: Scenario, result: Result, elapsed: float, display: Display) -> None:
+def summary(stack: LocalStack, scenario: Scenario, result: Result, elapsed: float, display: Display,
+            keeps_running: bool = False) -> None:
     info = stack.info
     ok = result.ok(scenario, "phoenix" in info.urls)
     out = display.line
     out("")
     out("Summary")
-    for name in ("phoenix", "prometheus", "alertmanager", "receiver"):
-        if name in info.urls:
-            out(f"  {name:<13} {info.urls[name]}{'/notifications' if name == 'receiver' else ''}")
+    out(f"  the stack     {'keeps running until Ctrl-C' if keeps_running else 'stops now (--keep-running keeps it up)'}; "
+        f"its addresses and files:")
+    print_places(info, out, indent="    ")
     out(f"  traffic       {result.requests} requests in namespace {scenario.namespace}, {result.errors} failed, "
         f"spend ${result.spend_usd:.2f} (Prometheus, priced by the rules)")
     out("  alerts        expected at the local receiver:")
@@ -289,7 +291,7 @@ def run_demo(files: list[str], options: CompileOptions, data_dir: Path, keep_run
         display.line(f"  {len(info.rule_files)} rule files loaded; expecting {scenario.page.alertname} "
                      f"and {scenario.cost.alertname} from namespace {scenario.namespace}\n")
         result = run_scenario(stack, scenario, options.conventions, display)
-        summary(stack, scenario, result, time.monotonic() - started, display)
+        summary(stack, scenario, result, time.monotonic() - started, display, keeps_running=keep_running)
         if keep_running:
             from .stack import run_until_interrupted
 

@@ -28,6 +28,7 @@ from ..models.stack import ObservabilityStack
 from ..yamlio import dump
 from . import phoenix
 from .amconfig import LocalSecrets, RootRoute, Sink, alertmanager_yaml
+from .guide import DASHBOARDS_DIR, NOTIFICATIONS_FILE
 from .net import free_port, is_up
 from .receiver import LocalReceiver, Notification
 
@@ -36,6 +37,7 @@ STACK_FILE = "stack.json"
 # The base Alertmanager config's root route (a platform choice, not from the CRs): notify quickly.
 LOCAL_ROOT_ROUTE = RootRoute(group_wait="1s", group_interval="10s", repeat_interval="1h")
 TERMINATE_GRACE_SECONDS = 15
+PROGRESS_SECONDS = 5  # how often a wait says what it is still waiting for
 
 
 class LocalError(RuntimeError):
@@ -76,6 +78,8 @@ class StackInfo:
     redaction: dict[str, Any]  # namespace → RedactionPolicy (by alias) from its ObservabilityStack
     destinations: list[dict[str, Any]] = field(default_factory=list)
     rule_files: list[str] = field(default_factory=list)
+    logs: dict[str, str] = field(default_factory=dict)  # process → its log file
+    dashboards: list[str] = field(default_factory=list)  # Grafana dashboard files for import
 
     @property
     def otlp_traces_url(self) -> str | None:
@@ -171,10 +175,8 @@ class LocalStack:
             raise LocalError(f"unknown component(s): {', '.join(sorted(unknown))} (known: {', '.join(COMPONENTS)})")
         self._compile()
         data = s.data_dir.resolve()
-        if (data / STACK_FILE).exists():
-            pid = json.loads((data / STACK_FILE).read_text()).get("pids", {}).get("observatory")
-            if pid and _alive(pid):
-                raise LocalError(f"a local stack (pid {pid}) already runs in {data}; stop it first")
+        if (data / STACK_FILE).exists() and running(read_info(data)):
+            raise LocalError(f"a local stack (pid {read_info(data).pids['observatory']}) already runs in {data}; stop it first")
         if s.fresh:
             for sub in ("prometheus", "alertmanager", "phoenix", "receiver", "targets", "logs"):
                 shutil.rmtree(data / sub, ignore_errors=True)
@@ -195,7 +197,7 @@ class LocalStack:
         urls: dict[str, str] = {}
         am_port = None
         destinations = []
-        self.receiver = LocalReceiver(data / "receiver" / "notifications.jsonl", self.on_notification)
+        self.receiver = LocalReceiver(data / NOTIFICATIONS_FILE, self.on_notification)
         urls["receiver"] = self.receiver.url
         if "phoenix" in s.components:
             venv = phoenix.venv_path()
@@ -247,10 +249,27 @@ class LocalStack:
             targets_dir=str(targets),
             projects={st.namespace: project_name(st) for st in stacks},
             redaction={st.namespace: st.spec.collector.redaction.model_dump(by_alias=True, mode="json") for st in stacks},
-            destinations=destinations, rule_files=[str(p) for p in rule_files])
+            destinations=destinations, rule_files=[str(p) for p in rule_files],
+            logs={p.name: str(p.log) for p in self.processes}, dashboards=self._write_dashboards(data / DASHBOARDS_DIR))
+
+    def _write_dashboards(self, directory: Path) -> list[str]:
+        """The stacks' Grafana dashboards as JSON files: no Grafana runs here, any Grafana can import them."""
+        shutil.rmtree(directory, ignore_errors=True)
+        written = []
+        labels = self.settings.options.conventions.dashboard_labels.items()
+        for obj in self.objects:
+            meta = obj["metadata"]
+            if obj["kind"] == "ConfigMap" and labels <= (meta.get("labels") or {}).items():
+                directory.mkdir(parents=True, exist_ok=True)
+                for key, text in sorted(obj["data"].items()):
+                    path = directory / f"{meta['namespace']}-{meta['name']}-{key}"
+                    path.write_text(text)
+                    written.append(str(path))
+        return written
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.settings.ready_timeout
+        started = time.monotonic()
+        deadline, report_at = started + self.settings.ready_timeout, started + PROGRESS_SECONDS
         pending = list(self.processes)
         while pending:
             for process in list(pending):
@@ -260,9 +279,14 @@ class LocalStack:
                                      f"end of {process.log}:\n{tail}")
                 if is_up(process.ready_url):
                     pending.remove(process)
-            if pending and time.monotonic() > deadline:
+            now = time.monotonic()
+            if pending and now > deadline:
                 raise LocalError(f"not ready after {self.settings.ready_timeout:.0f} s: "
                                  f"{', '.join(p.name for p in pending)} (logs in {self.settings.data_dir / 'logs'})")
+            if pending and now >= report_at:
+                report_at = now + PROGRESS_SECONDS
+                self.log(f"waiting for {', '.join(p.name for p in pending)} ({now - started:.0f} s so far; "
+                         f"logs in {self.settings.data_dir / 'logs'})")
             time.sleep(0.25)
         (Path(self.info.data_dir) / STACK_FILE).write_text(json.dumps(vars(self.info), indent=2, sort_keys=True))
 
@@ -290,6 +314,12 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def running(info: StackInfo) -> bool:
+    """Whether the `local up` (or test session) that wrote `info` still runs: a killed one leaves its stack.json."""
+    pid = info.pids.get("observatory")
+    return bool(pid) and _alive(pid)
 
 
 def _binary(*names: str) -> str:
