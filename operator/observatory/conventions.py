@@ -53,6 +53,9 @@ class Conventions:
     token_price_metric: str = "observatory:gen_ai_token_price_usd"  # listed USD per token
     token_cost_metric: str = "observatory:gen_ai_token_cost_usd"  # USD one token adds to the bill
     spend_rate_metric: str = "observatory:gen_ai_spend_usd:rate5m"  # USD per second, per token series
+    # How often the price catalogue and the spend rate are recorded: budgets turn the spend rate's
+    # sample count into the time it covers with it (the local stack records every few seconds).
+    prices_interval: str = "1m"
     # Errors per second divided by the error budget: summed over a window and divided by the requests'
     # sum, a burn rate.
     slo_errors_rate_metric: str = "observatory:slo_errors_per_budget:rate5m"

@@ -80,3 +80,13 @@ def test_a_price_catalogue_file_with_a_bad_entry_is_an_error_naming_it(tmp_path:
     assert result.returncode == 1
     assert f"--prices {prices}: 0.outputUSDPerMillionTokens: Field required" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_request_cost_the_demo_plans_with_is_the_formula_promtool_proves():
+    """rule_types/cost-cache.yaml: 10,000 input tokens (6,000 cache reads, 2,000 cache writes) and 500
+    output tokens of claude-sonnet-4 cost $0.0228."""
+    from observatory.compile.prices import DEFAULT_CATALOGUE, request_cost
+
+    (sonnet,) = [p for p in DEFAULT_CATALOGUE if p.model == "claude-sonnet-4"]
+    assert request_cost(sonnet, 10_000, 500, cache_read=6_000, cache_creation=2_000) == pytest.approx(0.0228)
+    assert request_cost(sonnet, 10_000, 500) == pytest.approx(0.0375)  # no cache: every input token at $3

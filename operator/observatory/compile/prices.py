@@ -26,12 +26,9 @@ from typing import Any, Iterable
 import promql_parser as pp
 
 from .. import promql
-from ..models.common import format_duration
 from .rules import Rule, RuleGroup, Tenant, object_name, owner_labels, prometheus_rules
-from .signals import SPEND_SAMPLE_SECONDS, Signals, number
+from .signals import Signals, number
 
-# Well inside the 5m lookback, so the price series never goes stale; the spend rate's sample spacing.
-PRICES_INTERVAL = format_duration(SPEND_SAMPLE_SECONDS)
 SPEND_RATE_WINDOW = "5m"  # at least two scrapes at any usual scrape interval
 MODELS_PER_GROUP = 125  # 8 rules each: a group far below the rule-file limit, so big catalogues split cleanly
 
@@ -82,6 +79,14 @@ def _per_token(price: ModelPrice, c: Any) -> dict[str, tuple[float, float]]:
     return {t: (p, p - listed[c.input_token_type] if t in cached else p) for t, p in listed.items()}
 
 
+def request_cost(price: ModelPrice, input_tokens: int, output_tokens: int, cache_read: int = 0, cache_creation: int = 0) -> float:
+    """USD of one request by the vendor's formula; `input_tokens` includes the cached ones."""
+    read = price.input_usd_per_million if price.cache_read_usd_per_million is None else price.cache_read_usd_per_million
+    write = price.input_usd_per_million if price.cache_creation_usd_per_million is None else price.cache_creation_usd_per_million
+    return ((input_tokens - cache_read - cache_creation) * price.input_usd_per_million + cache_read * read
+            + cache_creation * write + output_tokens * price.output_usd_per_million) / 1e6
+
+
 def _dated(values: list[tuple[datetime.date | None, float]]) -> pp.Expr:
     """A vector with the value of the latest entry started at evaluation time (none before the first)."""
     latest_first = sorted(values, key=lambda v: v[0] or datetime.date.min, reverse=True)
@@ -110,7 +115,8 @@ def price_groups(catalogue: Iterable[ModelPrice], tenant: Tenant) -> list[RuleGr
         if start == 0:
             rules.append(spend_rate_rule(tenant))
         suffix = f".{start // MODELS_PER_GROUP + 1}" if start else ""
-        groups.append(RuleGroup(name=f"{c.rule_group_prefix}.prices{suffix}", rules=tuple(rules), interval=PRICES_INTERVAL))
+        # Conventions.prices_interval (1m) is well inside the 5m lookback: the prices never go stale.
+        groups.append(RuleGroup(name=f"{c.rule_group_prefix}.prices{suffix}", rules=tuple(rules), interval=c.prices_interval))
     return groups
 
 

@@ -49,10 +49,6 @@ def number(value: float) -> str:
     return promql.number(float(f"{value:.12g}"))
 
 
-# compile/prices.py records the spend rate every minute: a sum of its samples times this is dollars.
-SPEND_SAMPLE_SECONDS = 60
-
-
 @dataclass(frozen=True)
 class Signals:
     tenant: Tenant
@@ -116,9 +112,9 @@ class Signals:
         spend = self.metric(self.conventions.spend_rate_metric)
         if as_rate:
             return promql.build(f"sum by ({self.by()}) (avg_over_time(__arg_s__[{window}]))", {"s": spend})
-        seconds = number(duration_seconds(window))
+        spacing, seconds = (number(duration_seconds(w)) for w in (self.conventions.prices_interval, window))
         return promql.build(f"sum by ({self.by()}) (avg_over_time(__arg_s__[{window}]) * "
-                            f"clamp_max(count_over_time(__arg_s__[{window}]) * {SPEND_SAMPLE_SECONDS}, {seconds}))", {"s": spend})
+                            f"clamp_max(count_over_time(__arg_s__[{window}]) * {spacing}, {seconds}))", {"s": spend})
 
     def tokens_rate(self, window: str) -> pp.Expr:
         return self.rate_sum(self.metric(self.conventions.token_usage_metric + "_sum"), window)

@@ -48,14 +48,17 @@ SERVICE_NAME = "synthetic-llm-app"
 class Model:
     name: str
     provider: str
-    input_tokens: int  # mean per request
+    input_tokens: int  # mean per request, cached ones included (GenAI conventions)
     output_tokens: int
+    cache_read_share: float = 0.0  # of the input tokens, read from the prompt cache
+    cache_creation_share: float = 0.0  # of the input tokens, written to it
 
 
 DEFAULT_MODELS = (
-    Model("gpt-4o", "openai", 1200, 300),
+    # A shared system prompt: OpenAI caches automatically, Anthropic where the app marks it.
+    Model("gpt-4o", "openai", 1200, 300, cache_read_share=0.5),
     Model("gpt-4o-mini", "openai", 800, 200),
-    Model("claude-sonnet-4", "anthropic", 1500, 400),
+    Model("claude-sonnet-4", "anthropic", 1500, 400, cache_read_share=0.6, cache_creation_share=0.1),
 )
 
 
@@ -76,7 +79,7 @@ class Stats:
     requests: int = 0
     errors: int = 0
     pii_prompts: int = 0
-    tokens: dict[str, int] = field(default_factory=dict)  # "model/input|output" → tokens
+    tokens: dict[str, int] = field(default_factory=dict)  # "model/<token type>" → tokens
     pii_values: list[str] = field(default_factory=list)  # the raw PII sent, to prove none was stored
 
 
@@ -165,14 +168,20 @@ class SyntheticApp:
         factor = k.token_multiplier.get(model.name, 1.0)
         input_tokens = max(1, round(model.input_tokens * factor * r.uniform(0.5, 1.5)))
         output_tokens = 0 if error_type else max(1, round(model.output_tokens * factor * r.uniform(0.5, 1.5)))
+        c = self.conventions
+        cached = {c.cache_read_tokens_attribute: round(input_tokens * model.cache_read_share),
+                  c.cache_creation_tokens_attribute: round(input_tokens * model.cache_creation_share)}
         prompt, pii = self._prompt(n)
         scores = {name: min(1.0, max(0.0, r.gauss(mean, 0.08))) for name, mean in k.evaluations.items()}
 
-        c = self.conventions
         self.duration.labels(model.name, error_type).observe(latency)
+        counts = {c.input_token_type: input_tokens, c.output_token_type: output_tokens,
+                  c.cache_read_token_type: cached[c.cache_read_tokens_attribute],
+                  c.cache_creation_token_type: cached[c.cache_creation_tokens_attribute]}
+        counts = {token_type: count for token_type, count in counts.items() if count}
         if not error_type:
-            self.tokens.labels(model.name, c.input_token_type).observe(input_tokens)
-            self.tokens.labels(model.name, c.output_token_type).observe(output_tokens)
+            for token_type, count in counts.items():
+                self.tokens.labels(model.name, token_type).observe(count)
             for name, score in scores.items():
                 self.scores.labels(name).observe(score)
         with self._lock:
@@ -182,14 +191,14 @@ class SyntheticApp:
                 if len(self.stats.pii_values) < MAX_PII_SAMPLES:
                     self.stats.pii_values.append(pii)
             if not error_type:
-                for kind, count in (("input", input_tokens), ("output", output_tokens)):
-                    key = f"{model.name}/{kind}"
+                for token_type, count in counts.items():
+                    key = f"{model.name}/{token_type}"
                     self.stats.tokens[key] = self.stats.tokens.get(key, 0) + count
         if self.provider:
-            self._spans(model, prompt, latency, error_type, input_tokens, output_tokens, scores, n)
+            self._spans(model, prompt, latency, error_type, input_tokens, output_tokens, cached, scores, n)
 
     def _spans(self, model: Model, prompt: str, latency: float, error_type: str, input_tokens: int,
-               output_tokens: int, scores: Mapping[str, float], n: int) -> None:
+               output_tokens: int, cached: Mapping[str, int], scores: Mapping[str, float], n: int) -> None:
         end = time.time_ns()
         start = end - int(latency * 1e9) - 2_000_000
         root = self.tracer.start_span("POST /v1/answer", kind=SpanKind.SERVER, start_time=start, attributes={
@@ -204,6 +213,7 @@ class SyntheticApp:
             "openinference.span.kind": "LLM",
             "input.value": prompt,
             "gen_ai.usage.input_tokens": input_tokens,
+            **{attribute: count for attribute, count in cached.items() if count},
         }
         if not error_type:
             attributes.update({

@@ -18,7 +18,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..compile import CompileOptions
+from .. import promql
 from ..compile.defaults import catalogue_for
+from ..compile.prices import request_cost
+from ..compile.rules import Tenant
+from ..compile.signals import Signals
 from ..conventions import Conventions
 from ..models.alertrule import AlertRule
 from ..models.redaction import RedactionPolicy
@@ -68,6 +72,7 @@ class Result:
     redactions: int = 0
     leaks: int = 0
     spend_usd: float = 0.0
+    spend: dict[tuple[str, str], float] = field(default_factory=dict)  # (model, token type) → USD
 
     def ok(self, scenario: Scenario, with_traces: bool) -> bool:
         alerts = {scenario.page.alertname, scenario.cost.alertname} <= set(self.arrived)
@@ -110,7 +115,8 @@ def plan(stack: LocalStack, conventions: Conventions, options: CompileOptions) -
     knobs = Knobs(rps=10.0)
     model = next(m for m in knobs.models if m.name in catalogue)
     price = catalogue[model.name]
-    per_request = (model.input_tokens * price.input_usd_per_million + model.output_tokens * price.output_usd_per_million) / 1e6
+    per_request = request_cost(price, model.input_tokens, model.output_tokens, round(model.input_tokens * model.cache_read_share),
+                               round(model.input_tokens * model.cache_creation_share))
     scenario = Scenario(
         namespace=namespace,
         project=stack.info.projects.get(namespace, namespace),
@@ -155,15 +161,14 @@ class Display:
         self.line(f"  <- {n.kind:<9} {n.receiver}: {n.title}")
 
 
-def _spend(prometheus: str, c: Conventions, namespace: str) -> float:
-    query = (f"sum(increase({c.token_usage_metric}_sum{{{c.tenant_label}=\"{namespace}\"}}[1h])"
-             f" * on ({c.tenant_label}, {c.model_label}, {c.token_type_label}) group_left ()"
-             f" {c.token_price_metric}{{{c.tenant_label}=\"{namespace}\"}})")
+def _spend(prometheus: str, c: Conventions, namespace: str) -> dict[tuple[str, str], float]:
+    """The hour's spend per model and token type, as the budgets compute it (the recorded spend rate)."""
+    per_type = Signals(Tenant(namespace, c), None, (c.model_label, c.token_type_label)).cost("1h")
     try:
-        result = prometheus_query(prometheus, query)
+        result = prometheus_query(prometheus, promql.render(Tenant(namespace, c).pin(per_type)))
     except (OSError, RuntimeError):
-        return 0.0
-    return float(result[0]["value"][1]) if result else 0.0
+        return {}
+    return {(r["metric"].get(c.model_label, ""), r["metric"].get(c.token_type_label, "")): float(r["value"][1]) for r in result}
 
 
 def run_scenario(stack: LocalStack, scenario: Scenario, conventions: Conventions, display: Display) -> Result:
@@ -199,7 +204,8 @@ def run_scenario(stack: LocalStack, scenario: Scenario, conventions: Conventions
                     break
                 stats = app.stats
                 requests, errors = stats.requests - base_requests, stats.errors - base_errors
-                result.spend_usd = _spend(info.urls["prometheus"], conventions, scenario.namespace)
+                result.spend = _spend(info.urls["prometheus"], conventions, scenario.namespace)
+                result.spend_usd = sum(result.spend.values())
                 display.status(f"{requests} requests in this phase, {errors / max(requests, 1):.0%} failed; "
                                f"spend this hour ${result.spend_usd:.2f}; {len(result.notifications)} notification(s) received")
                 time.sleep(1)
@@ -247,6 +253,10 @@ def summary(stack: LocalStack, scenario: Scenario, result: Result, elapsed: floa
     print_places(info, out, indent="    ")
     out(f"  traffic       {result.requests} requests in namespace {scenario.namespace}, {result.errors} failed, "
         f"spend ${result.spend_usd:.2f} (Prometheus, priced by the rules)")
+    # Input tokens include the cached ones; each cached type's line is what caching changed on the bill.
+    for model in sorted({m for m, _ in result.spend}):
+        parts = ", ".join(f"{token_type} ${usd:.2f}" for (m, token_type), usd in sorted(result.spend.items()) if m == model)
+        out(f"    {model:<20} {parts}")
     out("  alerts        expected at the local receiver:")
     for expected in (scenario.page, scenario.cost):
         seconds = result.arrived.get(expected.alertname)

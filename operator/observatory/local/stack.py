@@ -17,7 +17,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Self
 
@@ -128,7 +128,10 @@ class LocalStack:
 
     def _compile(self) -> None:
         loaded = loader.read(self.settings.files, self.settings.default_namespace)
-        self.objects = loader.compile_all(loaded, self.settings.options)
+        # The prices group runs at the local interval (capped below): budgets must know its sample spacing.
+        options = self.settings.options
+        options = replace(options, conventions=replace(options.conventions, prices_interval=self.settings.interval))
+        self.objects = loader.compile_all(loaded, options)
         if loaded.problems:
             raise LocalError("the resources do not compile:\n" + "\n".join(f"  {p}" for p in loaded.problems))
         self.resources = [r for _, r in loaded.resources]
