@@ -42,6 +42,9 @@ def _smarthost(value: str) -> str:
 
 def _load(args: argparse.Namespace) -> tuple[loader.Input, list[dict]]:
     loaded = loader.read(args.file, args.namespace)
+    if getattr(args, "strict", False):
+        loaded.problems += loaded.warnings
+        loaded.warnings = []
     objects = loader.compile_all(loaded, _options(args))
     return loaded, objects
 
@@ -49,6 +52,8 @@ def _load(args: argparse.Namespace) -> tuple[loader.Input, list[dict]]:
 def _report(loaded: loader.Input) -> int:
     for problem in loaded.problems:
         print(problem, file=sys.stderr)
+    for warning in loaded.warnings:
+        print(f"{warning.source}: warning: {warning.identity}: {warning.message}", file=sys.stderr)
     if loaded.skipped:
         print(f"note: skipped {len(loaded.skipped)} document(s) that are not Observatory resources", file=sys.stderr)
     return 1 if loaded.problems else 0
@@ -183,7 +188,7 @@ def _add_input(parser: argparse.ArgumentParser, default_files: list[str] | None 
     parser.add_argument("-f", "--file", action="extend", nargs="+", required=default_files is None,
                         help="files or folders of YAML (multi-document); - for stdin")
     parser.set_defaults(default_files=default_files)
-    parser.add_argument("-n", "--namespace", default="default", help="namespace for documents without one (default: default)")
+    parser.add_argument("-n", "--namespace", help="namespace for documents without one (default: default, with a warning)")
     parser.add_argument("--prices", help="YAML list of {model, inputUSDPerMillionTokens, outputUSDPerMillionTokens}")
     parser.add_argument("--conventions", help="YAML mapping overriding metric and label names (see observatory.conventions)")
     parser.add_argument("--allowed-email-smarthost", action="append", type=_smarthost, metavar="HOST:PORT",
@@ -203,6 +208,8 @@ def parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text)
         _add_input(sub, default_files)
         sub.set_defaults(handler=handler)
+    commands.choices["validate"].add_argument("--strict", action="store_true",
+                                              help="treat warnings (e.g. a document without a namespace) as errors")
     local_cli.add_demo_arguments(commands.choices["demo"])
     local_cli.register(commands, _add_input, _options)
     crds = commands.add_parser("crds", help="write the CustomResourceDefinitions generated from the models")

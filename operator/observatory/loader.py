@@ -25,6 +25,8 @@ from .models.stack import ObservabilityStack
 from .models.stackclass import COMPONENTS, ObservabilityStackClass
 
 YAML_SUFFIXES = (".yaml", ".yml")
+# Where a document without a namespace goes when none is given, as kubectl without a context namespace.
+DEFAULT_NAMESPACE = "default"
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,13 @@ class Document:
     default_namespace: str | None = None
 
     @property
+    def metadata(self) -> dict[str, Any]:
+        metadata = self.data.get("metadata")
+        return metadata if isinstance(metadata, dict) else {}  # a wrong type is reported by the model
+
+    @property
     def identity(self) -> str:
-        metadata = self.data.get("metadata") or {}
+        metadata = self.metadata
         if self.data.get("kind") in CLUSTER_SCOPED:
             return f"{self.data['kind']}/{metadata.get('name', '?')}"
         namespace = metadata.get("namespace") or self.default_namespace or "-"
@@ -58,6 +65,8 @@ class Input:
     promtool_tests: list[Path] = field(default_factory=list)
     skipped: list[Document] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # Accepted, but probably not what was meant (`validate --strict` makes them problems).
+    warnings: list[Problem] = field(default_factory=list)
     # ObservabilityStackClasses as written (name → document), invalid ones too: a stack of an invalid
     # class is refused saying so, as in the operator.
     classes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -77,8 +86,12 @@ def _files(paths: Iterable[str]) -> Iterable[tuple[str, Path | None]]:
 
 
 def read(paths: Iterable[str], default_namespace: str | None, stdin: TextIO = sys.stdin) -> Input:
-    """Load every document; classify Observatory resources, promtool test files and the rest."""
+    """Load every document; classify Observatory resources, promtool test files and the rest.
+
+    Without a default_namespace, documents without one go to DEFAULT_NAMESPACE with a warning.
+    """
     result = Input()
+    namespace = default_namespace or DEFAULT_NAMESPACE
     for source, path in _files(paths):
         try:
             text = stdin.read() if path is None else path.read_text()
@@ -94,11 +107,15 @@ def read(paths: Iterable[str], default_namespace: str | None, stdin: TextIO = sy
             elif str(data.get("apiVersion", "")).split("/")[0] != API_VERSION.split("/")[0]:
                 result.skipped.append(Document(source, data))
             else:
-                document = Document(source, data, default_namespace)
+                document = Document(source, data, namespace)
                 if data.get("kind") == "ObservabilityStackClass":
-                    result.classes.setdefault(str((data.get("metadata") or {}).get("name")), data)
+                    result.classes.setdefault(str(document.metadata.get("name")), data)
+                elif default_namespace is None and not document.metadata.get("namespace"):
+                    result.warnings.append(Problem(source, document.identity, (
+                        f"metadata.namespace: not set; using {DEFAULT_NAMESPACE} (kubectl apply would use its context's "
+                        "namespace): set metadata.namespace or pass -n")))
                 try:
-                    result.resources.append((document, parse_resource(data, default_namespace)))
+                    result.resources.append((document, parse_resource(data, namespace)))
                 except CompileError as err:
                     result.problems.extend(Problem(source, document.identity, str(e)) for e in err.errors)
     return result

@@ -78,10 +78,10 @@ def test_a_document_without_namespace_warns_and_is_an_error_when_strict(tmp_path
     text = slo().replace(", namespace: team-a", "")
     code, out, err = validate(tmp_path, capsys, text)
     assert code == 0, err
-    assert "policy.yaml: warning: SLO/-/chat: metadata.namespace: not set; using default" in err, err
+    assert "policy.yaml: warning: SLO/default/chat: metadata.namespace: not set; using default" in err, err
     assert "set metadata.namespace or pass -n" in err
     code, _, err = validate(tmp_path, capsys, text, "--strict")
     assert code == 1
-    assert "policy.yaml: SLO/-/chat: metadata.namespace: not set" in err and "warning" not in err, err
+    assert "policy.yaml: SLO/default/chat: metadata.namespace: not set" in err and "warning" not in err, err
     code, _, err = validate(tmp_path, capsys, text, "--strict", "-n", "team-a")
     assert (code, "namespace" in err) == (0, False), err

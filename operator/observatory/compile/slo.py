@@ -31,7 +31,7 @@ import promql_parser as pp
 
 from .. import promql
 from ..conventions import Conventions
-from ..models.common import duration_seconds, format_duration
+from ..models.common import duration_seconds, format_duration, nearest_bounds
 from ..models.slo import DEFAULT_TIER_SEVERITY, SLO, AlertTier
 from .alertrule import alert_name, check_alert_fields
 from .errors import CompileError
@@ -123,7 +123,8 @@ def _events(slo: SLO, signals: Signals) -> Events:
 
 def _require_bucket(value: float, buckets: tuple[float, ...], field: str) -> None:
     if not any(abs(value - b) < 1e-9 for b in buckets):
-        raise CompileError(field, f"{value:g} is not a bucket bound of the histogram; use one of {', '.join(f'{b:g}' for b in buckets)}")
+        raise CompileError(field, f"{value:g} is not a bucket bound of the histogram (the SLO counts whole buckets); "
+                                  f"{nearest_bounds(value, buckets)}; use one of {', '.join(f'{b:g}' for b in buckets)}")
 
 
 def _latency_events(signals: Signals, histogram: str, threshold: float, window: str) -> Events:

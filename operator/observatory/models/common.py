@@ -48,8 +48,8 @@ def format_duration(seconds: float) -> str:
 
 def _duration(value: str) -> str:
     if not re.fullmatch(DURATION_PATTERN, value) or not value:
-        raise ValueError(f"{value!r} is not a duration: write whole numbers with units y, w, d, h, m, s, ms, "
-                         "each unit once and the largest unit first, e.g. 1h30m or 90s")
+        raise ValueError(f"{value!r} is not a duration: use e.g. 5m or 1h30m (whole numbers with units y, w, d, h, "
+                         "m, s, ms, each unit once and the largest unit first)")
     if duration_seconds(value) <= 0:
         raise ValueError("must be longer than zero")
     return value
@@ -77,6 +77,15 @@ def _finite(value: float) -> float:
     if not math.isfinite(value):
         raise ValueError("must be a finite number")
     return value
+
+
+def nearest_bounds(value: float, bounds: list[float] | tuple[float, ...]) -> str:
+    """Words for a threshold that is not a bucket bound: the bounds either side of it."""
+    below = [b for b in bounds if b < value]
+    above = [b for b in bounds if b > value]
+    if below and above:
+        return f"the nearest bounds are {max(below):g} and {min(above):g}"
+    return f"the {'largest' if below else 'smallest'} bound is {(max(below) if below else min(above)):g}"
 
 
 # The pattern is checked by the validator (for a message that says how to write one) and goes into the CRD schema.

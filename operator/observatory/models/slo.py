@@ -20,6 +20,7 @@ from .common import (
     RuleStatus,
     Severity,
     duration_seconds,
+    nearest_bounds,
 )
 from .routing import Routing
 
@@ -45,7 +46,8 @@ class LatencyIndicator(CRModel):
     @model_validator(mode="after")
     def _threshold_is_a_bucket(self) -> "LatencyIndicator":
         if not any(abs(b - self.threshold_seconds) < 1e-9 for b in self.buckets):
-            raise ValueError(f"thresholdSeconds {self.threshold_seconds} is not one of the buckets {list(self.buckets)}")
+            raise ValueError(f"thresholdSeconds {self.threshold_seconds:g} is not one of the buckets {list(self.buckets)}; "
+                             f"{nearest_bounds(self.threshold_seconds, self.buckets)}")
         return self
 
 
@@ -119,6 +121,14 @@ class SLOSpec(CRModel):
     alerting: SLOAlerting = Field(default_factory=SLOAlerting, description="Page and ticket alerts.")
     labels: dict[AlertLabelName, str] = Field(default_factory=dict, description="Extra labels on every alert of this SLO.")
     routing: Routing | None = Field(default=None, description="Notification routing, compiled to an AlertmanagerConfig.")
+
+    @field_validator("objective")
+    @classmethod
+    def _a_percentage(cls, value: float) -> float:
+        if value < 1:  # 0.995 would be 0.995 %: an SLO whose budget is never spent
+            raise ValueError(f"{value:g} looks like a fraction: objective is a percentage, write {value * 100:g} "
+                             f"for {value * 100:g} %")
+        return value
 
     @field_validator("window")
     @classmethod
