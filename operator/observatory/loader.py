@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
-import yaml
-
+from . import yamlio
 from .compile import (
     CompileError,
     CompileOptions,
@@ -85,6 +84,11 @@ def _files(paths: Iterable[str]) -> Iterable[tuple[str, Path | None]]:
             yield raw, path
 
 
+def _stdin_bytes(stdin: TextIO) -> bytes:
+    buffer = getattr(stdin, "buffer", None)  # bytes as given; a test's StringIO has none
+    return buffer.read() if buffer is not None else stdin.read().encode()
+
+
 def read(paths: Iterable[str], default_namespace: str | None, stdin: TextIO = sys.stdin) -> Input:
     """Load every document; classify Observatory resources, promtool test files and the rest.
 
@@ -94,14 +98,19 @@ def read(paths: Iterable[str], default_namespace: str | None, stdin: TextIO = sy
     namespace = default_namespace or DEFAULT_NAMESPACE
     for source, path in _files(paths):
         try:
-            text = stdin.read() if path is None else path.read_text()
-            documents = [d for d in yaml.safe_load_all(text) if d is not None]
-        except (OSError, yaml.YAMLError) as err:
-            result.problems.append(Problem(source, "", f"cannot read: {err}"))
+            documents = yamlio.load_all(_stdin_bytes(stdin) if path is None else path.read_bytes())
+        except OSError as err:
+            result.problems.append(Problem(source, "", f"cannot read: {err.strerror or err}"))
             continue
-        for data in documents:
+        except yamlio.BadYAML as err:
+            result.problems.append(Problem(source, "", str(err)))
+            continue
+        for number, data in enumerate(documents, 1):
+            if data is None:
+                continue
             if not isinstance(data, dict):
-                result.problems.append(Problem(source, "", "document is not a mapping"))
+                result.problems.append(Problem(source, "", f"document {number} is not a mapping (kubectl reads only "
+                                                           "objects: apiVersion, kind, metadata, spec)"))
             elif "apiVersion" not in data and "tests" in data and path is not None:
                 result.promtool_tests.append(path)
             elif str(data.get("apiVersion", "")).split("/")[0] != API_VERSION.split("/")[0]:

@@ -31,6 +31,8 @@ def parse_resource(document: Mapping[str, Any], default_namespace: str | None = 
     if model is None:
         raise CompileError("kind", f"must be one of {', '.join(sorted(KINDS))}, got {kind!r}")
     document = dict(document)
+    if not isinstance(document.get("metadata") or {}, Mapping):
+        raise CompileError("metadata", "must be a mapping, e.g. {name: my-slo, namespace: team-a}")
     metadata = dict(document.get("metadata") or {})
     if kind in CLUSTER_SCOPED:
         metadata.pop("namespace", None)
