@@ -93,6 +93,10 @@ def run_tests(args: argparse.Namespace, out=sys.stdout) -> int:
         print(f"{'PASS' if outcome.ok else 'FAIL'}  {outcome.name}", file=out)
         if not outcome.ok:
             print("      " + outcome.output.strip().replace("\n", "\n      "), file=out)
+    if not loaded.promtool_tests:  # the rules check alone is no test: `1 passed` read as a passing suite
+        print("no promtool test files among the inputs (YAML with a top-level tests: list): nothing was tested; "
+              "pass them too, e.g. observatory test -f policies/ tests/", file=out)
+        return 1
     failed = sum(not o.ok for o in outcomes)
     print(f"{len(outcomes) - failed} passed, {failed} failed", file=out)
     return 1 if failed else 0

@@ -113,6 +113,10 @@ def read(paths: Iterable[str], default_namespace: str | None, stdin: TextIO = sy
                                                            "objects: apiVersion, kind, metadata, spec)"))
             elif "apiVersion" not in data and "tests" in data and path is not None:
                 result.promtool_tests.append(path)
+            elif "apiVersion" not in data:
+                result.problems.append(Problem(source, Document(source, data, namespace).identity, (
+                    f"apiVersion: not set; kubectl refuses an object without one: write apiVersion: {API_VERSION} "
+                    "for an Observatory resource (a promtool test file has a top-level tests: list)")))
             elif str(data.get("apiVersion", "")).split("/")[0] != API_VERSION.split("/")[0]:
                 result.skipped.append(Document(source, data))
             else:

@@ -44,7 +44,7 @@ from .rules import (
     owner_labels,
     prometheus_rules,
 )
-from .signals import Signals, le_pattern, number, parse_field
+from .signals import Signals, le_pattern, number, parse_field, parse_ratio
 
 BASE_PERIOD = "30d"
 SHORTEST_WINDOW = "5m"  # the resolution of the recorded rates
@@ -99,8 +99,7 @@ def _events(slo: SLO, signals: Signals) -> Events:
     tenant = signals.tenant
     window = SHORTEST_WINDOW
     if indicator.ratio:
-        errors = parse_field(indicator.ratio.errors, "spec.indicator.ratio.errors", tenant, selector_only=True)
-        total = parse_field(indicator.ratio.total, "spec.indicator.ratio.total", tenant, selector_only=True)
+        errors, total = parse_ratio(indicator.ratio.errors, indicator.ratio.total, "spec.indicator.ratio", tenant)
         return Events(signals.rate_sum(errors, window), signals.rate_sum(total, window))
     if indicator.latency:
         block = indicator.latency

@@ -57,16 +57,28 @@ def _field_error(model: type[BaseModel], error: Mapping[str, Any]) -> FieldError
         message = REMOVED_FIELDS.get(tuple(loc)) or _unknown_field(model, loc)
     elif message.startswith("Value error, "):
         message = message[len("Value error, "):]
-    elif error["type"] in ("float_type", "float_parsing", "int_type", "int_parsing") and isinstance(value, str):
-        # The CRD says number: the API server refuses a quoted one, so the file must not pass here either.
-        number = value.strip().rstrip("%").strip()
-        hint = f"write {number} (a number, without % or quotes)" if value.strip().endswith("%") else \
-            f"write {number} without quotes" if _is_number(number) else "write a number, e.g. 99.5"
-        message = f"{value!r} is a string; a number is expected: {hint}"
+    elif error["type"].split("_")[0] in ("float", "int", "bool") and isinstance(value, str):
+        # The CRD says number or boolean: the API server refuses a quoted one, so the file must not pass here either.
+        message = _quoted_scalar(error["type"].split("_")[0], value)
+    elif error["type"] == "finite_number":
+        message = "must be a finite number: .inf and .nan are no threshold (a comparison with +Inf never fires)"
     elif error["type"] == "model_type" and isinstance(value, str) and _model_at(model, loc) is SecretKeyRef:
         message = ("credentials are never written inline: reference a Secret: {name, key}, e.g. "
                    "{name: my-secret, key: url}, and put the value in that Secret")
     return FieldError(path, message)
+
+
+def _quoted_scalar(kind: str, value: str) -> str:
+    text = value.strip()
+    if kind == "bool":
+        hint = f"write {text} without quotes" if text in ("true", "false") else "write true or false"
+        return f"{value!r} is a string; true or false is expected: {hint}"
+    number = text.rstrip("%").strip()
+    if text.endswith("%") and _is_number(number):
+        hint = f"write {number} (a number, without % or quotes)"
+    else:
+        hint = f"write {text} without quotes" if _is_number(text) else "write a number, e.g. 99.5"
+    return f"{value!r} is a string; a number is expected: {hint}"
 
 
 def _is_number(text: str) -> bool:

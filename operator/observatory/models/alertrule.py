@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .common import (
     AlertLabelName,
@@ -13,12 +13,12 @@ from .common import (
     CustomResource,
     Duration,
     EvaluationInterval,
-    FiniteFloat,
     LabelName,
     PromQL,
     RuleStatus,
     Severity,
     Window,
+    duration_seconds,
 )
 from .routing import Routing
 
@@ -31,7 +31,7 @@ class ThresholdRule(CRModel):
 
     expr: PromQL = Field(description="Instant-vector PromQL; it is pinned to this namespace.")
     op: Comparison = Field(default=">", description="Comparison that makes the alert fire.")
-    value: FiniteFloat = Field(description="Constant compared against.")
+    value: float = Field(description="Constant compared against.")
 
 
 class ErrorRateRule(CRModel):
@@ -94,9 +94,18 @@ class DriftRule(CRModel):
                                        description="Fire when the Kolmogorov-Smirnov statistic (max |CDF difference|) exceeds this.")
     psi_threshold: float | None = Field(default=None, gt=0,
                                         description="Fire when the population stability index exceeds this (0.25 is a common limit).")
-    buckets: list[FiniteFloat] | None = Field(default=None, min_length=2, max_length=64,
+    buckets: list[float] | None = Field(default=None, min_length=2, max_length=64,
                                               description="The histogram's bucket bounds (le); default: the GenAI duration buckets.")
     min_samples: int = Field(default=100, ge=1, description="Stay silent with fewer observations in either window.")
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline_covers_current(cls, value: str, info: ValidationInfo) -> str:
+        current = info.data.get("current")  # absent when current itself was refused
+        if current and duration_seconds(value) < duration_seconds(current):
+            raise ValueError(f"{value} is shorter than current ({current}): a baseline shorter than the window it "
+                             "judges is mostly noise; use at least as long, e.g. 7d against 1d")
+        return value
 
     @model_validator(mode="after")
     def _checks(self) -> "DriftRule":

@@ -14,7 +14,6 @@ from .common import (
     CRModel,
     CustomResource,
     Duration,
-    FiniteFloat,
     LabelName,
     PromQL,
     RuleStatus,
@@ -41,7 +40,7 @@ class LatencyIndicator(CRModel):
     histogram: str = Field(pattern=METRIC_NAME_PATTERN, description="Histogram base name (without _bucket).")
     selector: PromQL | None = Field(default=None, description="Series selector narrowing the histogram, e.g. {route=\"/chat\"}.")
     threshold_seconds: float = Field(gt=0, description="Latency objective in seconds; must be one of the buckets.")
-    buckets: list[FiniteFloat] = Field(min_length=1, max_length=64, description="The histogram's bucket bounds (le values).")
+    buckets: list[float] = Field(min_length=1, max_length=64, description="The histogram's bucket bounds (le values).")
 
     @model_validator(mode="after")
     def _threshold_is_a_bucket(self) -> "LatencyIndicator":
