@@ -131,6 +131,19 @@ def cmd_crds(args: argparse.Namespace) -> int:
     return 1 if stale else 0
 
 
+def cmd_reference(args: argparse.Namespace) -> int:
+    from .refdoc import reference
+
+    path, text = Path(args.out), reference()
+    if args.check:
+        if not path.exists() or path.read_text() != text:
+            print(f"stale: {path} (run `make crds`)", file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(text)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .controller.app import run
     from .controller.settings import Settings, SettingsError
@@ -220,6 +233,10 @@ def parser() -> argparse.ArgumentParser:
     crds.add_argument("--out", action="append", required=True, help="output folder (repeatable)")
     crds.add_argument("--check", action="store_true", help="only report stale files, exit 1 if any")
     crds.set_defaults(handler=cmd_crds)
+    ref = commands.add_parser("reference", help="write the field reference (docs/reference.md) generated from the models")
+    ref.add_argument("--out", required=True, help="output file, e.g. docs/reference.md")
+    ref.add_argument("--check", action="store_true", help="only report a stale file, exit 1 if it is")
+    ref.set_defaults(handler=cmd_reference)
     _add_import(commands)
     run = commands.add_parser("run", help="run the operator (kopf); configured by OBSERVATORY_* environment variables")
     run.set_defaults(handler=cmd_run)

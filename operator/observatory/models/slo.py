@@ -80,7 +80,7 @@ class Indicator(CRModel):
 
     ratio: RatioIndicator | None = Field(default=None, description="Errors over total from two counters.")
     latency: LatencyIndicator | None = Field(default=None, description="Slow events from a histogram.")
-    llm: LLMIndicator | None = Field(default=None, description="GenAI presets.")
+    llm: LLMIndicator | None = Field(default=None, description="Ready-made indicators over the OpenTelemetry GenAI signals: availability, latency or quality.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Indicator":
@@ -113,7 +113,7 @@ class SLOSpec(CRModel):
     """A service level objective."""
 
     description: str | None = Field(default=None, max_length=1024, description="What the SLO protects, for humans.")
-    objective: float = Field(gt=0, lt=100, description="Target percentage of good events, e.g. 99.5.")
+    objective: float = Field(gt=0, lt=100, description="Target percentage of good events, e.g. 99.5 (a percentage from 1 to below 100, not a fraction like 0.995).")
     window: Duration = Field(default="30d", description="Rolling SLO period, 7d to 90d.")
     indicator: Indicator = Field(description="How good and bad events are counted.")
     group_by: list[LabelName] = Field(default_factory=list, description="Labels to evaluate the SLO separately for, e.g. gen_ai_request_model.")
@@ -142,7 +142,7 @@ class SLO(CustomResource):
     """A service level objective compiled into multi-window multi-burn-rate rules."""
 
     kind: Literal["SLO"] = Field(description="SLO")
-    spec: SLOSpec = Field(description="The objective.")
+    spec: SLOSpec = Field(description="The objective: a target percentage over a rolling window, the indicator that counts bad events, and the alerts.")
     status: RuleStatus | None = Field(default=None, description="What Observatory generated and whether it is loaded.")
 
 
