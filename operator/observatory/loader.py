@@ -84,9 +84,13 @@ def _files(paths: Iterable[str]) -> Iterable[tuple[str, Path | None]]:
             yield raw, path
 
 
-def _stdin_bytes(stdin: TextIO) -> bytes:
+def _read_bytes(path: Path | None, stdin: TextIO) -> bytes:
+    limit = yamlio.MAX_FILE_BYTES + 1
+    if path is not None:
+        with path.open("rb") as stream:
+            return stream.read(limit)
     buffer = getattr(stdin, "buffer", None)  # bytes as given; a test's StringIO has none
-    return buffer.read() if buffer is not None else stdin.read().encode()
+    return buffer.read(limit) if buffer is not None else stdin.read(limit).encode()
 
 
 def read(paths: Iterable[str], default_namespace: str | None, stdin: TextIO = sys.stdin) -> Input:
@@ -98,7 +102,7 @@ def read(paths: Iterable[str], default_namespace: str | None, stdin: TextIO = sy
     namespace = default_namespace or DEFAULT_NAMESPACE
     for source, path in _files(paths):
         try:
-            documents = yamlio.load_all(_stdin_bytes(stdin) if path is None else path.read_bytes())
+            documents = yamlio.load_all(_read_bytes(path, stdin))
         except OSError as err:
             result.problems.append(Problem(source, "", f"cannot read: {err.strerror or err}"))
             continue

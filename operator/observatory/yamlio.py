@@ -11,6 +11,8 @@ import yaml
 # Deeper than any Observatory resource or Kubernetes object needs, and far below Python's recursion
 # limit, so that no walk of a document (ours, pydantic's, json's) can overflow.
 MAX_DEPTH = 100
+# Far above any set of policies (20 MB read in ~2 CPU seconds), and a bound on what `-f /dev/zero` reads.
+MAX_FILE_BYTES = 64 * 1024 * 1024
 # YAML 1.1's printable characters (PyYAML reader.py NON_PRINTABLE), one search over the text.
 _CONTROL = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -38,7 +40,12 @@ class _Loader(yaml.CSafeLoader):
 
 
 def load_all(raw: bytes) -> list[Any]:
-    """Every document of a YAML stream (None for an empty one); BadYAML for anything kubectl would refuse."""
+    """Every document of a YAML stream (None for an empty one); BadYAML for anything kubectl would refuse.
+
+    `raw` is read with at most MAX_FILE_BYTES + 1 bytes: one more tells it is too large.
+    """
+    if len(raw) > MAX_FILE_BYTES:
+        raise BadYAML(f"larger than {MAX_FILE_BYTES // 1024 // 1024} MiB: split it into several files")
     text = _decode(raw)
     loader = _Loader(text)
     documents: list[Any] = []

@@ -79,6 +79,12 @@ def test_a_bad_file_ends_in_a_file_message(tmp_path: Path, data: bytes, code: in
         assert out == "1 resource(s) valid\n", (out, err)
 
 
+def test_an_endless_input_is_cut_off(tmp_path: Path) -> None:
+    """`-f /dev/zero` (or any file past 64 MiB) ends with a FILE: message, not by filling memory."""
+    returncode, _, err, _ = validate(Path("/dev/zero"))
+    assert (returncode, err.splitlines()[0]) == (1, "/dev/zero: larger than 64 MiB: split it into several files"), err
+
+
 def test_ten_thousand_documents_in_five_cpu_seconds(tmp_path: Path) -> None:
     """Reading and classifying 10,000 documents, end to end through the CLI (a folder of manifests)."""
     path = tmp_path / "many.yaml"
