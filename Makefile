@@ -55,6 +55,7 @@ bench-slo-eval: setup
 
 crds: $(VENV_STAMP)
 	$(VENV)/bin/observatory crds --out crds/ --out charts/observatory/crds/
+	$(VENV)/bin/observatory reference --out docs/reference.md
 
 $(VENV)/.ruff-$(RUFF_VERSION): | $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet 'ruff==$(RUFF_VERSION)'

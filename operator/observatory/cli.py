@@ -53,6 +53,9 @@ def _smarthost(value: str) -> str:
 
 def _load(args: argparse.Namespace) -> tuple[loader.Input, list[dict]]:
     loaded = loader.read(args.file, args.namespace)
+    if getattr(args, "strict", False):
+        loaded.problems += loaded.warnings
+        loaded.warnings = []
     objects = loader.compile_all(loaded, _options(args))
     return loaded, objects
 
@@ -60,6 +63,8 @@ def _load(args: argparse.Namespace) -> tuple[loader.Input, list[dict]]:
 def _report(loaded: loader.Input) -> int:
     for problem in loaded.problems:
         print(problem, file=sys.stderr)
+    for warning in loaded.warnings:
+        print(f"{warning.source}: warning: {warning.identity}: {warning.message}", file=sys.stderr)
     if loaded.skipped:
         print(f"note: skipped {len(loaded.skipped)} document(s) that are not Observatory resources", file=sys.stderr)
     return 1 if loaded.problems else 0
@@ -99,6 +104,10 @@ def run_tests(args: argparse.Namespace, out=sys.stdout) -> int:
         print(f"{'PASS' if outcome.ok else 'FAIL'}  {outcome.name}", file=out)
         if not outcome.ok:
             print("      " + outcome.output.strip().replace("\n", "\n      "), file=out)
+    if not loaded.promtool_tests:  # the rules check alone is no test: `1 passed` read as a passing suite
+        print("no promtool test files among the inputs (YAML with a top-level tests: list): nothing was tested; "
+              "pass them too, e.g. observatory test -f policies/ tests/", file=out)
+        return 1
     failed = sum(not o.ok for o in outcomes)
     print(f"{len(outcomes) - failed} passed, {failed} failed", file=out)
     return 1 if failed else 0
@@ -131,6 +140,19 @@ def cmd_crds(args: argparse.Namespace) -> int:
     for path in stale:
         print(f"stale: {path} (run `make crds`)", file=sys.stderr)
     return 1 if stale else 0
+
+
+def cmd_reference(args: argparse.Namespace) -> int:
+    from .refdoc import reference
+
+    path, text = Path(args.out), reference()
+    if args.check:
+        if not path.exists() or path.read_text() != text:
+            print(f"stale: {path} (run `make crds`)", file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(text)
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -194,7 +216,7 @@ def _add_input(parser: argparse.ArgumentParser, default_files: list[str] | None 
     parser.add_argument("-f", "--file", action="extend", nargs="+", required=default_files is None,
                         help="files or folders of YAML (multi-document); - for stdin")
     parser.set_defaults(default_files=default_files)
-    parser.add_argument("-n", "--namespace", default="default", help="namespace for documents without one (default: default)")
+    parser.add_argument("-n", "--namespace", help="namespace for documents without one (default: default, with a warning)")
     parser.add_argument("--prices", help="YAML list of {model, inputUSDPerMillionTokens, outputUSDPerMillionTokens}")
     parser.add_argument("--conventions", help="YAML mapping overriding metric and label names (see observatory.conventions)")
     parser.add_argument("--allowed-email-smarthost", action="append", type=_smarthost, metavar="HOST:PORT",
@@ -214,12 +236,18 @@ def parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text)
         _add_input(sub, default_files)
         sub.set_defaults(handler=handler)
+    commands.choices["validate"].add_argument("--strict", action="store_true",
+                                              help="treat warnings (e.g. a document without a namespace) as errors")
     local_cli.add_demo_arguments(commands.choices["demo"])
     local_cli.register(commands, _add_input, _options)
     crds = commands.add_parser("crds", help="write the CustomResourceDefinitions generated from the models")
     crds.add_argument("--out", action="append", required=True, help="output folder (repeatable)")
     crds.add_argument("--check", action="store_true", help="only report stale files, exit 1 if any")
     crds.set_defaults(handler=cmd_crds)
+    ref = commands.add_parser("reference", help="write the field reference (docs/reference.md) generated from the models")
+    ref.add_argument("--out", required=True, help="output file, e.g. docs/reference.md")
+    ref.add_argument("--check", action="store_true", help="only report a stale file, exit 1 if it is")
+    ref.set_defaults(handler=cmd_reference)
     _add_import(commands)
     run = commands.add_parser("run", help="run the operator (kopf); configured by OBSERVATORY_* environment variables")
     run.set_defaults(handler=cmd_run)

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
-import yaml
-
+from . import yamlio
 from .compile import (
     CompileError,
     CompileOptions,
@@ -26,6 +25,8 @@ from .models.stack import ObservabilityStack
 from .models.stackclass import COMPONENTS, ObservabilityStackClass
 
 YAML_SUFFIXES = (".yaml", ".yml")
+# Where a document without a namespace goes when none is given, as kubectl without a context namespace.
+DEFAULT_NAMESPACE = "default"
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,13 @@ class Document:
     default_namespace: str | None = None
 
     @property
+    def metadata(self) -> dict[str, Any]:
+        metadata = self.data.get("metadata")
+        return metadata if isinstance(metadata, dict) else {}  # a wrong type is reported by the model
+
+    @property
     def identity(self) -> str:
-        metadata = self.data.get("metadata") or {}
+        metadata = self.metadata
         if self.data.get("kind") in CLUSTER_SCOPED:
             return f"{self.data['kind']}/{metadata.get('name', '?')}"
         namespace = metadata.get("namespace") or self.default_namespace or "-"
@@ -59,6 +65,8 @@ class Input:
     promtool_tests: list[Path] = field(default_factory=list)
     skipped: list[Document] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # Accepted, but probably not what was meant (`validate --strict` makes them problems).
+    warnings: list[Problem] = field(default_factory=list)
     # ObservabilityStackClasses as written (name → document), invalid ones too: a stack of an invalid
     # class is refused saying so, as in the operator.
     classes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -77,29 +85,55 @@ def _files(paths: Iterable[str]) -> Iterable[tuple[str, Path | None]]:
             yield raw, path
 
 
+def _read_bytes(path: Path | None, stdin: TextIO) -> bytes:
+    limit = yamlio.MAX_FILE_BYTES + 1
+    if path is not None:
+        with path.open("rb") as stream:
+            return stream.read(limit)
+    buffer = getattr(stdin, "buffer", None)  # bytes as given; a test's StringIO has none
+    return buffer.read(limit) if buffer is not None else stdin.read(limit).encode()
+
+
 def read(paths: Iterable[str], default_namespace: str | None, stdin: TextIO = sys.stdin) -> Input:
-    """Load every document; classify Observatory resources, promtool test files and the rest."""
+    """Load every document; classify Observatory resources, promtool test files and the rest.
+
+    Without a default_namespace, documents without one go to DEFAULT_NAMESPACE with a warning.
+    """
     result = Input()
+    namespace = default_namespace or DEFAULT_NAMESPACE
     for source, path in _files(paths):
         try:
-            text = stdin.read() if path is None else path.read_text()
-            documents = [d for d in yaml.safe_load_all(text) if d is not None]
-        except (OSError, yaml.YAMLError) as err:
-            result.problems.append(Problem(source, "", f"cannot read: {err}"))
+            documents = yamlio.load_all(_read_bytes(path, stdin))
+        except OSError as err:
+            result.problems.append(Problem(source, "", f"cannot read: {err.strerror or err}"))
             continue
-        for data in documents:
+        except yamlio.BadYAML as err:
+            result.problems.append(Problem(source, "", str(err)))
+            continue
+        for number, data in enumerate(documents, 1):
+            if data is None:
+                continue
             if not isinstance(data, dict):
-                result.problems.append(Problem(source, "", "document is not a mapping"))
+                result.problems.append(Problem(source, "", f"document {number} is not a mapping (kubectl reads only "
+                                                           "objects: apiVersion, kind, metadata, spec)"))
             elif "apiVersion" not in data and "tests" in data and path is not None:
                 result.promtool_tests.append(path)
+            elif "apiVersion" not in data:
+                result.problems.append(Problem(source, Document(source, data, namespace).identity, (
+                    f"apiVersion: not set; kubectl refuses an object without one: write apiVersion: {API_VERSION} "
+                    "for an Observatory resource (a promtool test file has a top-level tests: list)")))
             elif str(data.get("apiVersion", "")).split("/")[0] != API_VERSION.split("/")[0]:
                 result.skipped.append(Document(source, data))
             else:
-                document = Document(source, data, default_namespace)
+                document = Document(source, data, namespace)
                 if data.get("kind") == "ObservabilityStackClass":
-                    result.classes.setdefault(str((data.get("metadata") or {}).get("name")), data)
+                    result.classes.setdefault(str(document.metadata.get("name")), data)
+                elif default_namespace is None and not document.metadata.get("namespace"):
+                    result.warnings.append(Problem(source, document.identity, (
+                        f"metadata.namespace: not set; using {DEFAULT_NAMESPACE} (kubectl apply would use its context's "
+                        "namespace): set metadata.namespace or pass -n")))
                 try:
-                    result.resources.append((document, parse_resource(data, default_namespace)))
+                    result.resources.append((document, parse_resource(data, namespace)))
                 except CompileError as err:
                     result.problems.extend(Problem(source, document.identity, str(e)) for e in err.errors)
     return result

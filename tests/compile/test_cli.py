@@ -50,7 +50,7 @@ def test_validate_reports_file_kind_namespace_name_field_reason(tmp_path: Path) 
     result = observatory("validate", "-f", str(bad), "-n", "team-a")
     assert result.returncode == 1
     lines = result.stderr.splitlines()
-    assert f"{bad}: AlertRule/team-a/tokens-spike: spec.threshold.value: Input should be a valid number, unable to parse string as a number" in lines
+    assert f"{bad}: AlertRule/team-a/tokens-spike: spec.threshold.value: 'high' is a string; a number is expected: write a number, e.g. 99.5" in lines
     assert any(line.startswith(f"{bad}: AlertRule/team-a/other: spec.threshold.expr: selects namespace=\"kube-system\"") for line in lines)
     assert result.stdout == ""
 

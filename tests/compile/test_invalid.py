@@ -78,7 +78,7 @@ CASES = [
     ("receiver-two-targets", alert(cost={"budgetUSD": 1}, routing={"receivers": [{**SLACK, "webhook": {"url": {"name": "w", "key": "u"}}}]}),
      "spec.routing.receivers.0", "exactly one of slack, email, pagerduty, webhook"),
     ("receiver-inline-secret", alert(cost={"budgetUSD": 1}, routing={"receivers": [{"name": "chat", "slack": {"apiURL": "https://hooks.example.com/x"}}]}),
-     "spec.routing.receivers.0.slack.apiURL", "valid dictionary"),
+     "spec.routing.receivers.0.slack.apiURL", "reference a Secret: {name, key}"),
     ("receiver-duplicate", alert(cost={"budgetUSD": 1}, routing={"receivers": [SLACK, SLACK]}), "spec.routing", "unique"),
     ("receiver-no-receivers", alert(cost={"budgetUSD": 1}, routing={"receivers": []}), "spec.routing.receivers", "at least 1"),
     ("email-bad-address", alert(cost={"budgetUSD": 1}, routing={"receivers": [{"name": "m", "email": {"to": ["not-an-address"]}}]}),

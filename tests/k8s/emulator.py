@@ -1043,7 +1043,8 @@ def running_cluster(emulator_class: type[Emulator] | None = None, **options: Any
 
     thread = threading.Thread(target=main, name='k8s-emulator', daemon=True)
     thread.start()
-    ready.wait(10)
+    # `ready` is set on start and on failure; the bound only catches a hang (start takes >10 s at load 10).
+    ready.wait(300)
     if 'cluster' not in started:
         raise RuntimeError('the emulator did not start') from started.get('error')
     cluster: Cluster = started['cluster']

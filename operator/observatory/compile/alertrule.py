@@ -13,7 +13,7 @@ from ..models.alertrule import AlertRule, AlertRuleSpec
 from ..models.common import Annotations
 from .errors import CompileError, FieldError
 from .rules import Rule, RuleGroup, Tenant
-from .signals import Signals, le_pattern, number, parse_field
+from .signals import Signals, le_pattern, number, parse_field, parse_ratio
 from .templates import literal, template_errors
 
 PSI_EPSILON = 1e-4  # keeps ln() finite for empty bins
@@ -108,8 +108,7 @@ def _threshold(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) 
 def _error_rate(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Compiled:
     block = spec.error_rate
     if block.errors:
-        errors = parse_field(block.errors, "spec.errorRate.errors", signals.tenant, selector_only=True)
-        total = parse_field(block.total, "spec.errorRate.total", signals.tenant, selector_only=True)
+        errors, total = parse_ratio(block.errors, block.total, "spec.errorRate", signals.tenant)
     else:
         errors, total = signals.failed_operations(), signals.operations()
     expr = promql.build(f"(__arg_ratio__) > {number(block.threshold)}", {"ratio": signals.ratio(errors, total, block.window)})

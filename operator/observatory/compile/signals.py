@@ -35,6 +35,16 @@ def parse_field(text: str, field: str, tenant: Tenant, *, selector_only: bool = 
     return expr
 
 
+def parse_ratio(errors: str, total: str, prefix: str, tenant: Tenant) -> tuple[pp.Expr, pp.Expr]:
+    """The `errors` and `total` counter selectors under `prefix`; the same query twice is refused (a ratio of 1)."""
+    parsed = (parse_field(errors, f"{prefix}.errors", tenant, selector_only=True),
+              parse_field(total, f"{prefix}.total", tenant, selector_only=True))
+    if promql.render(parsed[0]) == promql.render(parsed[1]):
+        raise CompileError(f"{prefix}.errors", "is the same query as total: every event would count as bad; select "
+                                               "only the failed ones, e.g. add a matcher such as {code=~\"5..\"}")
+    return parsed
+
+
 def le_pattern(bound: float) -> str:
     """A regex matching every way exporters print a bucket bound (`1`, `1.0`, `1e+06`, ...)."""
     value = float(bound)

@@ -31,7 +31,7 @@ import promql_parser as pp
 
 from .. import promql
 from ..conventions import Conventions
-from ..models.common import duration_seconds, format_duration
+from ..models.common import duration_seconds, format_duration, nearest_bounds
 from ..models.slo import DEFAULT_TIER_SEVERITY, SLO, AlertTier
 from .alertrule import alert_name, check_alert_fields
 from .errors import CompileError
@@ -44,7 +44,7 @@ from .rules import (
     owner_labels,
     prometheus_rules,
 )
-from .signals import Signals, le_pattern, number, parse_field
+from .signals import Signals, le_pattern, number, parse_field, parse_ratio
 
 BASE_PERIOD = "30d"
 SHORTEST_WINDOW = "5m"  # the resolution of the recorded rates
@@ -99,8 +99,7 @@ def _events(slo: SLO, signals: Signals) -> Events:
     tenant = signals.tenant
     window = SHORTEST_WINDOW
     if indicator.ratio:
-        errors = parse_field(indicator.ratio.errors, "spec.indicator.ratio.errors", tenant, selector_only=True)
-        total = parse_field(indicator.ratio.total, "spec.indicator.ratio.total", tenant, selector_only=True)
+        errors, total = parse_ratio(indicator.ratio.errors, indicator.ratio.total, "spec.indicator.ratio", tenant)
         return Events(signals.rate_sum(errors, window), signals.rate_sum(total, window))
     if indicator.latency:
         block = indicator.latency
@@ -123,7 +122,8 @@ def _events(slo: SLO, signals: Signals) -> Events:
 
 def _require_bucket(value: float, buckets: tuple[float, ...], field: str) -> None:
     if not any(abs(value - b) < 1e-9 for b in buckets):
-        raise CompileError(field, f"{value:g} is not a bucket bound of the histogram; use one of {', '.join(f'{b:g}' for b in buckets)}")
+        raise CompileError(field, f"{value:g} is not a bucket bound of the histogram (the SLO counts whole buckets); "
+                                  f"{nearest_bounds(value, buckets)}; use one of {', '.join(f'{b:g}' for b in buckets)}")
 
 
 def _latency_events(signals: Signals, histogram: str, threshold: float, window: str) -> Events:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .common import (
     AlertLabelName,
@@ -13,12 +13,12 @@ from .common import (
     CustomResource,
     Duration,
     EvaluationInterval,
-    FiniteFloat,
     LabelName,
     PromQL,
     RuleStatus,
     Severity,
     Window,
+    duration_seconds,
 )
 from .routing import Routing
 
@@ -31,7 +31,7 @@ class ThresholdRule(CRModel):
 
     expr: PromQL = Field(description="Instant-vector PromQL; it is pinned to this namespace.")
     op: Comparison = Field(default=">", description="Comparison that makes the alert fire.")
-    value: FiniteFloat = Field(description="Constant compared against.")
+    value: float = Field(description="Constant the expression is compared with, e.g. 1000 (a number, without quotes).")
 
 
 class ErrorRateRule(CRModel):
@@ -88,15 +88,24 @@ class DriftRule(CRModel):
 
     histogram: str | None = Field(default=None, pattern=METRIC_NAME_PATTERN,
                                   description="Histogram base name (without _bucket); default: GenAI operation duration.")
-    current: Window = Field(default="1d", description="Recent window.")
+    current: Window = Field(default="1d", description="Recent window whose distribution is judged, e.g. 1d.")
     baseline: Window = Field(default="7d", description="Baseline window, ending where the recent window starts.")
     ks_threshold: float | None = Field(default=None, gt=0, le=1,
                                        description="Fire when the Kolmogorov-Smirnov statistic (max |CDF difference|) exceeds this.")
     psi_threshold: float | None = Field(default=None, gt=0,
                                         description="Fire when the population stability index exceeds this (0.25 is a common limit).")
-    buckets: list[FiniteFloat] | None = Field(default=None, min_length=2, max_length=64,
+    buckets: list[float] | None = Field(default=None, min_length=2, max_length=64,
                                               description="The histogram's bucket bounds (le); default: the GenAI duration buckets.")
     min_samples: int = Field(default=100, ge=1, description="Stay silent with fewer observations in either window.")
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline_covers_current(cls, value: str, info: ValidationInfo) -> str:
+        current = info.data.get("current")  # absent when current itself was refused
+        if current and duration_seconds(value) < duration_seconds(current):
+            raise ValueError(f"{value} is shorter than current ({current}): a baseline shorter than the window it "
+                             "judges is mostly noise; use at least as long, e.g. 7d against 1d")
+        return value
 
     @model_validator(mode="after")
     def _checks(self) -> "DriftRule":
@@ -139,7 +148,7 @@ RULE_TYPES = ("threshold", "error_rate", "latency", "cost", "quality", "drift", 
 class AlertRuleSpec(CRModel):
     """An alert policy; set exactly one rule type."""
 
-    severity: Severity = Field(description="critical, high, warning or info.")
+    severity: Severity = Field(description="Severity label of the alert: critical, high, warning or info; receivers select on it.")
     for_: Duration | None = Field(default=None, alias="for", description="How long the condition must hold before firing.")
     labels: dict[AlertLabelName, str] = Field(default_factory=dict, description="Extra labels on the alert.")
     annotations: Annotations = Field(default_factory=Annotations, description="Summary, description and runbook URL.")
@@ -148,13 +157,13 @@ class AlertRuleSpec(CRModel):
     group_by: list[LabelName] = Field(default_factory=list, description="Labels to alert on separately, e.g. gen_ai_request_model.")
     evaluation_interval: EvaluationInterval | None = Field(default=None, description="Rule group evaluation interval; Prometheus' default when unset.")
     threshold: ThresholdRule | None = Field(default=None, description="Your PromQL against a constant.")
-    error_rate: ErrorRateRule | None = Field(default=None, description="Error ratio of LLM calls.")
-    latency: LatencyRule | None = Field(default=None, description="Latency quantile.")
-    cost: CostRule | None = Field(default=None, description="Spend budget.")
-    quality: QualityRule | None = Field(default=None, description="Evaluation score.")
+    error_rate: ErrorRateRule | None = Field(default=None, description="Alert on the ratio of failed to all LLM calls over a window.")
+    latency: LatencyRule | None = Field(default=None, description="Alert on a latency quantile (e.g. p95) of a histogram.")
+    cost: CostRule | None = Field(default=None, description="Alert when LLM spend over a rolling window exceeds a budget in USD.")
+    quality: QualityRule | None = Field(default=None, description="Alert on the average of an evaluation score (e.g. relevance, hallucination).")
     drift: DriftRule | None = Field(default=None, description="Distribution drift (KS and PSI).")
-    anomaly: AnomalyRule | None = Field(default=None, description="Z-score anomaly.")
-    absent: AbsentRule | None = Field(default=None, description="Missing data.")
+    anomaly: AnomalyRule | None = Field(default=None, description="Alert when a signal is far from its baseline mean (z-score).")
+    absent: AbsentRule | None = Field(default=None, description="Alert when a series stops reporting.")
     routing: Routing | None = Field(default=None, description="Notification routing, compiled to an AlertmanagerConfig.")
 
     @model_validator(mode="after")
@@ -174,5 +183,5 @@ class AlertRule(CustomResource):
     """GitOps-managed alert policy compiled into a PrometheusRule (and AlertmanagerConfig)."""
 
     kind: Literal["AlertRule"] = Field(description="AlertRule")
-    spec: AlertRuleSpec = Field(description="The alert policy.")
+    spec: AlertRuleSpec = Field(description="The alert policy: a severity and exactly one rule type (threshold, errorRate, latency, cost, quality, drift, anomaly or absent).")
     status: RuleStatus | None = Field(default=None, description="What Observatory generated and whether it is loaded.")

@@ -6,7 +6,6 @@ Every field carries a description: the CRD schemas are generated from these mode
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from typing import Annotated, ClassVar, Literal
@@ -48,8 +47,8 @@ def format_duration(seconds: float) -> str:
 
 def _duration(value: str) -> str:
     if not re.fullmatch(DURATION_PATTERN, value) or not value:
-        raise ValueError(f"{value!r} is not a duration: write whole numbers with units y, w, d, h, m, s, ms, "
-                         "each unit once and the largest unit first, e.g. 1h30m or 90s")
+        raise ValueError(f"{value!r} is not a duration: use e.g. 5m or 1h30m (whole numbers with units y, w, d, h, "
+                         "m, s, ms, each unit once and the largest unit first)")
     if duration_seconds(value) <= 0:
         raise ValueError("must be longer than zero")
     return value
@@ -73,10 +72,13 @@ def _within(minimum: str = "0s", maximum: str | None = None) -> Callable[[str], 
     return check
 
 
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
+def nearest_bounds(value: float, bounds: list[float] | tuple[float, ...]) -> str:
+    """Words for a threshold that is not a bucket bound: the bounds either side of it."""
+    below = [b for b in bounds if b < value]
+    above = [b for b in bounds if b > value]
+    if below and above:
+        return f"the nearest bounds are {max(below):g} and {min(above):g}"
+    return f"the {'largest' if below else 'smallest'} bound is {(max(below) if below else min(above)):g}"
 
 
 # The pattern is checked by the validator (for a message that says how to write one) and goes into the CRD schema.
@@ -96,7 +98,6 @@ def _settable_label(name: str) -> str:
 
 # A label a resource sets on its alerts.
 AlertLabelName = Annotated[LabelName, AfterValidator(_settable_label)]
-FiniteFloat = Annotated[float, AfterValidator(_finite)]
 Severity = Literal["critical", "high", "warning", "info"]
 PromQL = Annotated[str, Field(min_length=1, max_length=16384)]
 
@@ -110,6 +111,10 @@ class CRModel(BaseModel):
         extra="forbid",
         frozen=True,
         use_attribute_docstrings=False,
+        # As the API server: a quoted number or boolean is a string (models/__init__ says what to write);
+        # `.inf` and `.nan` are never a usable threshold (`> +Inf` never fires).
+        strict=True,
+        allow_inf_nan=False,
     )
 
 

@@ -52,10 +52,10 @@ class Receiver(CRModel):
 
     name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63, description="Receiver name, unique in this resource.")
     severities: list[Severity] = Field(default_factory=list, description="Severities this receiver gets; empty means all.")
-    slack: SlackReceiver | None = Field(default=None, description="Send to Slack.")
-    email: EmailReceiver | None = Field(default=None, description="Send email.")
-    pagerduty: PagerDutyReceiver | None = Field(default=None, description="Page through PagerDuty.")
-    webhook: WebhookReceiver | None = Field(default=None, description="Post to a webhook.")
+    slack: SlackReceiver | None = Field(default=None, description="Send to a Slack incoming webhook.")
+    email: EmailReceiver | None = Field(default=None, description="Send email through an SMTP smarthost.")
+    pagerduty: PagerDutyReceiver | None = Field(default=None, description="Page through the PagerDuty Events API v2.")
+    webhook: WebhookReceiver | None = Field(default=None, description="Post the Alertmanager webhook payload to a URL.")
 
     @model_validator(mode="after")
     def _exactly_one_target(self) -> "Receiver":
@@ -68,7 +68,7 @@ class Receiver(CRModel):
 class Routing(CRModel):
     """Alertmanager routing for the alerts of this resource."""
 
-    receivers: list[Receiver] = Field(min_length=1, description="Notification targets.")
+    receivers: list[Receiver] = Field(min_length=1, description="Notification targets; each sets exactly one of slack, email, pagerduty, webhook.")
     group_by: list[LabelName] = Field(default_factory=lambda: ["alertname", "severity"],
                                       description="Labels that group alerts into one notification.")
     group_wait: Duration | None = Field(default=None, description="Wait before the first notification of a group.")

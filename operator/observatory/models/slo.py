@@ -14,12 +14,12 @@ from .common import (
     CRModel,
     CustomResource,
     Duration,
-    FiniteFloat,
     LabelName,
     PromQL,
     RuleStatus,
     Severity,
     duration_seconds,
+    nearest_bounds,
 )
 from .routing import Routing
 
@@ -40,12 +40,13 @@ class LatencyIndicator(CRModel):
     histogram: str = Field(pattern=METRIC_NAME_PATTERN, description="Histogram base name (without _bucket).")
     selector: PromQL | None = Field(default=None, description="Series selector narrowing the histogram, e.g. {route=\"/chat\"}.")
     threshold_seconds: float = Field(gt=0, description="Latency objective in seconds; must be one of the buckets.")
-    buckets: list[FiniteFloat] = Field(min_length=1, max_length=64, description="The histogram's bucket bounds (le values).")
+    buckets: list[float] = Field(min_length=1, max_length=64, description="The histogram's bucket bounds (le values).")
 
     @model_validator(mode="after")
     def _threshold_is_a_bucket(self) -> "LatencyIndicator":
         if not any(abs(b - self.threshold_seconds) < 1e-9 for b in self.buckets):
-            raise ValueError(f"thresholdSeconds {self.threshold_seconds} is not one of the buckets {list(self.buckets)}")
+            raise ValueError(f"thresholdSeconds {self.threshold_seconds:g} is not one of the buckets {list(self.buckets)}; "
+                             f"{nearest_bounds(self.threshold_seconds, self.buckets)}")
         return self
 
 
@@ -79,7 +80,7 @@ class Indicator(CRModel):
 
     ratio: RatioIndicator | None = Field(default=None, description="Errors over total from two counters.")
     latency: LatencyIndicator | None = Field(default=None, description="Slow events from a histogram.")
-    llm: LLMIndicator | None = Field(default=None, description="GenAI presets.")
+    llm: LLMIndicator | None = Field(default=None, description="Ready-made indicators over the OpenTelemetry GenAI signals: availability, latency or quality.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Indicator":
@@ -112,13 +113,21 @@ class SLOSpec(CRModel):
     """A service level objective."""
 
     description: str | None = Field(default=None, max_length=1024, description="What the SLO protects, for humans.")
-    objective: float = Field(gt=0, lt=100, description="Target percentage of good events, e.g. 99.5.")
+    objective: float = Field(gt=0, lt=100, description="Target percentage of good events, e.g. 99.5 (a percentage from 1 to below 100, not a fraction like 0.995).")
     window: Duration = Field(default="30d", description="Rolling SLO period, 7d to 90d.")
     indicator: Indicator = Field(description="How good and bad events are counted.")
     group_by: list[LabelName] = Field(default_factory=list, description="Labels to evaluate the SLO separately for, e.g. gen_ai_request_model.")
     alerting: SLOAlerting = Field(default_factory=SLOAlerting, description="Page and ticket alerts.")
     labels: dict[AlertLabelName, str] = Field(default_factory=dict, description="Extra labels on every alert of this SLO.")
     routing: Routing | None = Field(default=None, description="Notification routing, compiled to an AlertmanagerConfig.")
+
+    @field_validator("objective")
+    @classmethod
+    def _a_percentage(cls, value: float) -> float:
+        if value < 1:  # 0.995 would be 0.995 %: an SLO whose budget is never spent
+            raise ValueError(f"{value:g} looks like a fraction: objective is a percentage, write {value * 100:g} "
+                             f"for {value * 100:g} %")
+        return value
 
     @field_validator("window")
     @classmethod
@@ -133,7 +142,7 @@ class SLO(CustomResource):
     """A service level objective compiled into multi-window multi-burn-rate rules."""
 
     kind: Literal["SLO"] = Field(description="SLO")
-    spec: SLOSpec = Field(description="The objective.")
+    spec: SLOSpec = Field(description="The objective: a target percentage over a rolling window, the indicator that counts bad events, and the alerts.")
     status: RuleStatus | None = Field(default=None, description="What Observatory generated and whether it is loaded.")
 
 

@@ -20,6 +20,11 @@ from .common import CRModel, CustomResource
 DEFAULT_CLASS_ANNOTATION = "observatory.dev/is-default-class"
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
 VALUE_PATH_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+# An OCI repository as helm pulls it: a registry host[:port] and lowercase path components, the grammar
+# of distribution/reference (reference/regexp.go: domain, port, path-component); helm appends the chart
+# name, and the version is `version`, so no tag or digest.
+_OCI_REPOSITORY = re.compile(r"oci://[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*"
+                             r"(:[0-9]{1,5})?(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*/?")
 
 # Value keys no class can open to tenants, at any depth of an allowed path or inside a tenant's value,
 # whatever the chart: each reaches beyond the tenant's namespace or its pods' sandbox, or undoes the
@@ -87,6 +92,15 @@ class ChartSource(CRModel):
                                 description="Chart version; default: the version Observatory pins.")
     path: str | None = Field(default=None, min_length=1, max_length=1024,
                              description="Local chart directory or .tgz on the operator's filesystem; excludes repository.")
+
+    @field_validator("repository")
+    @classmethod
+    def _oci_reference(cls, value: str | None) -> str | None:
+        if value and value.startswith("oci://") and not _OCI_REPOSITORY.fullmatch(value):
+            raise ValueError(f"{value!r} is not an OCI repository: write oci://HOST[:PORT]/PATH with a lowercase path "
+                             "and without the chart name or a tag (the chart's version goes in version), e.g. "
+                             "oci://registry.example.com/charts")
+        return value
 
     @model_validator(mode="after")
     def _path_or_repository(self) -> ChartSource:
