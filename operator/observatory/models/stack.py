@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from .common import (
     K8S_NAME_PATTERN,
@@ -227,6 +227,16 @@ class MetricsSpec(CRModel):
     scrape_interval: str = Field(default="30s", pattern=r"^[0-9]+(s|m)$", description="Scrape interval.")
 
 
+def _iso_date(value: Any) -> Any:
+    """A YYYY-MM-DD string (the API server's `format: date`) or a YAML date, as a date."""
+    if isinstance(value, str):
+        try:
+            return datetime.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-01-31") from None
+    return value
+
+
 class ModelPrice(CRModel):
     """Price of one model as the vendor bills it, from a date on. Cached input tokens are part of the
     input tokens (OpenTelemetry GenAI conventions): they are priced at their own rate instead of the
@@ -241,7 +251,7 @@ class ModelPrice(CRModel):
     cache_creation_usd_per_million_tokens: float | None = Field(
         default=None, alias="cacheCreationUSDPerMillionTokens", ge=0, le=1e6,
         description="USD per million input tokens written to the prompt cache (gen_ai.usage.cache_creation.input_tokens); default: the input price.")
-    effective_from: datetime.date | None = Field(
+    effective_from: Annotated[datetime.date, BeforeValidator(_iso_date)] | None = Field(
         default=None, alias="effectiveFrom",
         description="First day (UTC, YYYY-MM-DD) this price applies; usage before it keeps the previous entry's price, so a price change never rewrites recorded spend. Default: from the beginning.")
 
