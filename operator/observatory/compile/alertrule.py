@@ -22,11 +22,13 @@ ANOMALY_SIGNAL_WINDOW = "5m"
 
 @dataclass(frozen=True)
 class Compiled:
-    """The alert condition of one rule type plus the recording rules it reads."""
+    """The alert condition of one rule type plus the recording rules it reads; `steps`, when set,
+    replace the one alert by one per step, each (condition, severity, summary)."""
 
-    expr: pp.Expr
+    expr: pp.Expr | None
     records: tuple[Rule, ...] = ()
     summary: str = ""
+    steps: tuple[tuple[pp.Expr, str, str], ...] = ()
 
 
 def alert_name(resource_name: str) -> str:
@@ -90,10 +92,13 @@ def compile_alertrule(rule: AlertRule, tenant: Tenant) -> RuleGroup:
         annotations[c.runbook_annotation] = spec.annotations.runbook_url
     # An empty label is no label to Prometheus: an slo label of the series must not route to an SLO's receivers.
     labels = {**spec.labels, c.slo_label: "", c.severity_label: spec.severity, **identity}
-    alert = Rule(expr=compiled.expr, alert=alert_name(rule.name), for_=spec.for_, labels=labels, annotations=annotations)
+    variants = compiled.steps or ((compiled.expr, spec.severity, compiled.summary),)
+    alerts = tuple(Rule(expr=expr, alert=alert_name(rule.name), for_=spec.for_, labels={**labels, c.severity_label: severity},
+                        annotations={**annotations, c.summary_annotation: spec.annotations.summary or summary})
+                   for expr, severity, summary in variants)
     return RuleGroup(
         name=f"{c.rule_group_prefix}.alertrule.{rule.name}",
-        rules=compiled.records + (alert,),
+        rules=compiled.records + alerts,
         interval=spec.evaluation_interval,
     )
 
@@ -131,9 +136,20 @@ def _latency(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) ->
 
 def _cost(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Compiled:
     block = spec.cost
-    expr = promql.build(f"__arg_spend__ > {number(block.budget_usd)}", {"spend": signals.cost(block.window)})
-    return Compiled(expr, summary=f"LLM spend ${{{{ $value | printf \"%.2f\" }}}} over the last {block.window} "
-                                  f"(budget ${block.budget_usd:g})")
+    spend = signals.cost(block.window)
+    summary = f"LLM spend ${{{{ $value | printf \"%.2f\" }}}} over the last {block.window} (budget ${block.budget_usd:g})"
+    if not block.steps:
+        return Compiled(promql.build(f"__arg_spend__ > {number(block.budget_usd)}", {"spend": spend}), summary=summary)
+    steps = []
+    for step, following in zip(block.steps, [*block.steps[1:], None]):
+        # Banded: the next step's alert takes over, so one step is active at a time.
+        condition = f"__arg_spend__ >= {number(block.budget_usd * step.percent / 100)}"
+        if following is not None:
+            condition += f" < {number(block.budget_usd * following.percent / 100)}"
+        steps.append((promql.build(condition, {"spend": spend}), step.severity,
+                      f"LLM spend ${{{{ $value | printf \"%.2f\" }}}} over the last {block.window} is {step.percent:g}% "
+                      f"or more of the budget (${block.budget_usd:g})"))
+    return Compiled(None, steps=tuple(steps))
 
 
 def _quality(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Compiled:

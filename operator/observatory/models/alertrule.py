@@ -60,11 +60,32 @@ class LatencyRule(CRModel):
                                   description="Histogram base name (without _bucket); default: GenAI operation duration.")
 
 
+class BudgetStep(CRModel):
+    """A warning step of a budget: its own severity from a share of the budget on."""
+
+    percent: float = Field(gt=0, le=1000, description="Share of the budget in percent at which this step fires, e.g. 80.")
+    severity: Severity = Field(description="Severity of this step's alert: critical, high, warning or info.")
+
+
 class CostRule(CRModel):
-    """LLM spend over a rolling window, from token usage times the price catalogue."""
+    """LLM spend over a rolling window, from token usage priced at the moment it was used."""
 
     budget_usd: float = Field(alias="budgetUSD", gt=0, description="Spend in US dollars that fires the alert.")
     window: Window = Field(default="1d", description="Rolling window the spend is summed over.")
+    steps: list[BudgetStep] = Field(
+        default_factory=list, max_length=10,
+        description="Warning steps, e.g. [{percent: 80, severity: info}, {percent: 90, severity: warning}, "
+                    "{percent: 100, severity: critical}]: each fires while the spend is at or above its share of the "
+                    "budget and below the next step's, so one step is active at a time. Empty: one alert above the "
+                    "budget, with spec.severity.")
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing(cls, steps: list[BudgetStep]) -> list[BudgetStep]:
+        percents = [s.percent for s in steps]
+        if percents != sorted(set(percents)):
+            raise ValueError(f"steps must have increasing, distinct percents, got {', '.join(f'{p:g}' for p in percents)}")
+        return steps
 
 
 class QualityRule(CRModel):
