@@ -9,8 +9,8 @@ import promql_parser as pp
 
 from .. import promql
 from ..conventions import Conventions
-from ..models.alertrule import AlertRule, AlertRuleSpec
-from ..models.common import Annotations
+from ..models.alertrule import AlertRule, AlertRuleSpec, CostRule
+from ..models.common import Annotations, duration_seconds
 from .errors import CompileError, FieldError
 from .rules import Rule, RuleGroup, Tenant
 from .signals import Signals, le_pattern, number, parse_field, parse_ratio
@@ -29,6 +29,7 @@ class Compiled:
     records: tuple[Rule, ...] = ()
     summary: str = ""
     steps: tuple[tuple[pp.Expr, str, str], ...] = ()
+    extra_alerts: tuple[tuple[str, pp.Expr, str, str], ...] = ()  # (name suffix, condition, severity, summary)
 
 
 def alert_name(resource_name: str) -> str:
@@ -96,6 +97,9 @@ def compile_alertrule(rule: AlertRule, tenant: Tenant) -> RuleGroup:
     alerts = tuple(Rule(expr=expr, alert=alert_name(rule.name), for_=spec.for_, labels={**labels, c.severity_label: severity},
                         annotations={**annotations, c.summary_annotation: spec.annotations.summary or summary})
                    for expr, severity, summary in variants)
+    alerts += tuple(Rule(expr=expr, alert=alert_name(rule.name) + suffix, for_=spec.for_,
+                         labels={**labels, c.severity_label: severity}, annotations={**annotations, c.summary_annotation: summary})
+                    for suffix, expr, severity, summary in compiled.extra_alerts)
     return RuleGroup(
         name=f"{c.rule_group_prefix}.alertrule.{rule.name}",
         rules=compiled.records + alerts,
@@ -138,8 +142,10 @@ def _cost(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Co
     block = spec.cost
     spend = signals.cost(block.window)
     summary = f"LLM spend ${{{{ $value | printf \"%.2f\" }}}} over the last {block.window} (budget ${block.budget_usd:g})"
+    forecast = (_forecast(block, signals),) if block.forecast else ()
     if not block.steps:
-        return Compiled(promql.build(f"__arg_spend__ > {number(block.budget_usd)}", {"spend": spend}), summary=summary)
+        return Compiled(promql.build(f"__arg_spend__ > {number(block.budget_usd)}", {"spend": spend}), summary=summary,
+                        extra_alerts=forecast)
     steps = []
     for step, following in zip(block.steps, [*block.steps[1:], None]):
         # Banded: the next step's alert takes over, so one step is active at a time.
@@ -149,7 +155,24 @@ def _cost(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Co
         steps.append((promql.build(condition, {"spend": spend}), step.severity,
                       f"LLM spend ${{{{ $value | printf \"%.2f\" }}}} over the last {block.window} is {step.percent:g}% "
                       f"or more of the budget (${block.budget_usd:g})"))
-    return Compiled(None, steps=tuple(steps))
+    return Compiled(None, steps=tuple(steps), extra_alerts=forecast)
+
+
+def _forecast(block: CostRule, signals: Signals) -> tuple[str, pp.Expr, str, str]:
+    """Hours until the window's spend S reaches the budget B at the recent rate r: the window gains r and
+    loses its older spend at its mean rate S/W, so it grows by r - S/W an hour; a window all of the new
+    rate would hold r·W, so the alert holds while r·W > B and S < B (linear, like predict_linear, but
+    from the rate itself, which the recorded spend gives exactly)."""
+    f = block.forecast
+    hours = duration_seconds(block.window) / 3600
+    budget = number(block.budget_usd)
+    expr = promql.build(
+        f"((({budget} - __arg_s__) / (__arg_r__ - __arg_s__ / {number(hours)})) and __arg_r__ * {number(hours)} > {budget}) "
+        f"and __arg_s__ < {budget}",
+        {"s": signals.cost(block.window), "r": promql.build("__arg_x__ * 3600", {"x": signals.cost(f.lookback, as_rate=True)})})
+    summary = (f"At the spend rate of the last {f.lookback}, spend over the last {block.window} reaches the budget "
+               f"(${block.budget_usd:g}) in {{{{ $value | printf \"%.0f\" }}}} h")
+    return "Forecast", expr, f.severity, summary
 
 
 def _quality(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Compiled:

@@ -67,6 +67,13 @@ class BudgetStep(CRModel):
     severity: Severity = Field(description="Severity of this step's alert: critical, high, warning or info.")
 
 
+class BudgetForecast(CRModel):
+    """Warn before the budget is reached, while the recent rate would reach it."""
+
+    lookback: Window = Field(default="6h", description="Window of the recent spend rate the forecast extrapolates.")
+    severity: Severity = Field(default="warning", description="Severity of the forecast alert.")
+
+
 class CostRule(CRModel):
     """LLM spend over a rolling window, from token usage priced at the moment it was used."""
 
@@ -78,6 +85,10 @@ class CostRule(CRModel):
                     "{percent: 100, severity: critical}]: each fires while the spend is at or above its share of the "
                     "budget and below the next step's, so one step is active at a time. Empty: one alert above the "
                     "budget, with spec.severity.")
+    forecast: BudgetForecast | None = Field(
+        default=None, description="An alert <Name>Forecast while, at the spend rate of the last lookback, the spend over "
+                                  "the window reaches the budget, saying in how long (the window's older spend assumed to "
+                                  "leave it at the window's mean rate); silent once the budget is reached.")
 
     @field_validator("steps")
     @classmethod
