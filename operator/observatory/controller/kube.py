@@ -28,7 +28,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from ..compile.rules import compose_shared, owner_labels
+from ..compile.rules import owner_labels
 from ..conventions import Conventions
 from ..models.common import GROUP, VERSION
 from ..rbac import REQUIRED_PERMISSIONS, Permission, permission_for
@@ -258,8 +258,7 @@ class Kube:
         object with its last owner.
 
         `owner` is added to the owners of `desired` and removed from the other objects `names`
-        (kind, name) in `namespace`, which are deleted when no owner is left. Objects made of parts
-        (`compose_shared`) keep the other owners' parts and lose those of owners gone.
+        (kind, name) in `namespace`, which are deleted when no owner is left.
         """
         desired, names = list(desired), list(names)
         with self._locks_guard:
@@ -286,7 +285,7 @@ class Kube:
             current = live.get(key)
             refs = [r for r in (current or {}).get("metadata", {}).get("ownerReferences") or [] if r.get("uid") != owner.uid]
             refs.append(owner.reference(controller=False))
-            written = self._write_shared(compose_shared(obj, current, _names(refs)), current, refs)
+            written = self._write_shared(obj, current, refs)
             if written is not None:
                 applied.append(key)
             now.append(written or current)
@@ -296,21 +295,35 @@ class Kube:
                 continue
             remaining = [r for r in refs if r.get("uid") != owner.uid]
             if remaining:
-                if self._write_shared(compose_shared(None, current, _names(remaining)), current, remaining) is not None:
+                if self._write_shared(_declared_of(current), current, remaining) is not None:
                     applied.append(key)
             elif refs:  # the owner was the last
                 self._delete(current, unchanged=True)
                 deleted.append(key)
         return Sync(tuple(applied), tuple(deleted), tuple(now))
 
-    def shared_memberships(self, namespace: str) -> dict[str, list[str]]:
-        """Owner uid -> names of the shared PrometheusRules of `namespace` it is an owner of."""
-        labels = owner_labels(self._conventions, "Namespace", namespace)
-        found: dict[str, list[str]] = collections.defaultdict(list)
-        for obj in self._list("PrometheusRule", namespace, labels):
-            for ref in obj["metadata"].get("ownerReferences") or []:
-                found[ref["uid"]].append(obj["metadata"]["name"])
-        return dict(found)
+    def list_shared(self, namespace: str) -> list[dict[str, Any]]:
+        """The PrometheusRules `namespace` shares among its resources (price catalogue, SLO objects)."""
+        return self._list("PrometheusRule", namespace, owner_labels(self._conventions, "Namespace", namespace))
+
+    def get_shared(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get("PrometheusRule", namespace, name)
+
+    def write_shared(self, obj: Mapping[str, Any], current: Mapping[str, Any] | None, refs: list[dict[str, Any]],
+                     digest: str) -> dict[str, Any]:
+        """Create `obj` (409 if it exists meanwhile) or replace `current` at its resourceVersion (409
+        if it changed since), owned by `refs`; `digest` stands for its labels and spec."""
+        body = copy.deepcopy(dict(obj))
+        meta = body["metadata"]
+        meta["ownerReferences"] = refs
+        meta["annotations"] = {**(meta.get("annotations") or {}), APPLIED_HASH_ANNOTATION: digest}
+        if current is None:
+            return self._create(body)
+        meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+        return self._replace(body)
+
+    def delete_shared(self, obj: Mapping[str, Any]) -> None:
+        self._delete(obj, unchanged=True)
 
     def _write_shared(self, obj: Mapping[str, Any], current: Mapping[str, Any] | None,
                       refs: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -416,8 +429,11 @@ def _truncate_utf8(text: str, limit: int) -> str:
     return text.encode()[:limit - len(ellipsis.encode())].decode(errors="ignore") + ellipsis
 
 
-def _names(refs: Iterable[Mapping[str, Any]]) -> set[str]:
-    return {r["name"] for r in refs}
+def _declared_of(live: Mapping[str, Any]) -> dict[str, Any]:
+    """What Observatory declares of a live object: the rest is the API server's."""
+    meta = live["metadata"]
+    return {"apiVersion": live["apiVersion"], "kind": live["kind"], "spec": live["spec"],
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"], "labels": meta.get("labels") or {}}}
 
 
 def _ref_key(ref: Mapping[str, Any]) -> tuple:
