@@ -215,16 +215,21 @@ class Kube:
         return [o for kind, name in sorted(set(names)) if (o := self._get(kind, namespace, name)) is not None]
 
     def sync_owned(self, owner: Owner, desired: Iterable[Mapping[str, Any]],
-                   previous: Iterable[tuple[str, str]] | None = None) -> Sync:
+                   previous: Iterable[tuple[str, str]] | None = None, *, unseen: bool = False) -> Sync:
         """Make the owner's generated objects exactly `desired`: apply what differs, delete the rest.
 
         `previous` names (kind, name) what the owner had before (from its status): only those and
         the desired ones are read. With None, every object carrying the owner labels is listed,
         which also finds what a status never recorded. Either way an object counts as the owner's
         only if `owner` is its controller: one a deleted namesake left for the garbage collector is not.
+        `unseen` (the owner never reported a status, so it has most likely no objects yet) applies
+        without reading: applying what is already there changes nothing, and the resync's listing
+        finds anything left over.
         """
         desired = list(desired)
         names = None if previous is None else [*previous, *((o["kind"], o["metadata"]["name"]) for o in desired)]
+        if unseen and previous is not None:
+            names = []
         labels = owner_labels(self._conventions, owner.kind, owner.name)
         live = {_key(o): o for o in self._find(owner.namespace, labels, names)
                 if any(r.get("uid") == owner.uid and r.get("controller") for r in o["metadata"].get("ownerReferences") or [])}

@@ -179,7 +179,7 @@ class Controller:
         shared_names = {o["metadata"]["name"] for o in shared}
         known = None if thorough is not None else [("PrometheusRule", n) for n in before if n not in shared_names] + \
             [("AlertmanagerConfig", n) for n in [previous.get("alertmanagerConfig")] if n]
-        sync = self.kube.sync_owned(owner, objects, known)
+        sync = self.kube.sync_owned(owner, objects, known, unseen=not previous)
         # Besides what it needs now and had, only a former cost rule may own more: the catalogue.
         had = [("PrometheusRule", n) for n in [*before, *(thorough or [])] if n not in owned]
         if isinstance(resource, AlertRule):
@@ -206,7 +206,7 @@ class Controller:
             return "invalid"
         slo = compiled.resource
         known = None if thorough is not None else [("AlertmanagerConfig", n) for n in [previous.get("alertmanagerConfig")] if n]
-        sync = self.kube.sync_owned(owner, compiled.owned, known)
+        sync = self.kube.sync_owned(owner, compiled.owned, known, unseen=not previous)
         written = self.groups.sync(owner.namespace, owner.uid, [("slos", *group_key(slo)), ("windows", slo.namespace, slo.spec.window)])
         if written.full is not None:  # the spec is fine, but its group of SLO rules is full
             self._report(kind, owner, generation, previous, [
