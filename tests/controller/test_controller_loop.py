@@ -273,8 +273,8 @@ async def test_an_slo_without_room_in_its_group_is_reported_and_admitted_once_th
         await cluster.until(lambda: controller.metrics.registry.get_sample_value(
             'observatory_reconcile_total', {'kind': 'SLO', 'result': 'full'}) == 1)
         # Once another SLO leaves, the group, computed whole again, has room for it (the oldest stay
-        # first in line), and its next reconcile (here the periodic resync) reports it.
+        # first in line), and its status says so at once.
         cluster.delete(SLOS, first, 'team-a')
         await cluster.until(lambda: parts_in(cluster, group) == [second, third] and owners_of(cluster, group) == [second, third])
-        await asyncio.to_thread(controller.resync)
-        assert condition(cluster.get(SLOS, third, 'team-a'), 'Ready')['status'] == 'True'
+        await cluster.until(lambda: condition(cluster.get(SLOS, third, 'team-a'), 'Ready')['status'] == 'True')
+        assert group in cluster.get(SLOS, third, 'team-a')['status']['prometheusRules']

@@ -138,16 +138,31 @@ class Controller:
     def reconcile(self, kind: KindInfo, body: Mapping[str, Any], retry: int = 0) -> None:
         """The handlers' reconcile of the body kopf hands them."""
         with self._turn(body["metadata"]["uid"]):
-            self._attempt(kind, body, retry)
+            moved = self._attempt(kind, body, retry)
+        self._report_moved(kind, body["metadata"]["namespace"], moved)
 
-    def _attempt(self, kind: KindInfo, body: Mapping[str, Any], retry: int, thorough: list[str] | None = None) -> None:
+    def _report_moved(self, kind: KindInfo, namespace: str, names: tuple[str, ...]) -> None:
+        """Reconcile, from their current bodies, the SLOs a group write let into their full group or
+        left out of it, so that their status says so (each in its own turn, after the writer's)."""
+        for name in names:
+            try:
+                body = self.kube.get_resource(kind.plural, namespace, name)
+                if body is not None and not body["metadata"].get("deletionTimestamp"):
+                    with self._turn(body["metadata"]["uid"]):
+                        self._attempt(kind, body, 0)
+            except (ApiProblem, kopf.TemporaryError) as e:  # its own retries and the resync report it
+                log.info("could not report the group of %s/%s: %s", namespace, name, e)
+
+    def _attempt(self, kind: KindInfo, body: Mapping[str, Any], retry: int, thorough: list[str] | None = None) -> tuple[str, ...]:
         """`thorough` (the names of shared objects listing the resource as an owner) lists its own
         generated objects by label instead of reading the ones the status names, and looks at those
-        shared objects besides the ones the status names."""
+        shared objects besides the ones the status names. Returns the other SLOs whose group
+        admission this reconcile changed."""
         started = time.perf_counter()
         result = "error"
         try:
-            result = self._reconcile(kind, body, thorough)
+            result, moved = self._reconcile(kind, body, thorough)
+            return moved
         except ApiProblem as e:
             self.metrics.errors.labels(kind.kind, "transient" if e.transient else "rejected").inc()
             if e.transient:
@@ -158,13 +173,16 @@ class Controller:
             self.metrics.reconciles.labels(kind.kind, result).inc()
             self.metrics.duration.labels(kind.kind).observe(time.perf_counter() - started)
 
-    def _reconcile(self, kind: KindInfo, body: Mapping[str, Any], thorough: list[str] | None) -> str:
+    def _reconcile(self, kind: KindInfo, body: Mapping[str, Any], thorough: list[str] | None) -> tuple[str, tuple[str, ...]]:
         meta = body["metadata"]
         owner = Owner(body["apiVersion"], kind.kind, meta["namespace"], meta["name"], meta["uid"])
-        generation = meta.get("generation")
-        previous = body.get("status") or {}
         if kind.kind == "SLO":
             return self._reconcile_slo(kind, body, owner, thorough)
+        return self._reconcile_rule(kind, body, owner, thorough), ()
+
+    def _reconcile_rule(self, kind: KindInfo, body: Mapping[str, Any], owner: Owner, thorough: list[str] | None) -> str:
+        generation = body["metadata"].get("generation")
+        previous = body.get("status") or {}
         try:
             resource = parse_resource({k: v for k, v in body.items() if k != "status"})
             objects = compile_resource(resource, self.options)
@@ -195,7 +213,8 @@ class Controller:
         self._reconciled(kind, owner, generation, previous, objects, sync.live + shared_sync.live, count_rules(objects))
         return "applied" if wrote else "unchanged"
 
-    def _reconcile_slo(self, kind: KindInfo, body: Mapping[str, Any], owner: Owner, thorough: list[str] | None) -> str:
+    def _reconcile_slo(self, kind: KindInfo, body: Mapping[str, Any], owner: Owner,
+                       thorough: list[str] | None) -> tuple[str, tuple[str, ...]]:
         """An SLO owns its AlertmanagerConfig; its group and windows are written whole from the index."""
         generation = body["metadata"].get("generation")
         previous = body.get("status") or {}
@@ -203,7 +222,7 @@ class Controller:
             compiled = self.groups.compile(body)
         except CompileError as err:
             self._invalid(kind, owner, generation, previous, err)
-            return "invalid"
+            return "invalid", ()
         slo = compiled.resource
         known = None if thorough is not None else [("AlertmanagerConfig", n) for n in [previous.get("alertmanagerConfig")] if n]
         sync = self.kube.sync_owned(owner, compiled.owned, known, unseen=not previous)
@@ -212,11 +231,11 @@ class Controller:
             self._report(kind, owner, generation, previous, [
                 Cond(READY, "False", "RuleGroupFull", str(written.full)),
                 Cond(VALID, "True", "Compiled"), *_kept(previous, RULES_LOADED)])
-            return "full"
+            return "full", written.moved
         rules = compiled.member.rules
         counts = (sum("record" in r for r in rules), sum("alert" in r for r in rules))
         self._reconciled(kind, owner, generation, previous, compiled.owned, sync.live + written.live, counts)
-        return "applied" if sync.applied or sync.deleted or written.applied or written.deleted else "unchanged"
+        return "applied" if sync.applied or sync.deleted or written.applied or written.deleted else "unchanged", written.moved
 
     def _reconciled(self, kind: KindInfo, owner: Owner, generation: int | None, previous: Mapping[str, Any],
                     objects: list[dict[str, Any]], live: tuple[dict[str, Any], ...], counts: tuple[int, int]) -> None:
@@ -260,18 +279,20 @@ class Controller:
         meta = body["metadata"]
         owner = Owner(body["apiVersion"], kind.kind, meta["namespace"], meta["name"], meta["uid"])
         names = [("PrometheusRule", n) for n in (body.get("status") or {}).get("prometheusRules") or []]
+        moved: tuple[str, ...] = ()
         try:
             with self._turn(owner.uid):  # after a reconcile in flight, which may still add it somewhere
                 if kind.kind != "SLO":
                     self.kube.sync_shared(owner, owner.namespace, [], names)
                 elif self.groups.bound:  # kopf has dropped it from the index: its objects are written without it
                     self.groups.forget(owner.uid)
-                    self.groups.sync(owner.namespace, owner.uid)
+                    moved = self.groups.sync(owner.namespace, owner.uid).moved
         except (ApiProblem, CompileError) as e:
             log.warning("%s/%s left shared rules behind: %s", owner.namespace, owner.name, e)
         finally:
             with self._live_lock:
                 self._turns.pop(owner.uid, None)
+        self._report_moved(kind, owner.namespace, moved)  # the room it leaves may let others in
 
     def _prometheuses(self) -> list[dict[str, Any]]:
         """Prometheus objects, listed at most once per `prometheus_ttl` (a cluster-wide list per

@@ -53,6 +53,7 @@ class Written:
     deleted: tuple[str, ...]
     live: tuple[dict[str, Any], ...]
     full: CompileError | None
+    moved: tuple[str, ...]  # other SLOs this write admitted to their full group, or left out of it
 
 
 class SloGroups:
@@ -67,6 +68,8 @@ class SloGroups:
         # (namespace, object name) -> the key it is written for: tells an object no SLO needs.
         self._keys: dict[tuple[str, str], Key] = {}
         self._windows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        # key -> uids its last write left out: their status says so until they are let in.
+        self._left_out: dict[Key, set[str]] = {}
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
 
@@ -137,13 +140,14 @@ class SloGroups:
         with lock:
             live = self._load(namespace)
             names = {self._key_of(namespace, name) for name, obj in live.items() if uid in _owners(obj)}
-            applied, deleted, full = [], [], None
+            applied, deleted, full, moved = [], [], None, set()
             for key in sorted({*keys, *names}):
-                group = self._sync_key(namespace, key, applied, deleted)
+                group, flipped = self._sync_key(namespace, key, applied, deleted)
                 if group is not None and any(m.uid == uid for m in group.left_out):
                     full = group.error()
+                moved |= {m.name for m in flipped if m.uid != uid}
             mine = tuple(obj for _, obj in sorted(live.items()) if uid in _owners(obj))
-            return Written(tuple(applied), tuple(deleted), mine, full)
+            return Written(tuple(applied), tuple(deleted), mine, full, tuple(sorted(moved)))
 
     def resync(self, namespace: str, listed: Iterable[Mapping[str, Any]]) -> None:
         """Take `listed` (the namespace's shared objects, as `Kube.list_shared` lists them) as the
@@ -169,7 +173,7 @@ class SloGroups:
         with self._guard:
             return self._keys.get((namespace, name), ("stale", namespace, name))
 
-    def _sync_key(self, namespace: str, key: Key, applied: list[str], deleted: list[str]) -> Group | None:
+    def _sync_key(self, namespace: str, key: Key, applied: list[str], deleted: list[str]) -> tuple[Group | None, list[Member]]:
         for attempt in range(1, SHARED_WRITE_ATTEMPTS + 1):
             try:
                 return self._write_key(namespace, key, applied, deleted)
@@ -178,16 +182,17 @@ class SloGroups:
                     raise
                 # Changed or gone since it was known: read what it is now and compute again.
                 self._refresh(namespace, key)
-        return None  # not reached: the last attempt returns or raises
+        raise AssertionError("not reached: the last attempt returns or raises")
 
-    def _write_key(self, namespace: str, key: Key, applied: list[str], deleted: list[str]) -> Group | None:
+    def _write_key(self, namespace: str, key: Key, applied: list[str], deleted: list[str]) -> tuple[Group | None, list[Member]]:
+        """Write the objects of `key`; the group written, and the SLOs it let in or left out anew."""
         live = self._live[namespace]
         current = {name: obj for name, obj in live.items() if self._key_of(namespace, name) == key}
         invalid = set(self._members(("invalid", namespace)))
         # An invalid SLO keeps its last good rules where they are.
         kept = {r["uid"]: r for obj in current.values() for r in obj["metadata"].get("ownerReferences") or []
                 if r.get("uid") in invalid}
-        group = None
+        group, flipped = None, []
         if key[0] == "slos":
             label = self._options.conventions.slo_label
             last_good = {ref["uid"]: as_member(ref["name"], tuple(
@@ -195,6 +200,10 @@ class SloGroups:
                 if (rule.get("labels") or {}).get(label) == ref["name"]), ref["uid"]) for ref in kept.values()}
             members = self._members(key) + [m for m in last_good.values() if m.rules]
             group = slo_group(key[1:], members, self._options.conventions)
+            admitted_before = {u for obj in current.values() for u in _owners(obj)}
+            left_out_before = self._left_out.get(key, set())
+            flipped = [m for m in group.admitted if m.uid in left_out_before] + \
+                [m for m in group.left_out if m.uid in admitted_before]
             desired = [(group.object, group.digest)] if group.object else []
             refs = sorted((_reference(m.name, m.uid) for m in group.admitted), key=lambda r: r["uid"])
         elif key[0] == "windows":
@@ -217,7 +226,9 @@ class SloGroups:
                 self._kube.delete_shared(obj)
                 live.pop(name, None)
                 deleted.append(f"PrometheusRule/{name}")
-        return group
+        if group is not None:
+            self._left_out[key] = {m.uid for m in group.left_out}
+        return group, flipped
 
     def _refresh(self, namespace: str, key: Key) -> None:
         names = {n for n in self._live[namespace] if self._key_of(namespace, n) == key}
