@@ -21,6 +21,7 @@ from k8s.emulator import cluster_context, running_cluster
 from observatory.compile import CompileOptions, compile_bundle
 from observatory.compile.slo import slo_shard
 from observatory.controller.kube import Kube
+from observatory.controller.settings import Settings
 from observatory.controller.slo_groups import SloGroups
 from observatory.conventions import Conventions
 from observatory.models import parse_resource
@@ -178,3 +179,24 @@ def writes(cluster: Any) -> list[tuple[str, int | None]]:
     """(method, answer) of every PrometheusRule write, in order."""
     return [(r.method, cluster.answered(r)) for r in cluster.requests
             if r.resource is not None and r.resource.plural == 'prometheusrules' and r.method in ('POST', 'PUT', 'DELETE')]
+
+
+async def test_an_slo_deleted_while_the_watch_was_away_leaves_its_group_at_the_next_resync():
+    """kopf drops an SLO from its index on the DELETED event; a watch that resumes after
+    compaction lists again and synthesises no event for what vanished (kopf/_cogs/clients/
+    watching.py continuous_watch), so the index kept the SLO and every write of its group kept
+    its rules, beside an owner reference to nothing."""
+    async with cluster_context() as cluster, running_operator(cluster, Settings(resync_seconds=0.3)) as controller:
+        for name in (FIRST, SECOND):
+            cluster.seed(example('slos/llm-availability.yaml', name=name))
+        await cluster.until(lambda: slos_in(cluster) == [FIRST, SECOND] and handled(cluster, SLOS, SECOND, 'team-a'))
+        # The SLO watch stalls (then fails) while the SLO goes and the history is compacted.
+        cluster.hang('GET', r'/v1alpha1/slos$', seconds=1.0, times=1)
+        cluster.drop_watches(abrupt=True)
+        await cluster.until(lambda: any(r.method == 'GET' and r.params.get('watch') == 'true' and cluster.answered(r) is None
+                                        and r.resource is not None and r.resource.plural == 'slos' for r in cluster.requests))
+        cluster.delete(SLOS, FIRST, 'team-a')
+        cluster.compact()
+        await cluster.until(lambda: owners_of(cluster) == [SECOND] and slos_in(cluster) == [SECOND], timeout=15)
+        assert matches_render(cluster)
+
