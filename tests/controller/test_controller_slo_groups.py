@@ -199,4 +199,4 @@ async def test_an_slo_deleted_while_the_watch_was_away_leaves_its_group_at_the_n
         cluster.compact()
         await cluster.until(lambda: owners_of(cluster) == [SECOND] and slos_in(cluster) == [SECOND], timeout=15)
         assert matches_render(cluster)
-
+        assert controller.groups.indexed('team-a') == {cluster.get(SLOS, SECOND, 'team-a')['metadata']['uid']}

@@ -376,9 +376,10 @@ class Kube:
             raise
         return obj.get("status")
 
-    def list_stacks(self, namespace: str) -> list[dict[str, Any]]:
-        answer = self._call(GROUP, "observabilitystacks", "list", self._custom.list_namespaced_custom_object,
-                            GROUP, VERSION, namespace, "observabilitystacks")
+    def list_resources(self, plural: str, namespace: str) -> list[dict[str, Any]]:
+        """Our custom resources of a kind in `namespace`, as they are now."""
+        answer = self._call(GROUP, plural, "list", self._custom.list_namespaced_custom_object,
+                            GROUP, VERSION, namespace, plural)
         return list(answer.get("items") or [])
 
     def post_event(self, owner: Owner, type_: str, reason: str, note: str) -> None:

@@ -120,7 +120,12 @@ class Controller:
         """Owner uid -> names of the shared PrometheusRules of `namespace` it is an owner of."""
         listed = self.kube.list_shared(namespace)
         if self.groups.bound:
-            self.groups.resync(namespace, listed)
+            # kopf drops an SLO from its index on its DELETED event; one missed (a watch resumed
+            # after compaction lists again, and kopf synthesises no event for what vanished:
+            # kopf/_cogs/clients/watching.py continuous_watch) would keep its rules for good.
+            indexed = self.groups.indexed(namespace)
+            alive = {o["metadata"]["uid"] for o in self.kube.list_resources("slos", namespace)}
+            self.groups.resync(namespace, listed, gone=indexed - alive)
         found: dict[str, list[str]] = {}
         for obj in listed:
             for ref in obj["metadata"].get("ownerReferences") or []:
@@ -262,7 +267,7 @@ class Controller:
         namespace's stacks (a stack with default rules provides the prices instead)."""
         resources: list[CustomResource] = [resource]
         if needs_prices(resource):
-            for stack in self.kube.list_stacks(owner.namespace):
+            for stack in self.kube.list_resources("observabilitystacks", owner.namespace):
                 try:
                     parsed = parse_resource({k: v for k, v in stack.items() if k != "status"})
                 except CompileError:

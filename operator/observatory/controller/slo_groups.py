@@ -70,6 +70,8 @@ class SloGroups:
         self._windows: dict[tuple[str, str], list[dict[str, Any]]] = {}
         # key -> uids its last write left out: their status says so until they are let in.
         self._left_out: dict[Key, set[str]] = {}
+        # SLOs gone whose deletion kopf missed, so that its index still holds them (see `resync`).
+        self._gone: set[str] = set()
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
 
@@ -124,7 +126,13 @@ class SloGroups:
 
     def _members(self, key: Key) -> list[Any]:
         # A copy: kopf changes the index on its event loop while handlers read it in threads.
-        return list(self._index.get(key) or ()) if self._index is not None else []
+        members = list(self._index.get(key) or ()) if self._index is not None else []
+        return [m for m in members if (m if isinstance(m, str) else m.uid) not in self._gone]
+
+    def indexed(self, namespace: str) -> set[str]:
+        """The uids of the SLOs of `namespace` in the index."""
+        keys = [k for k in list(self._index or ()) if k[1] == namespace]
+        return {m if isinstance(m, str) else m.uid for k in keys for m in self._members(k)}
 
     def _windows_of(self, namespace: str, period: str) -> list[dict[str, Any]]:
         if (namespace, period) not in self._windows:  # the same for every SLO of the period
@@ -149,12 +157,14 @@ class SloGroups:
             mine = tuple(obj for _, obj in sorted(live.items()) if uid in _owners(obj))
             return Written(tuple(applied), tuple(deleted), mine, full, tuple(sorted(moved)))
 
-    def resync(self, namespace: str, listed: Iterable[Mapping[str, Any]]) -> None:
+    def resync(self, namespace: str, listed: Iterable[Mapping[str, Any]], gone: Iterable[str] = ()) -> None:
         """Take `listed` (the namespace's shared objects, as `Kube.list_shared` lists them) as the
         live state and write every object whole: repairs drift, removes objects no SLO needs (a
-        membership a lost write or a stopped operator left)."""
+        membership a lost write or a stopped operator left). `gone`: uids indexed before the SLOs
+        were listed and not among them (uids are never reused)."""
         with self._guard:
             lock = self._locks[namespace]
+            self._gone |= set(gone)
         with lock:
             live = self._live[namespace] = {o["metadata"]["name"]: dict(o) for o in listed if _is_slo_shared(o)}
             keys = {self._key_of(namespace, name) for name in live}
