@@ -12,9 +12,10 @@ from .compile import (
     CompileError,
     CompileOptions,
     assemble,
-    compile_resource,
+    contribution,
     plan_documents,
 )
+from .compile.slo_groups import groups_of
 from .chartschema import chart_schemas
 from .compile.dashboards import dashboard_objects
 from .compile.stack import chart_ref
@@ -143,6 +144,7 @@ def compile_all(loaded: Input, options: CompileOptions) -> list[dict[str, Any]]:
     """Compile everything loaded, recording a problem per failing field; objects only if none failed."""
     seen: dict[tuple[str, str, str], str] = {}
     objects: list[dict[str, Any]] = []
+    members, documents = [], {}  # the SLOs' rules, and where each SLO was read
     for document, resource in loaded.resources:
         cluster_scoped = isinstance(resource, ObservabilityStackClass)
         key = (resource.kind, "" if cluster_scoped else resource.namespace, resource.name)
@@ -152,7 +154,11 @@ def compile_all(loaded: Input, options: CompileOptions) -> list[dict[str, Any]]:
         if cluster_scoped:
             continue  # compiles to nothing of its own; the stacks of the class use it
         try:
-            objects.extend(compile_resource(resource, options))
+            owned, member = contribution(resource, options)
+            objects.extend(owned)
+            if member is not None:
+                members.append((resource, member))
+                documents[(resource.namespace, resource.name)] = document
         except CompileError as err:
             loaded.problems.extend(Problem(document.source, document.identity, str(e)) for e in err.errors)
         if isinstance(resource, ObservabilityStack):
@@ -162,9 +168,13 @@ def compile_all(loaded: Input, options: CompileOptions) -> list[dict[str, Any]]:
                 objects.extend(dashboard_objects(resource, options.conventions))
             except CompileError as err:
                 loaded.problems.extend(Problem(document.source, document.identity, str(e)) for e in err.errors)
+    for group in groups_of(members, options.conventions):
+        for member in group.left_out:  # reported on each SLO that does not fit
+            document = documents[(group.key[0], member.name)]
+            loaded.problems.extend(Problem(document.source, document.identity, str(e)) for e in group.error().errors)
     if loaded.problems:
         return []
-    return assemble(objects, [r for _, r in loaded.resources if not isinstance(r, ObservabilityStackClass)], options)
+    return assemble(objects, [r for _, r in loaded.resources if not isinstance(r, ObservabilityStackClass)], options, members)
 
 
 def class_schemas(stack_class: ObservabilityStackClass | None) -> dict[str, dict[str, Any]]:

@@ -16,12 +16,12 @@ from .defaults import catalogue_for, default_alert_rules
 from .errors import CompileError, FieldError
 from .prices import DEFAULT_CATALOGUE, ModelPrice, price_groups, price_objects
 from .routing import alertmanager_config
-from .rules import Tenant, compose_parts, object_name, owner_labels, prometheus_rules
-from .slo import slo_rules_object, slo_window_groups, slo_windows_name
+from .rules import Tenant, object_name, owner_labels, prometheus_rules
+from .slo_groups import Member, groups_of, slo_member, windows_objects
 from .stack import release_plans
 
-__all__ = ["CompileError", "CompileOptions", "FieldError", "assemble", "compile_resource", "compile_bundle", "needs_prices", "plan_documents",
-           "shared_objects", "sort_objects", "ModelPrice"]
+__all__ = ["CompileError", "CompileOptions", "FieldError", "assemble", "compile_resource", "compile_bundle", "contribution",
+           "needs_prices", "plan_documents", "shared_objects", "sort_objects", "ModelPrice"]
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,17 @@ class CompileOptions:
 
 
 def compile_resource(resource: CustomResource, options: CompileOptions = CompileOptions()) -> list[dict[str, Any]]:
-    """What one resource contributes: the objects it owns (PrometheusRule(s) and, with routing, an
-    AlertmanagerConfig) and, for an SLO, its part of a PrometheusRule of its namespace that holds the
-    rules of several SLOs (marked by PARTS_ANNOTATION; `compose_parts` joins such parts)."""
+    """The objects one resource owns: PrometheusRule(s) and, with routing, an AlertmanagerConfig.
+    An SLO's rules are not its own object but in a group of its namespace (`contribution`)."""
+    return contribution(resource, options)[0]
+
+
+def contribution(resource: CustomResource, options: CompileOptions = CompileOptions(), *, uid: str = "",
+                 created: str = "") -> tuple[list[dict[str, Any]], Member | None]:
+    """The objects `resource` owns and, for an SLO, its rules as a member of its group (`uid` and
+    `created` are its metadata's, where known: the group's owners and the order a full group keeps)."""
     if isinstance(resource, ObservabilityStackClass):
-        return []  # cluster-scoped and owns nothing: the stacks of the class compile with it
+        return [], None  # cluster-scoped and owns nothing: the stacks of the class compile with it
     c = options.conventions
     tenant = Tenant(resource.namespace, c)
     kind = resource.kind
@@ -46,15 +52,16 @@ def compile_resource(resource: CustomResource, options: CompileOptions = Compile
     labels = owner_labels(c, kind, resource.name)
     if isinstance(resource, ObservabilityStack):
         if not resource.spec.default_rules.enabled:
-            return []
+            return [], None
         groups = price_groups(catalogue_for(resource, options.catalogue), tenant)
         groups += [compile_alertrule(rule, tenant) for rule in default_alert_rules(resource, c)]
-        return prometheus_rules(base_name, groups, tenant, labels)
+        return prometheus_rules(base_name, groups, tenant, labels), None
+    member = None
     if isinstance(resource, AlertRule):
         objects = prometheus_rules(base_name, [compile_alertrule(resource, tenant)], tenant, labels)
         match_label = c.alertrule_label
     elif isinstance(resource, SLO):
-        objects = [slo_rules_object(resource, tenant)]
+        objects, member = [], slo_member(resource, c, uid, created)
         match_label = c.slo_label
     else:
         raise TypeError(f"cannot compile {kind}")
@@ -62,7 +69,7 @@ def compile_resource(resource: CustomResource, options: CompileOptions = Compile
     if routing is not None:
         objects.append(alertmanager_config(base_name, resource.namespace, routing, match_label, resource.name,
                                            c.severity_label, labels, options.allowed_email_smarthosts))
-    return objects
+    return objects, member
 
 
 def plan_documents(stack: ObservabilityStack, options: CompileOptions = CompileOptions(),
@@ -101,21 +108,29 @@ def compile_bundle(resources: Iterable[CustomResource], options: CompileOptions 
     resources one by one.
     """
     resources = list(resources)
-    return assemble([obj for resource in resources for obj in compile_resource(resource, options)], resources, options)
+    objects, members = [], []
+    for resource in resources:
+        owned, member = contribution(resource, options)
+        objects.extend(owned)
+        if member is not None:
+            members.append((resource, member))
+    return assemble(objects, resources, options, members)
 
 
 def assemble(objects: Iterable[dict[str, Any]], resources: Iterable[CustomResource],
-             options: CompileOptions = CompileOptions()) -> list[dict[str, Any]]:
-    """The objects `resources` compiled to, as they are applied: the parts of each shared object
-    composed into it, the namespaces' shared objects added, sorted."""
-    return sort_objects(compose_parts(objects) + shared_objects(resources, options))
+             options: CompileOptions = CompileOptions(), members: Iterable[tuple[SLO, Member]] | None = None) -> list[dict[str, Any]]:
+    """The objects `resources` compiled to, as they are applied: what each owns and the namespaces'
+    shared objects, sorted. `members`: the SLOs' rules as `contribution` gave them (else rendered here)."""
+    return sort_objects([*objects, *shared_objects(resources, options, members)])
 
 
-def shared_objects(resources: Iterable[CustomResource], options: CompileOptions = CompileOptions()) -> list[dict[str, Any]]:
-    """Objects a namespace needs once, whichever resources need them: the price catalogue, and the
-    burn-rate windows of its SLOs, one object per SLO period.
+def shared_objects(resources: Iterable[CustomResource], options: CompileOptions = CompileOptions(),
+                   members: Iterable[tuple[SLO, Member]] | None = None) -> list[dict[str, Any]]:
+    """Objects a namespace needs once, whichever resources need them: the price catalogue, the
+    burn-rate windows of its SLOs, one object per SLO period, and the groups holding the SLOs' rules.
 
     A namespace with an ObservabilityStack gets its prices from the stack's rule pack instead.
+    Raises CompileError when a group cannot hold all its SLOs (`groups_of` tells which).
     """
     resources = list(resources)
     c = options.conventions
@@ -125,9 +140,13 @@ def shared_objects(resources: Iterable[CustomResource], options: CompileOptions 
     for namespace in sorted({r.namespace for r in resources if needs_prices(r)} - priced_by_stack):
         objects.extend(price_objects(options.catalogue, Tenant(namespace, c), "Namespace", namespace))
     for namespace, period in sorted({(r.namespace, r.spec.window) for r in resources if isinstance(r, SLO)}):
-        tenant = Tenant(namespace, c)
-        objects.extend(prometheus_rules(slo_windows_name(period, c), slo_window_groups(period, tenant), tenant,
-                                        owner_labels(c, "Namespace", namespace)))
+        objects.extend(windows_objects(namespace, period, c))
+    if members is None:
+        members = [(r, slo_member(r, c)) for r in resources if isinstance(r, SLO)]
+    for group in groups_of(members, c):
+        if group.left_out:
+            raise group.error()
+        objects.append(group.object)
     return objects
 
 

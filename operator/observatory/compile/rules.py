@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Collection, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import promql_parser as pp
 
@@ -17,8 +17,6 @@ from .errors import CompileError
 MAX_RULE_OBJECT_BYTES = 512 * 1024
 MAX_NAME_LENGTH = 253
 MAX_LABEL_VALUE_LENGTH = 63
-# On a shared PrometheusRule whose rules are parts, one per owner: the rule label naming the owner.
-PARTS_ANNOTATION = "observatory.dev/parts-label"
 
 
 @dataclass(frozen=True)
@@ -126,71 +124,6 @@ def prometheus_rules(
         batches[-1].append(group_dict)
         batch_size += size
     return [make(base_name if i == 0 else object_name(base_name, str(i + 1)), batch) for i, batch in enumerate(batches)]
-
-
-def compose_shared(desired: Mapping[str, Any] | None, live: Mapping[str, Any] | None,
-                   owners: Collection[str]) -> dict[str, Any]:
-    """The shared object to write for one owner: `desired` (what it needs), or with None what `live`
-    keeps once the owner is gone.
-
-    An object annotated with PARTS_ANNOTATION holds one group whose rules are parts, one per owner
-    (named by that rule label): the desired parts replace the live ones, and the parts of anyone no
-    longer among `owners` go. Parts are ordered by owner, so that whichever owner writes last, the
-    same owners give the same object.
-    """
-    base = dict(desired) if desired is not None else _declared(live)
-    if not is_part(base):
-        return base
-    label = base["metadata"]["annotations"][PARTS_ANNOTATION]
-    parts = {name: rules for name, rules in _parts(live, label).items() if name in owners}
-    parts.update(_parts(desired, label))
-    group = {**base["spec"]["groups"][0], "rules": [rule for name in sorted(parts) for rule in parts[name]]}
-    composed = {**base, "spec": {"groups": [group]}}
-    if _size(composed) > MAX_RULE_OBJECT_BYTES:
-        meta = base["metadata"]
-        raise CompileError("metadata.namespace", f"PrometheusRule {meta['name']} would hold the rules of {len(parts)} owners, "
-                                                 f"more than the {MAX_RULE_OBJECT_BYTES // 1024} KiB prometheus-operator "
-                                                 f"accepts in one rule file; move some to another namespace")
-    return composed
-
-
-def is_part(obj: Mapping[str, Any]) -> bool:
-    return PARTS_ANNOTATION in (obj["metadata"].get("annotations") or {})
-
-
-def compose_parts(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`objects` with the parts of each shared object composed into one, as the operator composes them."""
-    composed: list[dict[str, Any]] = []
-    parts: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for obj in objects:
-        if is_part(obj):
-            parts.setdefault((obj["metadata"]["namespace"], obj["metadata"]["name"]), []).append(obj)
-        else:
-            composed.append(obj)
-    for of_one in parts.values():
-        owners = {owner for part in of_one for owner in _parts(part, part["metadata"]["annotations"][PARTS_ANNOTATION])}
-        shared = None
-        for part in of_one:  # one owner at a time
-            shared = compose_shared(part, shared, owners)
-        composed.append(shared)
-    return composed
-
-
-def _declared(live: Mapping[str, Any]) -> dict[str, Any]:
-    """What Observatory declares of a live object: the rest is the API server's."""
-    meta = live["metadata"]
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k == PARTS_ANNOTATION}
-    return {"apiVersion": live["apiVersion"], "kind": live["kind"], "spec": live["spec"],
-            "metadata": {"name": meta["name"], "namespace": meta["namespace"], "labels": meta.get("labels") or {},
-                         **({"annotations": annotations} if annotations else {})}}
-
-
-def _parts(obj: Mapping[str, Any] | None, label: str) -> dict[str, list[dict[str, Any]]]:
-    parts: dict[str, list[dict[str, Any]]] = {}
-    for group in (obj or {}).get("spec", {}).get("groups") or []:
-        for rule in group["rules"]:
-            parts.setdefault((rule.get("labels") or {}).get(label, ""), []).append(rule)
-    return parts
 
 
 def _size(obj: Mapping[str, Any]) -> int:

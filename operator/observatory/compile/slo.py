@@ -16,16 +16,15 @@ windows too, as often as their input changes. The budget over the whole period s
 averages of the copies.
 
 A rule group costs Prometheus a fixed ~0.3 ms per evaluation whatever it holds, more than a rule:
-so an SLO's own 5 rules do not get a group of their own, but a part of one of SLO_SHARDS groups of
-its namespace and period, picked by a hash of its name (`slo_rules_object`; the parts of one group
-are composed by `rules.compose_shared`). One change rewrites one group, not the namespace's rules.
+so an SLO's own 5 rules do not get a group of their own, but a place in one of SLO_SHARDS groups of
+its namespace and period, picked by a hash of its name (`slo_shard`); each group is computed whole
+from all its SLOs (`slo_groups.groups_of`). One change rewrites one group, not the namespace's rules.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
 
 import promql_parser as pp
 
@@ -36,13 +35,10 @@ from ..models.slo import DEFAULT_TIER_SEVERITY, SLO, AlertTier
 from .alertrule import alert_name, check_alert_fields
 from .errors import CompileError
 from .rules import (
-    PARTS_ANNOTATION,
     Rule,
     RuleGroup,
     Tenant,
     object_name,
-    owner_labels,
-    prometheus_rules,
 )
 from .signals import Signals, le_pattern, number, parse_field, parse_ratio
 
@@ -135,17 +131,6 @@ def _latency_events(signals: Signals, histogram: str, threshold: float, window: 
 def slo_shard(name: str) -> int:
     """Which of its namespace's SLO_SHARDS groups holds an SLO's rules: a stable hash of its name."""
     return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % SLO_SHARDS
-
-
-def slo_rules_object(slo: SLO, tenant: Tenant) -> dict[str, Any]:
-    """The namespace's PrometheusRule that holds `slo`'s rules, with its part alone."""
-    c = tenant.conventions
-    period, shard = slo.spec.window, f"{slo_shard(slo.name):02d}"
-    group = RuleGroup(name=f"{c.rule_group_prefix}.slos.{period}.{shard}", rules=slo_rules(slo, tenant))
-    [obj] = prometheus_rules(object_name(c.slo_rules_object_name, period, shard), [group], tenant,
-                             owner_labels(c, "Namespace", tenant.namespace))
-    obj["metadata"]["annotations"] = {PARTS_ANNOTATION: c.slo_label}
-    return obj
 
 
 def slo_rules(slo: SLO, tenant: Tenant) -> tuple[Rule, ...]:

@@ -28,7 +28,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from ..compile.rules import compose_shared, owner_labels
+from ..compile.rules import owner_labels
 from ..conventions import Conventions
 from ..models.common import GROUP, VERSION
 from ..rbac import REQUIRED_PERMISSIONS, Permission, permission_for
@@ -215,16 +215,21 @@ class Kube:
         return [o for kind, name in sorted(set(names)) if (o := self._get(kind, namespace, name)) is not None]
 
     def sync_owned(self, owner: Owner, desired: Iterable[Mapping[str, Any]],
-                   previous: Iterable[tuple[str, str]] | None = None) -> Sync:
+                   previous: Iterable[tuple[str, str]] | None = None, *, unseen: bool = False) -> Sync:
         """Make the owner's generated objects exactly `desired`: apply what differs, delete the rest.
 
         `previous` names (kind, name) what the owner had before (from its status): only those and
         the desired ones are read. With None, every object carrying the owner labels is listed,
         which also finds what a status never recorded. Either way an object counts as the owner's
         only if `owner` is its controller: one a deleted namesake left for the garbage collector is not.
+        `unseen` (the owner never reported a status, so it has most likely no objects yet) applies
+        without reading: applying what is already there changes nothing, and the resync's listing
+        finds anything left over.
         """
         desired = list(desired)
         names = None if previous is None else [*previous, *((o["kind"], o["metadata"]["name"]) for o in desired)]
+        if unseen and previous is not None:
+            names = []
         labels = owner_labels(self._conventions, owner.kind, owner.name)
         live = {_key(o): o for o in self._find(owner.namespace, labels, names)
                 if any(r.get("uid") == owner.uid and r.get("controller") for r in o["metadata"].get("ownerReferences") or [])}
@@ -258,8 +263,7 @@ class Kube:
         object with its last owner.
 
         `owner` is added to the owners of `desired` and removed from the other objects `names`
-        (kind, name) in `namespace`, which are deleted when no owner is left. Objects made of parts
-        (`compose_shared`) keep the other owners' parts and lose those of owners gone.
+        (kind, name) in `namespace`, which are deleted when no owner is left.
         """
         desired, names = list(desired), list(names)
         with self._locks_guard:
@@ -286,7 +290,7 @@ class Kube:
             current = live.get(key)
             refs = [r for r in (current or {}).get("metadata", {}).get("ownerReferences") or [] if r.get("uid") != owner.uid]
             refs.append(owner.reference(controller=False))
-            written = self._write_shared(compose_shared(obj, current, _names(refs)), current, refs)
+            written = self._write_shared(obj, current, refs)
             if written is not None:
                 applied.append(key)
             now.append(written or current)
@@ -296,21 +300,35 @@ class Kube:
                 continue
             remaining = [r for r in refs if r.get("uid") != owner.uid]
             if remaining:
-                if self._write_shared(compose_shared(None, current, _names(remaining)), current, remaining) is not None:
+                if self._write_shared(_declared_of(current), current, remaining) is not None:
                     applied.append(key)
             elif refs:  # the owner was the last
                 self._delete(current, unchanged=True)
                 deleted.append(key)
         return Sync(tuple(applied), tuple(deleted), tuple(now))
 
-    def shared_memberships(self, namespace: str) -> dict[str, list[str]]:
-        """Owner uid -> names of the shared PrometheusRules of `namespace` it is an owner of."""
-        labels = owner_labels(self._conventions, "Namespace", namespace)
-        found: dict[str, list[str]] = collections.defaultdict(list)
-        for obj in self._list("PrometheusRule", namespace, labels):
-            for ref in obj["metadata"].get("ownerReferences") or []:
-                found[ref["uid"]].append(obj["metadata"]["name"])
-        return dict(found)
+    def list_shared(self, namespace: str) -> list[dict[str, Any]]:
+        """The PrometheusRules `namespace` shares among its resources (price catalogue, SLO objects)."""
+        return self._list("PrometheusRule", namespace, owner_labels(self._conventions, "Namespace", namespace))
+
+    def get_shared(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get("PrometheusRule", namespace, name)
+
+    def write_shared(self, obj: Mapping[str, Any], current: Mapping[str, Any] | None, refs: list[dict[str, Any]],
+                     digest: str) -> dict[str, Any]:
+        """Create `obj` (409 if it exists meanwhile) or replace `current` at its resourceVersion (409
+        if it changed since), owned by `refs`; `digest` stands for its labels and spec."""
+        body = copy.deepcopy(dict(obj))
+        meta = body["metadata"]
+        meta["ownerReferences"] = refs
+        meta["annotations"] = {**(meta.get("annotations") or {}), APPLIED_HASH_ANNOTATION: digest}
+        if current is None:
+            return self._create(body)
+        meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+        return self._replace(body)
+
+    def delete_shared(self, obj: Mapping[str, Any]) -> None:
+        self._delete(obj, unchanged=True)
 
     def _write_shared(self, obj: Mapping[str, Any], current: Mapping[str, Any] | None,
                       refs: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -358,9 +376,10 @@ class Kube:
             raise
         return obj.get("status")
 
-    def list_stacks(self, namespace: str) -> list[dict[str, Any]]:
-        answer = self._call(GROUP, "observabilitystacks", "list", self._custom.list_namespaced_custom_object,
-                            GROUP, VERSION, namespace, "observabilitystacks")
+    def list_resources(self, plural: str, namespace: str) -> list[dict[str, Any]]:
+        """Our custom resources of a kind in `namespace`, as they are now."""
+        answer = self._call(GROUP, plural, "list", self._custom.list_namespaced_custom_object,
+                            GROUP, VERSION, namespace, plural)
         return list(answer.get("items") or [])
 
     def post_event(self, owner: Owner, type_: str, reason: str, note: str) -> None:
@@ -416,8 +435,11 @@ def _truncate_utf8(text: str, limit: int) -> str:
     return text.encode()[:limit - len(ellipsis.encode())].decode(errors="ignore") + ellipsis
 
 
-def _names(refs: Iterable[Mapping[str, Any]]) -> set[str]:
-    return {r["name"] for r in refs}
+def _declared_of(live: Mapping[str, Any]) -> dict[str, Any]:
+    """What Observatory declares of a live object: the rest is the API server's."""
+    meta = live["metadata"]
+    return {"apiVersion": live["apiVersion"], "kind": live["kind"], "spec": live["spec"],
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"], "labels": meta.get("labels") or {}}}
 
 
 def _ref_key(ref: Mapping[str, Any]) -> tuple:

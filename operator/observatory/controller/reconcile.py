@@ -22,7 +22,8 @@ from ..compile import (
     needs_prices,
     shared_objects,
 )
-from ..compile.rules import count_rules, is_part, object_name
+from ..compile.rules import count_rules, object_name
+from ..compile.slo_groups import group_key
 from ..models import parse_resource
 from ..models.alertrule import AlertRule
 from ..models.common import CustomResource
@@ -30,6 +31,7 @@ from ..models.stack import ObservabilityStack
 from . import loading
 from .kube import ApiProblem, Kube, Owner
 from .metrics import Metrics
+from .slo_groups import SloGroups
 from .status import READY, RULES_LOADED, VALID, Cond, build_status, transitions
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,10 @@ class Controller:
     _live_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     # Per resource, handlers, the resync and `forget` take turns: each runs in a thread of its own.
     _turns: dict[str, threading.Lock] = field(default_factory=dict, init=False)
+    groups: SloGroups = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.groups = SloGroups(self.kube, self.options)
 
     def _turn(self, uid: str) -> threading.Lock:
         with self._live_lock:
@@ -89,8 +95,9 @@ class Controller:
         with self._live_lock:
             snapshot = sorted(self._live.items(), key=lambda item: (item[1][1], item[1][2], item[0]))
         result = "done"
-        # The shared objects of each namespace, listed once a round: a membership the status never
-        # recorded (its write was lost) is found and, if no longer wanted, left.
+        # The shared objects of each namespace, listed once a round: the SLOs' are written whole
+        # again from the index, and a membership in the price catalogue the status never recorded
+        # (its write was lost) is found and, if no longer wanted, left.
         memberships: dict[str, dict[str, list[str]]] = {}
         for uid, (kind, namespace, name) in snapshot:
             if self._paused(paused):
@@ -102,12 +109,28 @@ class Controller:
                     if body is None or body["metadata"]["uid"] != uid or body["metadata"].get("deletionTimestamp"):
                         continue  # gone, or a namesake: the watch events bring it
                     if namespace not in memberships:
-                        memberships[namespace] = self.kube.shared_memberships(namespace)
+                        memberships[namespace] = self._resync_shared(namespace)
                     self._attempt(kind, body, 0, thorough=memberships[namespace].get(uid, []))
             except (ApiProblem, kopf.TemporaryError) as e:
                 log.info("resync of %s/%s failed: %s", namespace, name, e)
         self.metrics.resyncs.labels(result).inc()
         return result
+
+    def _resync_shared(self, namespace: str) -> dict[str, list[str]]:
+        """Owner uid -> names of the shared PrometheusRules of `namespace` it is an owner of."""
+        listed = self.kube.list_shared(namespace)
+        if self.groups.bound:
+            # kopf drops an SLO from its index on its DELETED event; one missed (a watch resumed
+            # after compaction lists again, and kopf synthesises no event for what vanished:
+            # kopf/_cogs/clients/watching.py continuous_watch) would keep its rules for good.
+            indexed = self.groups.indexed(namespace)
+            alive = {o["metadata"]["uid"] for o in self.kube.list_resources("slos", namespace)}
+            self.groups.resync(namespace, listed, gone=indexed - alive)
+        found: dict[str, list[str]] = {}
+        for obj in listed:
+            for ref in obj["metadata"].get("ownerReferences") or []:
+                found.setdefault(ref["uid"], []).append(obj["metadata"]["name"])
+        return found
 
     @staticmethod
     def _paused(paused: Callable[[], bool]) -> bool:
@@ -120,16 +143,31 @@ class Controller:
     def reconcile(self, kind: KindInfo, body: Mapping[str, Any], retry: int = 0) -> None:
         """The handlers' reconcile of the body kopf hands them."""
         with self._turn(body["metadata"]["uid"]):
-            self._attempt(kind, body, retry)
+            moved = self._attempt(kind, body, retry)
+        self._report_moved(kind, body["metadata"]["namespace"], moved)
 
-    def _attempt(self, kind: KindInfo, body: Mapping[str, Any], retry: int, thorough: list[str] | None = None) -> None:
+    def _report_moved(self, kind: KindInfo, namespace: str, names: tuple[str, ...]) -> None:
+        """Reconcile, from their current bodies, the SLOs a group write let into their full group or
+        left out of it, so that their status says so (each in its own turn, after the writer's)."""
+        for name in names:
+            try:
+                body = self.kube.get_resource(kind.plural, namespace, name)
+                if body is not None and not body["metadata"].get("deletionTimestamp"):
+                    with self._turn(body["metadata"]["uid"]):
+                        self._attempt(kind, body, 0)
+            except (ApiProblem, kopf.TemporaryError) as e:  # its own retries and the resync report it
+                log.info("could not report the group of %s/%s: %s", namespace, name, e)
+
+    def _attempt(self, kind: KindInfo, body: Mapping[str, Any], retry: int, thorough: list[str] | None = None) -> tuple[str, ...]:
         """`thorough` (the names of shared objects listing the resource as an owner) lists its own
         generated objects by label instead of reading the ones the status names, and looks at those
-        shared objects besides the ones the status names."""
+        shared objects besides the ones the status names. Returns the other SLOs whose group
+        admission this reconcile changed."""
         started = time.perf_counter()
         result = "error"
         try:
-            result = self._reconcile(kind, body, thorough)
+            result, moved = self._reconcile(kind, body, thorough)
+            return moved
         except ApiProblem as e:
             self.metrics.errors.labels(kind.kind, "transient" if e.transient else "rejected").inc()
             if e.transient:
@@ -140,16 +178,20 @@ class Controller:
             self.metrics.reconciles.labels(kind.kind, result).inc()
             self.metrics.duration.labels(kind.kind).observe(time.perf_counter() - started)
 
-    def _reconcile(self, kind: KindInfo, body: Mapping[str, Any], thorough: list[str] | None) -> str:
+    def _reconcile(self, kind: KindInfo, body: Mapping[str, Any], thorough: list[str] | None) -> tuple[str, tuple[str, ...]]:
         meta = body["metadata"]
         owner = Owner(body["apiVersion"], kind.kind, meta["namespace"], meta["name"], meta["uid"])
-        generation = meta.get("generation")
+        if kind.kind == "SLO":
+            return self._reconcile_slo(kind, body, owner, thorough)
+        return self._reconcile_rule(kind, body, owner, thorough), ()
+
+    def _reconcile_rule(self, kind: KindInfo, body: Mapping[str, Any], owner: Owner, thorough: list[str] | None) -> str:
+        generation = body["metadata"].get("generation")
         previous = body.get("status") or {}
         try:
             resource = parse_resource({k: v for k, v in body.items() if k != "status"})
-            contributed = compile_resource(resource, self.options)
-            objects = [o for o in contributed if not is_part(o)]
-            shared = [o for o in contributed if is_part(o)] + shared_objects(self._sharing(owner, resource), self.options)
+            objects = compile_resource(resource, self.options)
+            shared = shared_objects(self._sharing(owner, resource), self.options)
         except CompileError as err:
             self._invalid(kind, owner, generation, previous, err)
             return "invalid"
@@ -160,7 +202,7 @@ class Controller:
         shared_names = {o["metadata"]["name"] for o in shared}
         known = None if thorough is not None else [("PrometheusRule", n) for n in before if n not in shared_names] + \
             [("AlertmanagerConfig", n) for n in [previous.get("alertmanagerConfig")] if n]
-        sync = self.kube.sync_owned(owner, objects, known)
+        sync = self.kube.sync_owned(owner, objects, known, unseen=not previous)
         # Besides what it needs now and had, only a former cost rule may own more: the catalogue.
         had = [("PrometheusRule", n) for n in [*before, *(thorough or [])] if n not in owned]
         if isinstance(resource, AlertRule):
@@ -173,17 +215,45 @@ class Controller:
                 Cond(VALID, "True", "Compiled"), *_kept(previous, RULES_LOADED)])
             return "full"
         wrote = bool(sync.applied or sync.deleted or shared_sync.applied or shared_sync.deleted)
-        rules = [o for o in sync.live + shared_sync.live if o["kind"] == "PrometheusRule"]
+        self._reconciled(kind, owner, generation, previous, objects, sync.live + shared_sync.live, count_rules(objects))
+        return "applied" if wrote else "unchanged"
+
+    def _reconcile_slo(self, kind: KindInfo, body: Mapping[str, Any], owner: Owner,
+                       thorough: list[str] | None) -> tuple[str, tuple[str, ...]]:
+        """An SLO owns its AlertmanagerConfig; its group and windows are written whole from the index."""
+        generation = body["metadata"].get("generation")
+        previous = body.get("status") or {}
+        try:
+            compiled = self.groups.compile(body)
+        except CompileError as err:
+            self._invalid(kind, owner, generation, previous, err)
+            return "invalid", ()
+        slo = compiled.resource
+        known = None if thorough is not None else [("AlertmanagerConfig", n) for n in [previous.get("alertmanagerConfig")] if n]
+        sync = self.kube.sync_owned(owner, compiled.owned, known, unseen=not previous)
+        written = self.groups.sync(owner.namespace, owner.uid, [("slos", *group_key(slo)), ("windows", slo.namespace, slo.spec.window)])
+        if written.full is not None:  # the spec is fine, but its group of SLO rules is full
+            self._report(kind, owner, generation, previous, [
+                Cond(READY, "False", "RuleGroupFull", str(written.full)),
+                Cond(VALID, "True", "Compiled"), *_kept(previous, RULES_LOADED)])
+            return "full", written.moved
+        rules = compiled.member.rules
+        counts = (sum("record" in r for r in rules), sum("alert" in r for r in rules))
+        self._reconciled(kind, owner, generation, previous, compiled.owned, sync.live + written.live, counts)
+        return "applied" if sync.applied or sync.deleted or written.applied or written.deleted else "unchanged", written.moved
+
+    def _reconciled(self, kind: KindInfo, owner: Owner, generation: int | None, previous: Mapping[str, Any],
+                    objects: list[dict[str, Any]], live: tuple[dict[str, Any], ...], counts: tuple[int, int]) -> None:
+        rules = [o for o in live if o["kind"] == "PrometheusRule"]
         config = next((o["metadata"]["name"] for o in objects if o["kind"] == "AlertmanagerConfig"), None)
-        recording, alerting = count_rules(contributed)
+        recording, alerting = counts
         self._report(kind, owner, generation, previous, [
             Cond(READY, "True", "Reconciled", f"{recording} recording and {alerting} alerting rule(s) in "
                                               f"{len(rules)} PrometheusRule(s)" + (", 1 AlertmanagerConfig" if config else "")),
             Cond(VALID, "True", "Compiled"),
-            self._rules_loaded(rules)], rules=[o["metadata"]["name"] for o in rules], config=config,
-            counts=(recording, alerting))
+            self._rules_loaded(rules)], rules=sorted(o["metadata"]["name"] for o in rules), config=config,
+            counts=counts)
         self.metrics.owned(kind.kind, owner.uid, len(objects))
-        return "applied" if wrote else "unchanged"
 
     def _invalid(self, kind: KindInfo, owner: Owner, generation: int | None, previous: Mapping[str, Any],
                  err: CompileError) -> None:
@@ -197,7 +267,7 @@ class Controller:
         namespace's stacks (a stack with default rules provides the prices instead)."""
         resources: list[CustomResource] = [resource]
         if needs_prices(resource):
-            for stack in self.kube.list_stacks(owner.namespace):
+            for stack in self.kube.list_resources("observabilitystacks", owner.namespace):
                 try:
                     parsed = parse_resource({k: v for k, v in stack.items() if k != "status"})
                 except CompileError:
@@ -207,20 +277,27 @@ class Controller:
         return resources
 
     def forget(self, kind: KindInfo, body: Mapping[str, Any]) -> None:
-        """A deleted resource leaves the shared objects its status names. The garbage collector
-        removes it from their owners too, but not its part of an object made of parts; should this
-        fail, the next write of that object drops the part of an owner gone."""
+        """A deleted resource leaves its shared objects: an AlertRule those its status names, an SLO
+        every one it is an owner of, written again from the index kopf has dropped it from. The
+        garbage collector removes it from their owners too, but not an SLO's rules from its group;
+        should this fail, the next write of that group (at the latest the resync's) leaves them out."""
         meta = body["metadata"]
         owner = Owner(body["apiVersion"], kind.kind, meta["namespace"], meta["name"], meta["uid"])
         names = [("PrometheusRule", n) for n in (body.get("status") or {}).get("prometheusRules") or []]
+        moved: tuple[str, ...] = ()
         try:
             with self._turn(owner.uid):  # after a reconcile in flight, which may still add it somewhere
-                self.kube.sync_shared(owner, owner.namespace, [], names)
+                if kind.kind != "SLO":
+                    self.kube.sync_shared(owner, owner.namespace, [], names)
+                elif self.groups.bound:  # kopf has dropped it from the index: its objects are written without it
+                    self.groups.forget(owner.uid)
+                    moved = self.groups.sync(owner.namespace, owner.uid).moved
         except (ApiProblem, CompileError) as e:
             log.warning("%s/%s left shared rules behind: %s", owner.namespace, owner.name, e)
         finally:
             with self._live_lock:
                 self._turns.pop(owner.uid, None)
+        self._report_moved(kind, owner.namespace, moved)  # the room it leaves may let others in
 
     def _prometheuses(self) -> list[dict[str, Any]]:
         """Prometheus objects, listed at most once per `prometheus_ttl` (a cluster-wide list per

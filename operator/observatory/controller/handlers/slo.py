@@ -1,15 +1,23 @@
-"""SLO: compiled into multi-window multi-burn-rate PrometheusRule(s) and, with routing, an
-AlertmanagerConfig."""
+"""SLO: an AlertmanagerConfig with routing; its rules in a group of its namespace and period and
+its burn-rate windows in one object per namespace and period, each written whole from kopf's
+index of SLOs by those objects."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import kopf
 
+from ...models.common import GROUP, VERSION
 from ..reconcile import Controller, KindInfo
-from . import register_kind
+from . import SLO_GROUPS_INDEX, register_kind
 
 KIND = KindInfo("SLO", "slos")
 
 
 def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
+    @kopf.index(GROUP, VERSION, KIND.plural, registry=registry, id=SLO_GROUPS_INDEX)
+    def slo_groups(body: kopf.Body, **_) -> dict[Any, Any]:
+        return controller.groups.index_entry(body)
+
     register_kind(registry, controller, KIND)
