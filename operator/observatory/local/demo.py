@@ -43,6 +43,11 @@ class Expected:
     what: str  # shown to the user
     alertname: str
     receivers: tuple[str, ...]
+    severity: str = ""  # a budget step: the alert of this severity (the steps share the alert's name)
+
+    @property
+    def key(self) -> str:
+        return f"{self.alertname}/{self.severity}" if self.severity else self.alertname
 
 
 @dataclass(frozen=True)
@@ -58,11 +63,16 @@ class Scenario:
     phase_timeout: float = 90.0
     rps: float = 10.0
     spike_seconds: float = 20.0  # the spike is sized to reach twice the budget in this time
+    cost_warning: Expected | None = None  # a budget's warning step, expected before the budget's own alert
+
+    @property
+    def expected(self) -> tuple[Expected, ...]:
+        return (self.page, *([self.cost_warning] if self.cost_warning else []), self.cost)
 
 
 @dataclass
 class Result:
-    arrived: dict[str, float] = field(default_factory=dict)  # alertname → seconds after its phase began
+    arrived: dict[str, float] = field(default_factory=dict)  # Expected.key → seconds after its phase began
     notifications: list[Notification] = field(default_factory=list)
     requests: int = 0
     errors: int = 0
@@ -75,8 +85,10 @@ class Result:
     spend: dict[tuple[str, str], float] = field(default_factory=dict)  # (model, token type) → USD
 
     def ok(self, scenario: Scenario, with_traces: bool) -> bool:
-        alerts = {scenario.page.alertname, scenario.cost.alertname} <= set(self.arrived)
-        return alerts and self.leaks == 0 and (self.traces_stored > 0 or not with_traces)
+        alerts = {e.key for e in scenario.expected} <= set(self.arrived)
+        warned_first = scenario.cost_warning is None or (
+            alerts and self.arrived[scenario.cost_warning.key] <= self.arrived[scenario.cost.key])
+        return alerts and warned_first and self.leaks == 0 and (self.traces_stored > 0 or not with_traces)
 
 
 def _alerts(objects: list[dict[str, Any]], **labels: str) -> list[str]:
@@ -117,13 +129,22 @@ def plan(stack: LocalStack, conventions: Conventions, options: CompileOptions) -
     price = catalogue[model.name]
     per_request = request_cost(price, model.input_tokens, model.output_tokens, round(model.input_tokens * model.cache_read_share),
                                round(model.input_tokens * model.cache_creation_share))
+    block = budget.spec.cost
+    what = f"AlertRule {budget.name} (${block.budget_usd:g} per {block.window})"
+    cost_alert, cost_receivers = _alerts(objects, **{c.alertrule_label: budget.name})[0], \
+        _receivers(destinations, namespace, f"alertrule-{budget.name}")
+    # With warning steps: the first step below 100 % warns, the first at 100 % or more is the budget's alert.
+    over = next((s for s in block.steps if s.percent >= 100), None)
+    under = next((s for s in block.steps if s.percent < 100), None)
+    cost = Expected(what + (f", its {over.percent:g}% step" if over else ""), cost_alert, cost_receivers,
+                    over.severity if over else "")
+    warning = Expected(f"{what}, its {under.percent:g}% step", cost_alert, cost_receivers, under.severity) \
+        if over and under else None
     scenario = Scenario(
         namespace=namespace,
         project=stack.info.projects.get(namespace, namespace),
         page=Expected(f"SLO {slo.name} page", page[0], _receivers(destinations, namespace, f"slo-{slo.name}")),
-        cost=Expected(f"AlertRule {budget.name} (${budget.spec.cost.budget_usd:g} per {budget.spec.cost.window})",
-                      _alerts(objects, **{c.alertrule_label: budget.name})[0],
-                      _receivers(destinations, namespace, f"alertrule-{budget.name}")),
+        cost=cost, cost_warning=warning,
         cost_model=model.name, cost_multiplier=0.0,
         redaction=RedactionPolicy.model_validate(stack.info.redaction.get(namespace, {})),
         rps=knobs.rps)
@@ -190,17 +211,17 @@ def run_scenario(stack: LocalStack, scenario: Scenario, conventions: Conventions
     ]
     try:
         for title, knobs, limit, expected in phases:
-            display.line(f"phase: {title}" + (f" -> waiting for {expected.alertname}" if expected else ""))
+            display.line(f"phase: {title}" + (f" -> waiting for {expected.key}" if expected else ""))
             app.knobs = knobs
             began, began_wall = time.monotonic(), time.time()
             base_requests, base_errors = app.stats.requests, app.stats.errors
             while time.monotonic() - began < limit:
                 result.notifications = stack.receiver.notifications()
                 for n in result.notifications:
-                    for alertname in (scenario.page.alertname, scenario.cost.alertname):
-                        if n.status == "firing" and n.mentions(alertname) and alertname not in result.arrived:
-                            result.arrived[alertname] = max(0.0, n.received_at - began_wall)
-                if expected and expected.alertname in result.arrived:
+                    for e in scenario.expected:
+                        if n.status == "firing" and n.mentions(e.alertname, e.severity) and e.key not in result.arrived:
+                            result.arrived[e.key] = max(0.0, n.received_at - began_wall)
+                if expected and expected.key in result.arrived:
                     break
                 stats = app.stats
                 requests, errors = stats.requests - base_requests, stats.errors - base_errors
@@ -209,8 +230,8 @@ def run_scenario(stack: LocalStack, scenario: Scenario, conventions: Conventions
                 display.status(f"{requests} requests in this phase, {errors / max(requests, 1):.0%} failed; "
                                f"spend this hour ${result.spend_usd:.2f}; {len(result.notifications)} notification(s) received")
                 time.sleep(1)
-            if expected and expected.alertname not in result.arrived:
-                display.line(f"  !! {expected.alertname} did not arrive within {limit:.0f} s")
+            if expected and expected.key not in result.arrived:
+                display.line(f"  !! {expected.key} did not arrive within {limit:.0f} s")
                 break
     finally:
         stop.set()
@@ -258,10 +279,10 @@ def summary(stack: LocalStack, scenario: Scenario, result: Result, elapsed: floa
         parts = ", ".join(f"{token_type} ${usd:.2f}" for (m, token_type), usd in sorted(result.spend.items()) if m == model)
         out(f"    {model:<20} {parts}")
     out("  alerts        expected at the local receiver:")
-    for expected in (scenario.page, scenario.cost):
-        seconds = result.arrived.get(expected.alertname)
+    for expected in scenario.expected:
+        seconds = result.arrived.get(expected.key)
         mark = f"arrived {seconds:.0f} s into its phase" if seconds is not None else "DID NOT ARRIVE"
-        out(f"    {'ok ' if seconds is not None else 'XX '} {expected.alertname:<38} {expected.what}: {mark}")
+        out(f"    {'ok ' if seconds is not None else 'XX '} {expected.key:<38} {expected.what}: {mark}")
     received: dict[str, set[str]] = {}
     for n in result.notifications:
         received.setdefault(n.title.split("] ", 1)[-1].split(" ")[0], set()).add(f"{n.kind} {n.receiver}")

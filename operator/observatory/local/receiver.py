@@ -30,8 +30,10 @@ class Notification:
     title: str  # Alertmanager's subject: [FIRING:n] <group label values> ...
     received_at: float
 
-    def mentions(self, alertname: str) -> bool:
-        return alertname in self.title.replace("(", " ").replace(")", " ").split()
+    def mentions(self, alertname: str, severity: str = "") -> bool:
+        """The title names the alert (and the severity: routes group by alertname and severity)."""
+        words = self.title.replace("(", " ").replace(")", " ").split()
+        return alertname in words and (not severity or severity in words)
 
 
 def _webhook_title(payload: dict[str, Any]) -> str:
