@@ -45,13 +45,13 @@ class Tenant:
     namespace: str
     conventions: Conventions
 
-    def pin(self, expr: pp.Expr) -> pp.Expr:
-        return promql.pin_tenant(expr, self.conventions.tenant_label, self.namespace)
+    def pinned_text(self, expr: pp.Expr) -> str:
+        return promql.render_pinned(expr, self.conventions.tenant_label, self.namespace)
 
 
 def rule_to_dict(rule: Rule, tenant: Tenant) -> dict[str, Any]:
     out: dict[str, Any] = {"record": rule.record} if rule.record else {"alert": rule.alert}
-    out["expr"] = promql.render(tenant.pin(rule.expr))
+    out["expr"] = tenant.pinned_text(rule.expr)
     if rule.for_:
         out["for"] = rule.for_
     # The tenant label is set on the output too: aggregations may have dropped it, and an alert must
