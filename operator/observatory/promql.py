@@ -18,6 +18,7 @@ import functools
 import json
 import math
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
 
@@ -279,16 +280,27 @@ def _leaf_type(node: pp.Expr) -> str:
 
 def pin_tenant(expr: pp.Expr, tenant_label: str, tenant: str) -> pp.Expr:
     """Return `expr` with `tenant_label="tenant"` on every vector selector (also inside ranges)."""
-    return _pin(expr, tenant_label, tenant)[0]
+    return _parse(_pin(expr, tenant_label, tenant)[0])
 
 
 def render_pinned(expr: pp.Expr, tenant_label: str, tenant: str) -> str:
-    """`render(pin_tenant(expr, ...))`, with the depth from the walk that pins."""
-    return render(*_pin(expr, tenant_label, tenant))
+    """`render(pin_tenant(expr, ...))`, with the depth from the walk that pins; the pinned text is
+    rendered once (the operator compiles a namespace's shared rules again for each of its SLOs)."""
+    text, deepest = _pin(expr, tenant_label, tenant)
+    return _rendered(text, deepest) if len(text) <= _RENDERED_TEXT else render(_parse(text), deepest)
 
 
-def _pin(expr: pp.Expr, tenant_label: str, tenant: str) -> tuple[pp.Expr, int]:
-    """The pinned tree and its depth, checked in the same walk that writes it."""
+# Short texts only: a tenant's 16 KiB expression may render to 100 KiB.
+_RENDERED_TEXT = 1024
+
+
+@functools.lru_cache(maxsize=8192)  # the rules of ~1,500 SLOs, ~1 KiB each
+def _rendered(text: str, deepest: int) -> str:
+    return render(_parse(text), deepest)
+
+
+def _pin(expr: pp.Expr, tenant_label: str, tenant: str) -> tuple[str, int]:
+    """The pinned text and its depth, checked in the same walk that writes it."""
     pinned = _matcher_text(pp.Matcher(pp.MatchOp.Equal, tenant_label, tenant))
 
     def pin(node: pp.VectorSelector) -> tuple[str, str]:
@@ -302,8 +314,7 @@ def _pin(expr: pp.Expr, tenant_label: str, tenant: str) -> tuple[pp.Expr, int]:
         if type(node) is pp.Call:
             _check_node(node, tenant_label, tenant)
 
-    text, deepest = _write(expr, pin, check_call)
-    return _parse(text), deepest
+    return _write(expr, pin, check_call)
 
 
 def build(template: str, args: Mapping[str, pp.Expr] | None = None) -> pp.Expr:
@@ -320,14 +331,41 @@ def build(template: str, args: Mapping[str, pp.Expr] | None = None) -> pp.Expr:
             raise KeyError(f"template argument {key!r} missing")
         used.add(key)
         if node.offset is not None or node.at is not None:  # the placeholder's modifiers go to the arg
-            return _selector_text(as_selector(args[key])), _modifiers(node)
+            return _plain_selector_text(as_selector(args[key])), _modifiers(node)
         return args[key]
 
     text = _write(_parsed(template), substitute)[0]
     unused = set(args) - used
     if unused:
         raise KeyError(f"template arguments not used: {sorted(unused)}")
-    return _parse(text)
+    return _parse_written(text)
+
+
+# Trees parsed from text `_write` wrote, with that text: `build` writes an argument made here (a
+# selector, an earlier build) as its text instead of walking it again, which made nested builds
+# quadratic. Keyed by id(): the entry holds the tree, so its id is not reused while it lives.
+_WRITTEN: dict[int, tuple[pp.Expr, str]] = {}
+_WRITTEN_MAX = 1024  # the arguments of the builds of one resource
+_WRITTEN_LOCK = threading.Lock()  # the operator compiles in several threads
+
+
+def _parse_written(text: str) -> pp.Expr:
+    expr = _parse(text)
+    with _WRITTEN_LOCK:
+        if len(_WRITTEN) >= _WRITTEN_MAX:
+            del _WRITTEN[next(iter(_WRITTEN))]  # the oldest
+        _WRITTEN[id(expr)] = (expr, text)
+    return expr
+
+
+def _written(expr: pp.Expr) -> str | None:
+    entry = _WRITTEN.get(id(expr))
+    return entry[1] if entry is not None and entry[0] is expr else None
+
+
+def _plain_selector_text(node: pp.VectorSelector) -> str:
+    """A selector without modifiers (`as_selector`): as written where it was made here."""
+    return _written(node) or _selector_text(node)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -377,14 +415,15 @@ def _parts(node: pp.Expr, replace: Replace, operand_of: tuple[str, str] | None, 
     if isinstance(node, pp.VectorSelector):
         replaced = replace(node)
         if isinstance(replaced, pp.Expr):
-            inner: list[object] = [(replaced, _KEEP, None, below)]
+            inner: list[object] = [_written(replaced) or (replaced, _KEEP, None, below)]
             return ["(", *inner, ")"] if _needs_parens(replaced, operand_of) else inner
         return ["".join(replaced or (_selector_text(node), _modifiers(node)))]
     if isinstance(node, pp.MatrixSelector):
         selector, window = node.vector_selector, f"[{pp.display_duration(node.range)}]"
         replaced = replace(selector)
         if isinstance(replaced, pp.VectorSelector):
-            replaced = _selector_text(replaced), _modifiers(replaced)
+            modifiers = _modifiers(replaced)
+            replaced = (_selector_text(replaced) if modifiers else _plain_selector_text(replaced)), modifiers
         if isinstance(replaced, pp.Expr):  # not a selector: the parser refuses the range
             return [(replaced, _KEEP, None, below), window]
         text, modifiers = replaced or (_selector_text(selector), _modifiers(selector))
@@ -516,7 +555,7 @@ def selector(metric: str, matchers: Sequence[pp.Matcher] = (), extra: pp.Expr | 
         raise PromQLError(f"{metric!r} is not a metric name")
     base = [_matcher_text(m) for m in [*node.matchers.matchers, *matchers]]
     groups = [base + [_matcher_text(m) for m in group] for group in _groups(as_selector(extra))] if extra is not None else [base]
-    return _parse(_selector_text(node, groups))
+    return _parse_written(_selector_text(node, groups))
 
 
 def narrowing(expr: pp.Expr) -> pp.VectorSelector:

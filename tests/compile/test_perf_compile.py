@@ -61,3 +61,15 @@ def test_render_pinned_gives_render_of_the_pinned_tree_for_every_rule_of_the_exa
     for namespace, text in exprs:
         expr = promql.parse(text)
         assert promql.render_pinned(expr, TENANT_LABEL, namespace) == promql.render(promql.pin_tenant(expr, TENANT_LABEL, namespace))
+
+
+def test_rendered_texts_are_kept_only_when_short() -> None:
+    """A tenant's expression may be 16 KiB and render to 100 KiB: such texts are not kept."""
+    long = promql.parse(" + ".join(f'x{{a="{i:0100d}"}}' for i in range(12)))
+    short = promql.parse('x{a="only-in-test_rendered_texts_are_kept_only_when_short"}')
+    before = promql._rendered.cache_info().currsize
+    first = promql.render_pinned(long, TENANT_LABEL, TENANT)
+    assert promql._rendered.cache_info().currsize == before
+    assert promql.render_pinned(long, TENANT_LABEL, TENANT) == first
+    promql.render_pinned(short, TENANT_LABEL, TENANT)
+    assert promql._rendered.cache_info().currsize == before + 1
