@@ -14,6 +14,7 @@ sees it, whose recursion overflows the stack on deep input and whose nodes copy 
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import math
@@ -344,7 +345,7 @@ def build(template: str, args: Mapping[str, pp.Expr] | None = None) -> pp.Expr:
 # Trees parsed from text `_write` wrote, with that text: `build` writes an argument made here (a
 # selector, an earlier build) as its text instead of walking it again, which made nested builds
 # quadratic. Keyed by id(): the entry holds the tree, so its id is not reused while it lives.
-_WRITTEN: dict[int, tuple[pp.Expr, str]] = {}
+_WRITTEN: collections.OrderedDict[int, tuple[pp.Expr, str]] = collections.OrderedDict()
 _WRITTEN_MAX = 1024  # the arguments of the builds of one resource
 _WRITTEN_LOCK = threading.Lock()  # the operator compiles in several threads
 
@@ -353,9 +354,17 @@ def _parse_written(text: str) -> pp.Expr:
     expr = _parse(text)
     with _WRITTEN_LOCK:
         if len(_WRITTEN) >= _WRITTEN_MAX:
-            del _WRITTEN[next(iter(_WRITTEN))]  # the oldest
+            _WRITTEN.popitem(last=False)  # the oldest (next(iter(dict)) slows down as a dict's head is deleted)
         _WRITTEN[id(expr)] = (expr, text)
     return expr
+
+
+def clear_caches() -> None:
+    """Forget what was parsed, written and rendered (bench/render times each compile from scratch)."""
+    with _WRITTEN_LOCK:
+        _WRITTEN.clear()
+    for cached in (_rendered, _parsed, _label_name):
+        cached.cache_clear()
 
 
 def _written(expr: pp.Expr) -> str | None:
