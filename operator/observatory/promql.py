@@ -14,9 +14,12 @@ sees it, whose recursion overflows the stack on deep input and whose nodes copy 
 
 from __future__ import annotations
 
+import collections
+import functools
 import json
 import math
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
 
@@ -132,9 +135,10 @@ def scan(text: str) -> None:
 PRETTY_DEPTH = 16
 
 
-def render(expr: pp.Expr) -> str:
-    """Canonical text of an expression (multi-line for long ones, one line for deep ones)."""
-    return expr.prettify() if depth(expr) <= PRETTY_DEPTH else _write(expr)
+def render(expr: pp.Expr, deepest: int | None = None) -> str:
+    """Canonical text of an expression (multi-line for long ones, one line for deep ones);
+    `deepest` is its `depth` where known."""
+    return expr.prettify() if (depth(expr) if deepest is None else deepest) <= PRETTY_DEPTH else _write(expr)[0]
 
 
 def depth(expr: pp.Expr) -> int:
@@ -183,9 +187,7 @@ def check_tenant(expr: pp.Expr, tenant_label: str, tenant: str) -> None:
 
 def _check_node(node: pp.Expr, tenant_label: str, tenant: str) -> None:
     if isinstance(node, pp.VectorSelector):
-        for matcher in _all_matchers(node):
-            if matcher.name == tenant_label and (matcher.op != pp.MatchOp.Equal or matcher.value != tenant):
-                raise PromQLError(f"selects {matcher}; expressions may only read their own {tenant_label} {tenant!r}")
+        _check_matchers(_all_matchers(node), tenant_label, tenant)
     elif isinstance(node, pp.Call) and node.func.name in _LABEL_WRITERS:
         target = node.args[1]
         while isinstance(target, pp.ParenExpr):  # ("namespace") is a string too
@@ -195,6 +197,12 @@ def _check_node(node: pp.Expr, tenant_label: str, tenant: str) -> None:
         if target.val == tenant_label:
             raise PromQLError(f"{node.func.name}() may not write the tenant label {tenant_label!r}")
         _label_name(target.val, f"{node.func.name}() target label")
+
+
+def _check_matchers(matchers: Sequence[pp.Matcher], tenant_label: str, tenant: str) -> None:
+    for matcher in matchers:
+        if matcher.name == tenant_label and (matcher.op != pp.MatchOp.Equal or matcher.value != tenant):
+            raise PromQLError(f"selects {matcher}; expressions may only read their own {tenant_label} {tenant!r}")
 
 
 def _check_bounds(node: pp.Expr) -> None:
@@ -234,6 +242,7 @@ def _range(value: timedelta, what: str) -> None:
         raise PromQLError(f"has {what} of {pp.display_duration(value)}; at most {MAX_RANGE} is accepted")
 
 
+@functools.lru_cache(maxsize=4096)  # the same few names in every rule; bounded against hostile variety
 def _label_name(name: str, what: str) -> str:
     if not _LABEL_NAME.match(name):
         raise PromQLError(f"{what} {name!r} is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)")
@@ -272,15 +281,41 @@ def _leaf_type(node: pp.Expr) -> str:
 
 def pin_tenant(expr: pp.Expr, tenant_label: str, tenant: str) -> pp.Expr:
     """Return `expr` with `tenant_label="tenant"` on every vector selector (also inside ranges)."""
-    pinned = pp.Matcher(pp.MatchOp.Equal, tenant_label, tenant)
+    return _parse(_pin(expr, tenant_label, tenant)[0])
+
+
+def render_pinned(expr: pp.Expr, tenant_label: str, tenant: str) -> str:
+    """`render(pin_tenant(expr, ...))`, with the depth from the walk that pins; the pinned text is
+    rendered once (the operator compiles a namespace's shared rules again for each of its SLOs)."""
+    text, deepest = _pin(expr, tenant_label, tenant)
+    return _rendered(text, deepest) if len(text) <= _RENDERED_TEXT else render(_parse(text), deepest)
+
+
+# Short texts only: a tenant's 16 KiB expression may render to 100 KiB.
+_RENDERED_TEXT = 1024
+
+
+@functools.lru_cache(maxsize=8192)  # the rules of ~1,500 SLOs, ~1 KiB each
+def _rendered(text: str, deepest: int) -> str:
+    return render(_parse(text), deepest)
+
+
+def _pin(expr: pp.Expr, tenant_label: str, tenant: str) -> tuple[str, int]:
+    """The pinned text and its depth, checked in the same walk that writes it."""
+    pinned = _matcher_text(pp.Matcher(pp.MatchOp.Equal, tenant_label, tenant))
 
     def pin(node: pp.VectorSelector) -> tuple[str, str]:
-        groups = [[m for m in group if m.name != tenant_label] + [pinned] for group in _groups(node)]
-        return _selector_text(node, groups), _modifiers(node)
+        groups = _groups(node)
+        for group in groups:
+            _check_matchers(group, tenant_label, tenant)
+        written = [[_matcher_text(m) for m in group if m.name != tenant_label] + [pinned] for group in groups]
+        return _selector_text(node, written), _modifiers(node)
 
-    for node in nodes(expr):
-        _check_node(node, tenant_label, tenant)
-    return _parse(_write(expr, pin))
+    def check_call(node: pp.Expr) -> None:  # selectors are checked by `pin`
+        if type(node) is pp.Call:
+            _check_node(node, tenant_label, tenant)
+
+    return _write(expr, pin, check_call)
 
 
 def build(template: str, args: Mapping[str, pp.Expr] | None = None) -> pp.Expr:
@@ -297,14 +332,56 @@ def build(template: str, args: Mapping[str, pp.Expr] | None = None) -> pp.Expr:
             raise KeyError(f"template argument {key!r} missing")
         used.add(key)
         if node.offset is not None or node.at is not None:  # the placeholder's modifiers go to the arg
-            return _selector_text(as_selector(args[key])), _modifiers(node)
+            return _plain_selector_text(as_selector(args[key])), _modifiers(node)
         return args[key]
 
-    text = _write(_parse(template), substitute)
+    text = _write(_parsed(template), substitute)[0]
     unused = set(args) - used
     if unused:
         raise KeyError(f"template arguments not used: {sorted(unused)}")
-    return _parse(text)
+    return _parse_written(text)
+
+
+# Trees parsed from text `_write` wrote, with that text: `build` writes an argument made here (a
+# selector, an earlier build) as its text instead of walking it again, which made nested builds
+# quadratic. Keyed by id(): the entry holds the tree, so its id is not reused while it lives.
+_WRITTEN: collections.OrderedDict[int, tuple[pp.Expr, str]] = collections.OrderedDict()
+_WRITTEN_MAX = 1024  # the arguments of the builds of one resource
+_WRITTEN_LOCK = threading.Lock()  # the operator compiles in several threads
+
+
+def _parse_written(text: str) -> pp.Expr:
+    expr = _parse(text)
+    with _WRITTEN_LOCK:
+        if len(_WRITTEN) >= _WRITTEN_MAX:
+            _WRITTEN.popitem(last=False)  # the oldest (next(iter(dict)) slows down as a dict's head is deleted)
+        _WRITTEN[id(expr)] = (expr, text)
+    return expr
+
+
+def clear_caches() -> None:
+    """Forget what was parsed, written and rendered (bench/render times each compile from scratch)."""
+    with _WRITTEN_LOCK:
+        _WRITTEN.clear()
+    for cached in (_rendered, _parsed, _label_name):
+        cached.cache_clear()
+
+
+def _written(expr: pp.Expr) -> str | None:
+    entry = _WRITTEN.get(id(expr))
+    return entry[1] if entry is not None and entry[0] is expr else None
+
+
+def _plain_selector_text(node: pp.VectorSelector) -> str:
+    """A selector without modifiers (`as_selector`): as written where it was made here."""
+    return _written(node) or _selector_text(node)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(text: str, bounded: bool = False) -> pp.Expr:
+    """Templates and metric names, few and used again and again, parsed once (a tree of the binding
+    cannot be changed, so it can be shared); `bounded` scans the text first, like `parse`."""
+    return parse(text) if bounded else _parse(text)
 
 
 # A vector selector written otherwise: as a selector and its modifiers (which follow the range where
@@ -317,55 +394,64 @@ _PRECEDENCE = {op: level for level, ops in enumerate((("or",), ("and", "unless")
                                                       ("+", "-"), ("*", "/", "%", "atan2"), ("^",))) for op in ops}
 
 
-def _write(expr: pp.Expr, replace: Replace = _KEEP) -> str:
-    """PromQL text of `expr`, without recursion: a work stack of text pieces and nodes to write.
+def _write(expr: pp.Expr, replace: Replace = _KEEP, visit: Callable[[pp.Expr], None] | None = None) -> tuple[str, int]:
+    """PromQL text of `expr` and its depth as `depth` counts it, without recursion: a work stack of
+    text pieces and nodes to write; `visit` sees every node written.
 
-    A node is written with the `replace` of its tree (a substituted tree is written as it is) and,
-    as an operand, its parent operator: a substituted operator gets parentheses where the
-    parent's precedence would otherwise split it."""
+    A node is written with the `replace` of its tree (a substituted tree is written as it is, a
+    level below its placeholder) and, as an operand, its parent operator: a substituted operator
+    gets parentheses where the parent's precedence would otherwise split it."""
     out: list[str] = []
-    stack: list[object] = [(expr, replace, None)]
+    deepest = 0
+    stack: list[object] = [(expr, replace, None, 1)]
     while stack:
         item = stack.pop()
-        if isinstance(item, str):
+        if type(item) is str:
             out.append(item)
-        else:
-            stack.extend(reversed(_parts(*item)))
-    return "".join(out)
+            continue
+        node, node_replace, operand_of, level = item
+        if visit is not None:
+            visit(node)
+        # a range's selector is a level of its own in `depth`, written here with the range
+        deepest = max(deepest, level + 1 if type(node) is pp.MatrixSelector else level)
+        stack.extend(reversed(_parts(node, node_replace, operand_of, level)))
+    return "".join(out), deepest
 
 
-def _parts(node: pp.Expr, replace: Replace, operand_of: tuple[str, str] | None) -> list[object]:
-    """The pieces of one node: text, and children as (node, replace, operand_of)."""
+def _parts(node: pp.Expr, replace: Replace, operand_of: tuple[str, str] | None, level: int) -> list[object]:
+    """The pieces of one node at `level`: text, and children as (node, replace, operand_of, level)."""
+    below = level + 1
     if isinstance(node, pp.VectorSelector):
         replaced = replace(node)
         if isinstance(replaced, pp.Expr):
-            inner: list[object] = [(replaced, _KEEP, None)]
+            inner: list[object] = [_written(replaced) or (replaced, _KEEP, None, below)]
             return ["(", *inner, ")"] if _needs_parens(replaced, operand_of) else inner
         return ["".join(replaced or (_selector_text(node), _modifiers(node)))]
     if isinstance(node, pp.MatrixSelector):
         selector, window = node.vector_selector, f"[{pp.display_duration(node.range)}]"
         replaced = replace(selector)
         if isinstance(replaced, pp.VectorSelector):
-            replaced = _selector_text(replaced), _modifiers(replaced)
+            modifiers = _modifiers(replaced)
+            replaced = (_selector_text(replaced) if modifiers else _plain_selector_text(replaced)), modifiers
         if isinstance(replaced, pp.Expr):  # not a selector: the parser refuses the range
-            return [(replaced, _KEEP, None), window]
+            return [(replaced, _KEEP, None, below), window]
         text, modifiers = replaced or (_selector_text(selector), _modifiers(selector))
         return [text, window, modifiers]
     if isinstance(node, pp.NumberLiteral):
         return [_number(node.val)]
     if isinstance(node, pp.StringLiteral):
-        return [json.dumps(node.val, ensure_ascii=False)]
+        return [_quote(node.val)]
     if isinstance(node, pp.ParenExpr):
-        return ["(", (node.expr, replace, None), ")"]
+        return ["(", (node.expr, replace, None, below), ")"]
     if isinstance(node, pp.UnaryExpr):
-        return ["-", (node.expr, replace, ("unary", ""))]
+        return ["-", (node.expr, replace, ("unary", ""), below)]
     if isinstance(node, pp.SubqueryExpr):
         step = pp.display_duration(node.step) if node.step else ""
-        return [(node.expr, replace, ("subquery", "")), f"[{pp.display_duration(node.range)}:{step}]", _modifiers(node)]
+        return [(node.expr, replace, ("subquery", ""), below), f"[{pp.display_duration(node.range)}:{step}]", _modifiers(node)]
     if isinstance(node, pp.Call):
         parts: list[object] = [node.func.name, "("]
         for i, arg in enumerate(node.args):
-            parts += [", "] * (i > 0) + [(arg, replace, None)]
+            parts += [", "] * (i > 0) + [(arg, replace, None, below)]
         return parts + [")"]
     if isinstance(node, pp.AggregateExpr):
         modifier = node.modifier
@@ -373,11 +459,11 @@ def _parts(node: pp.Expr, replace: Replace, operand_of: tuple[str, str] | None) 
         if modifier is not None:
             word = "by" if _op_name(modifier.type) == "By" else "without"
             grouping = f" {word} ({_labels(modifier.labels)})"
-        param: list[object] = [(node.param, replace, None), ", "] if node.param is not None else []
-        return [f"{node.op}{grouping} (", *param, (node.expr, replace, None), ")"]
+        param: list[object] = [(node.param, replace, None, below), ", "] if node.param is not None else []
+        return [f"{node.op}{grouping} (", *param, (node.expr, replace, None, below), ")"]
     if isinstance(node, pp.BinaryExpr):
         op = str(node.op)
-        return [(node.lhs, replace, (op, "lhs")), f" {op}{_bin_modifier(node.modifier)} ", (node.rhs, replace, (op, "rhs"))]
+        return [(node.lhs, replace, (op, "lhs"), below), f" {op}{_bin_modifier(node.modifier)} ", (node.rhs, replace, (op, "rhs"), below)]
     raise PromQLError(f"unsupported PromQL node {type(node).__name__}")
 
 
@@ -425,14 +511,24 @@ def _groups(node: pp.VectorSelector) -> list[list[pp.Matcher]]:
     return [list(node.matchers.matchers)]
 
 
-def _selector_text(node: pp.VectorSelector, matcher_groups: list[list[pp.Matcher]] | None = None) -> str:
-    """A selector without its modifiers, with `matcher_groups` (default its own), names checked,
-    values escaped (the binding's `str()` does not escape label values)."""
-    if node.name is not None and not _METRIC_NAME.match(node.name):
-        raise PromQLError(f"metric name {node.name!r} is not a valid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)")
-    groups = [", ".join(f"{_label_name(m.name, 'matcher')}{_OPERATORS[_op_name(m.op)]}{json.dumps(m.value, ensure_ascii=False)}"
-                        for m in group) for group in (matcher_groups if matcher_groups is not None else _groups(node))]
-    return (node.name or "") + "{" + " or ".join(groups) + "}"
+def _selector_text(node: pp.VectorSelector, matcher_groups: list[list[str]] | None = None) -> str:
+    """A selector without its modifiers, with `matcher_groups` (written by `_matcher_text`; default
+    its own), the metric name checked."""
+    name = node.name
+    if name is not None and not _METRIC_NAME.match(name):
+        raise PromQLError(f"metric name {name!r} is not a valid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)")
+    if matcher_groups is None:
+        matcher_groups = [[_matcher_text(m) for m in group] for group in _groups(node)]
+    return (name or "") + "{" + " or ".join(", ".join(group) for group in matcher_groups) + "}"
+
+
+def _matcher_text(matcher: pp.Matcher) -> str:
+    """The label name checked, the value escaped (the binding's `str()` does not escape label values).
+    `encode_basestring` is what `json.dumps(value, ensure_ascii=False)` calls for a string."""
+    return _label_name(matcher.name, "matcher") + _OPERATORS[int(matcher.op)] + _quote(matcher.value)
+
+
+_quote = json.encoder.encode_basestring
 
 
 def _modifiers(node: pp.VectorSelector | pp.SubqueryExpr) -> str:
@@ -448,7 +544,9 @@ def _modifiers(node: pp.VectorSelector | pp.SubqueryExpr) -> str:
     return text
 
 
-_OPERATORS = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
+# By int(pp.MatchOp): the binding's enums cannot be hashed.
+_OPERATORS = {int(op): text for op, text in ((pp.MatchOp.Equal, "="), (pp.MatchOp.NotEqual, "!="),
+                                             (pp.MatchOp.Re, "=~"), (pp.MatchOp.NotRe, "!~"))}
 
 
 def _op_name(enum_value: object) -> str:
@@ -461,12 +559,12 @@ def selector(metric: str, matchers: Sequence[pp.Matcher] = (), extra: pp.Expr | 
     `extra` is a parsed selector such as `{route="/chat"}` (user input, see `narrowing`) whose
     matchers narrow the generated selector; each of its `or` alternatives narrows it in turn.
     """
-    node = parse(metric)
+    node = _parsed(metric, bounded=True)
     if not isinstance(node, pp.VectorSelector):
         raise PromQLError(f"{metric!r} is not a metric name")
-    base = list(node.matchers.matchers) + list(matchers)
-    groups = [base + group for group in _groups(as_selector(extra))] if extra is not None else [base]
-    return _parse(_selector_text(node, groups))
+    base = [_matcher_text(m) for m in [*node.matchers.matchers, *matchers]]
+    groups = [base + [_matcher_text(m) for m in group] for group in _groups(as_selector(extra))] if extra is not None else [base]
+    return _parse_written(_selector_text(node, groups))
 
 
 def narrowing(expr: pp.Expr) -> pp.VectorSelector:

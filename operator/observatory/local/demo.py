@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..compile import CompileOptions
-from .. import promql
 from ..compile.defaults import catalogue_for
 from ..compile.prices import request_cost
 from ..compile.rules import Tenant
@@ -186,7 +185,7 @@ def _spend(prometheus: str, c: Conventions, namespace: str) -> dict[tuple[str, s
     """The hour's spend per model and token type, as the budgets compute it (the recorded spend rate)."""
     per_type = Signals(Tenant(namespace, c), None, (c.model_label, c.token_type_label)).cost("1h")
     try:
-        result = prometheus_query(prometheus, promql.render(Tenant(namespace, c).pin(per_type)))
+        result = prometheus_query(prometheus, Tenant(namespace, c).pinned_text(per_type))
     except (OSError, RuntimeError):
         return {}
     return {(r["metric"].get(c.model_label, ""), r["metric"].get(c.token_type_label, "")): float(r["value"][1]) for r in result}
