@@ -217,7 +217,9 @@ def _add_input(parser: argparse.ArgumentParser, default_files: list[str] | None 
                         help="files or folders of YAML (multi-document); - for stdin")
     parser.set_defaults(default_files=default_files)
     parser.add_argument("-n", "--namespace", help="namespace for documents without one (default: default, with a warning)")
-    parser.add_argument("--prices", help="YAML list of {model, inputUSDPerMillionTokens, outputUSDPerMillionTokens}")
+    parser.add_argument("--prices", help="YAML list of prices as an ObservabilityStack's spec.pricing takes them: {model, "
+                                         "inputUSDPerMillionTokens, outputUSDPerMillionTokens, cacheReadUSDPerMillionTokens, "
+                                         "cacheCreationUSDPerMillionTokens, effectiveFrom}")
     parser.add_argument("--conventions", help="YAML mapping overriding metric and label names (see observatory.conventions)")
     parser.add_argument("--allowed-email-smarthost", action="append", type=_smarthost, metavar="HOST:PORT",
                         help="an email smarthost receivers may use (repeatable), as the operator's "
@@ -251,7 +253,29 @@ def parser() -> argparse.ArgumentParser:
     _add_import(commands)
     run = commands.add_parser("run", help="run the operator (kopf); configured by OBSERVATORY_* environment variables")
     run.set_defaults(handler=cmd_run)
+    _describe(top)
     return top
+
+
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Help that names each option's default, where it has one worth naming."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "default" not in text and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Every subcommand's help page opens with its one-line summary and names the defaults."""
+    parser.formatter_class = _DefaultsFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                sub = action.choices[choice.dest]
+                sub.description = sub.description or choice.help
+                _describe(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -102,3 +102,26 @@ def test_examples_render_and_their_promtool_tests_pass() -> None:
     result = observatory("test", "-f", "examples")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS  promtool check rules" in result.stdout and " 0 failed" in result.stdout
+
+
+def _subcommands(parser, path=()):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*path, name), sub
+                yield from _subcommands(sub, (*path, name))
+
+
+def test_every_subcommand_help_says_what_it_does_and_its_defaults():
+    from observatory.cli import parser
+
+    commands = list(_subcommands(parser()))
+    assert len(commands) >= 12
+    for path, sub in commands:
+        text = sub.format_help()
+        assert sub.description, f"observatory {' '.join(path)} --help has no description"
+        assert "(default: None)" not in text and "(default: False)" not in text, text
+    (up,) = [sub for path, sub in commands if path == ("local", "up")]
+    assert "(default: .local)" in " ".join(up.format_help().split())
