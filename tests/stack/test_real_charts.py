@@ -268,3 +268,18 @@ def test_rendered_objects_are_valid_for_the_api_server(key, kube_version, render
         except (jsonschema.ValidationError, kubernetes_validate.ValidationError) as e:
             invalid.append(f"{where}: {str(e).splitlines()[0]}")
     assert objects and invalid == []
+
+
+@pytest.mark.parametrize(("days", "expected"), [(None, "30"), (90, "90"), (0, None)])
+def test_a_dedicated_langfuse_project_gets_the_stacks_retention(rendered, days, expected) -> None:
+    """As the real chart renders it: the web container's headless initialisation carries the retention
+    (30 days unless set; 0 keeps data for ever and sets none)."""
+    dedicated = {} if days is None else {"retentionDays": days}
+    out = rendered(stack({"langfuse": {"dedicated": dedicated}}, name="llm", namespace="team-m"))
+    web = _workload(out, "langfuse", "llm-langfuse-web")["spec"]["template"]["spec"]["containers"][0]
+    assert _env(web).get("LANGFUSE_INIT_PROJECT_RETENTION", {}).get("value") == expected
+
+
+def test_a_langfuse_retention_below_its_minimum_is_refused_naming_the_fix() -> None:
+    with pytest.raises(ValueError, match="Langfuse keeps data at least 3 days, got 2; write 3 or more, or 0"):
+        stack({"langfuse": {"dedicated": {"retentionDays": 2}}})

@@ -322,6 +322,10 @@ def langfuse_values(stack: ObservabilityStack, conventions: Conventions = DEFAUL
             {"name": "LANGFUSE_INIT_USER_EMAIL", "value": langfuse_admin_email(stack)},
             {"name": "LANGFUSE_INIT_USER_NAME", "value": "Observatory admin"},
             _env_from_secret("LANGFUSE_INIT_USER_PASSWORD", secret, LANGFUSE_USER_PASSWORD),
+            # The project's data retention (web/src/env.mjs, LANGFUSE_INIT_PROJECT_RETENTION); Langfuse applies it
+            # only with an Enterprise licence and otherwise keeps event data for ever (docs: data-retention).
+            *([{"name": "LANGFUSE_INIT_PROJECT_RETENTION", "value": str(dedicated.retention_days)}]
+              if dedicated.retention_days else []),
         ],
         # Both images run as uid 1001 (`nextjs`/`expressjs` in langfuse/langfuse web/Dockerfile, worker/Dockerfile).
         # The root filesystem stays writable: the web entrypoint runs migrations and Next.js writes under /app,

@@ -174,6 +174,18 @@ class LangfuseDedicated(CRModel):
     clickhouse: LangfuseClickHouse | None = Field(default=None, description="External ClickHouse; default: the chart's, which needs the ClickHouse operator's CRDs.")
     s3: LangfuseS3 | None = Field(default=None, description="External object storage; default: the chart's bundled SeaweedFS.")
     resources: Resources | None = Field(default=None, description="Resources of the Langfuse web and worker containers.")
+    retention_days: int = Field(
+        default=30, ge=0, le=3650,
+        description="Days Langfuse keeps traces, observations, scores and media of the stack's project (at least 3; 0 "
+                    "keeps them for ever). Set at the project's creation; self-hosted Langfuse applies it only with an "
+                    "Enterprise licence (LANGFUSE_EE_LICENSE_KEY), otherwise it keeps event data for ever.")
+
+    @field_validator("retention_days")
+    @classmethod
+    def _langfuse_minimum(cls, days: int) -> int:
+        if 0 < days < 3:
+            raise ValueError(f"Langfuse keeps data at least 3 days, got {days}; write 3 or more, or 0 to keep it for ever")
+        return days
 
 
 class LangfuseKeySecret(CRModel):
