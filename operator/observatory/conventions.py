@@ -48,6 +48,7 @@ class Conventions:
     slo_burn_rate_metric: str = "observatory:slo_burn_rate"  # per window (burn_window_label)
     slo_burning_metric: str = "observatory:slo_burning"  # per tier: a pair of windows is over its factor
     slo_objective_metric: str = "observatory:slo_objective:ratio"
+    slo_min_events_metric: str = "observatory:slo_min_events"  # per tier, only where an SLO sets minEvents
     slo_budget_remaining_metric: str = "observatory:slo_error_budget_remaining:ratio"
     signal_metric_prefix: str = "observatory:alert_signal"
     drift_cdf_metric_prefix: str = "observatory:drift_cdf"

@@ -184,10 +184,16 @@ def slo_rules(slo: SLO, tenant: Tenant) -> tuple[Rule, ...]:
         alerts.append(Rule(expr=burning, alert=name, for_=tier.for_, labels=labels, annotations=annotations))
 
     errors = promql.build(f"__arg_e__ / {budget}", {"e": events.errors})
+    # Only where a tier asks for one, so that an SLO without keeps its 5 rules; the tenant label lets
+    # the namespace's pinned conditions read it.
+    minimums = [Rule(expr=promql.parse(f"vector({getattr(spec.alerting, t).min_events})"), record=c.slo_min_events_metric,
+                     labels={**identity, c.slo_tier_label: t, c.tenant_label: tenant.namespace})
+                for t in ("page", "ticket") if getattr(spec.alerting, t).enabled and getattr(spec.alerting, t).min_events]
     return (
         Rule(expr=events.total, record=c.slo_requests_rate_metric, labels=identity),
         Rule(expr=errors, record=c.slo_errors_rate_metric, labels=identity),
         Rule(expr=promql.parse(f"vector({number(spec.objective / 100)})"), record=c.slo_objective_metric, labels=identity),
+        *minimums,
         *alerts,
     )
 
@@ -255,14 +261,18 @@ def slo_window_groups(period: str, tenant: Tenant) -> list[RuleGroup]:
     conditions = []
     for tier in ("page", "ticket"):
         pairs = []
+        minimum = promql.selector(c.slo_min_events_metric, [*of_period, promql.equal(c.slo_tier_label, tier)])
         for w in (w for w in BURN_WINDOWS if w.tier == tier):
             long, short = scaled[w]
             # The value is the long window's burn rate; the window label goes, so that the alert's
-            # labels do not change with the pair that holds.
-            pairs.append(promql.build(f"__arg_long__ > {number(w.factor)} and ignoring({c.burn_window_label}) "
-                                      f"__arg_short__ > {number(w.factor)}",
-                                      {"long": of_window(c.slo_burn_rate_metric, long),
-                                       "short": of_window(c.slo_burn_rate_metric, short)}))
+            # labels do not change with the pair that holds. An SLO that asks for a minimum of events
+            # in the long window (minEvents) is silent while there are fewer.
+            pairs.append(promql.build(
+                f"(__arg_long__ > {number(w.factor)} and ignoring({c.burn_window_label}) __arg_short__ > {number(w.factor)}) "
+                f"unless ignoring({c.burn_window_label}) (__arg_n__ * {seconds[long]} < on({c.slo_label}, {c.window_label}) "
+                f"group_left() __arg_min__)",
+                {"long": of_window(c.slo_burn_rate_metric, long), "short": of_window(c.slo_burn_rate_metric, short),
+                 "n": recorded["requests"][long], "min": minimum}))
         conditions.append(Rule(
             expr=promql.build(f"max without ({c.burn_window_label}) ((__arg_a__) or (__arg_b__))", {"a": pairs[0], "b": pairs[1]}),
             record=c.slo_burning_metric, labels={c.slo_tier_label: tier}))

@@ -97,6 +97,11 @@ class AlertTier(CRModel):
                              description="Alert name; default derived from the SLO.")
     severity: Severity | None = Field(default=None, description="Severity label; page defaults to critical, ticket to warning.")
     for_: Duration | None = Field(default=None, alias="for", description="How long the burn must hold before firing.")
+    # 0 as in Sloth and Pyrra, which have no such guard (Pyrra's users ask for one off by default,
+    # pyrra-dev/pyrra#1925): where traffic is low enough for it to matter, only its owner knows how low.
+    min_events: int = Field(default=0, ge=0, le=10**12,
+                            description="Fire only with at least this many events in the long window of the pair that "
+                                        "holds (e.g. 100: 3 failures in 10 requests do not page); 0: no minimum.")
     labels: dict[AlertLabelName, str] = Field(default_factory=dict, description="Extra labels on this alert.")
     annotations: Annotations = Field(default_factory=Annotations, description="Summary, description and runbook URL.")
 
