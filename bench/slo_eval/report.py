@@ -72,8 +72,8 @@ def section(results: dict, args: argparse.Namespace) -> str:
                      f"per K is in the table) and a cycle's cost is the sum of all groups' `evaluationTime` "
                      f"(`/api/v1/rules`); the medians from `prometheus_rule_group_last_duration_seconds` are given "
                      f"alongside. The ratio is per {args.rule_interval} of production: each group's median weighted by how "
-                     f"often it runs there (every {args.rule_interval}, the global interval; Observatory's shared 5m and 1h "
-                     f"groups at theirs); the columns after it charge every group every cycle, as measured.")
+                     f"often it runs there (every {args.rule_interval}, the global interval; Observatory's 5-minute budget "
+                     f"group at its own); the columns after it charge every group every cycle, as measured.")
         lines.append("")
         lines.append(f"| K | rules per SLO (baseline / Observatory) | baseline per {args.rule_interval} | "
                      f"Observatory per {args.rule_interval} | ratio | measuring interval | every group every cycle: "

@@ -38,7 +38,7 @@ class LatencyIndicator(CRModel):
     """Events slower than a threshold, from a histogram whose buckets include the threshold."""
 
     histogram: str = Field(pattern=METRIC_NAME_PATTERN, description="Histogram base name (without _bucket).")
-    selector: PromQL | None = Field(default=None, description="Series selector narrowing the histogram, e.g. {route=\"/chat\"}.")
+    selector: PromQL | None = Field(default=None, description="Series selector narrowing the histogram, e.g. {route=\"/chat\"} or {verb!=\"WATCH\"}.")
     threshold_seconds: float = Field(gt=0, description="Latency objective in seconds; must be one of the buckets.")
     buckets: list[FiniteFloat] = Field(min_length=1, max_length=64, description="The histogram's bucket bounds (le values).")
 
@@ -54,7 +54,7 @@ class LLMIndicator(CRModel):
 
     preset: Literal["availability", "latency", "quality"] = Field(
         description="availability: calls without error; latency: calls faster than the threshold; quality: evaluations above the minimum score.")
-    selector: PromQL | None = Field(default=None, description="Series selector narrowing the signals, e.g. {gen_ai_request_model=\"gpt-4o\"}.")
+    selector: PromQL | None = Field(default=None, description="Series selector narrowing the signals, e.g. {gen_ai_request_model=\"gpt-4o\"} or {gen_ai_request_model!=\"test\"}.")
     latency_threshold_seconds: float | None = Field(default=None, gt=0,
                                                     description="latency preset: objective in seconds; must be a GenAI duration bucket.")
     evaluation: str | None = Field(default=None, min_length=1, max_length=128, description="quality preset: evaluation name.")
