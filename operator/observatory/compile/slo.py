@@ -277,9 +277,7 @@ def slo_window_groups(period: str, tenant: Tenant) -> list[RuleGroup]:
             expr=promql.build(f"max without ({c.burn_window_label}) ((__arg_a__) or (__arg_b__))", {"a": pairs[0], "b": pairs[1]}),
             record=c.slo_burning_metric, labels={c.slo_tier_label: tier}))
 
-    period_seconds = int(duration_seconds(period))
-    recorded["errors"][period], recorded["requests"][period] = mean("errors", period_seconds), mean("requests", period_seconds)
-    seconds[period], by_seconds[period_seconds] = period_seconds, period
+    whole = {kind: mean(kind, int(duration_seconds(period))) for kind in ("errors", "requests")}
     return [
         RuleGroup(name=f"{c.rule_group_prefix}.slo-windows.{period}", rules=(*means, *rates, *conditions)),
         RuleGroup(
@@ -287,8 +285,7 @@ def slo_window_groups(period: str, tenant: Tenant) -> list[RuleGroup]:
             interval=BUDGET_GROUP_INTERVAL,
             rules=(
                 # Up to 5 minutes late, which is noise against the period.
-                Rule(expr=promql.build("1 - __arg_e__ / __arg_r__",
-                                       {"e": recorded["errors"][period], "r": recorded["requests"][period]}),
+                Rule(expr=promql.build("1 - __arg_e__ / __arg_r__", {"e": whole["errors"], "r": whole["requests"]}),
                      record=c.slo_budget_remaining_metric),
             ),
         ),
