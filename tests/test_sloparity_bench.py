@@ -56,3 +56,12 @@ def test_alerts_depending_on_no_slow_group_need_one_phase() -> None:
     assert equivalence.slowest_gated([SLOW, alert]) == 0
     reading = {"name": "alerts", "rules": [{"alert": "A", "expr": "last_over_time(t[10m]) > 1"}]}
     assert equivalence.slowest_gated([SLOW, reading]) == 300
+
+
+def test_both_counters_of_a_scenario_cover_all_of_it() -> None:
+    """Both request counters have a sample every step to the scenario's end (the good one stopped
+    halfway once, so the total was the errors alone from then on)."""
+    scenario = equivalence.Scenario("s", "", ((60, 0, 1), (30, 20, 1), (30, 0, 1)))
+    for series in equivalence.input_series(scenario):
+        steps = sum(int(part.rsplit("x", 1)[1]) + 1 for part in series["values"].split())
+        assert steps == scenario.minutes * 60 // equivalence.STEP
