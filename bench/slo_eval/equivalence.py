@@ -95,7 +95,7 @@ def _counter(increments: list[tuple[int, float]]) -> str:
 def input_series(s: Scenario) -> list[dict]:
     per_step = REQUESTS_PER_SECOND * STEP
     bad = [(m * 60 // STEP, per_step * t * min(1.0, synth.BUDGET * b)) for m, b, t in s.segments]
-    good = [(m, per_step * t - e) for (m, _, t), (_, e) in zip(s.segments, bad)]
+    good = [(n, per_step * t - e) for (_, _, t), (n, e) in zip(s.segments, bad)]
     labels = f'namespace="{synth.NAMESPACE}",service="{synth.service_name(1)}",route="/api/items",pod="p"'
     return [{"series": f'{synth.METRIC}{{{labels},code="200"}}', "values": _counter(good)},
             {"series": f'{synth.METRIC}{{{labels},code="500"}}', "values": _counter(bad)}]
