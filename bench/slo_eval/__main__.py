@@ -220,6 +220,7 @@ class Bench:
         with open(os.path.join(self.args.data, "results.json"), "w") as f:
             json.dump(results, f, indent=1)
         report.update(self.args.results, results, self.args)
+        print(report.section(results, self.args), flush=True)  # the tables, as written
         _log(f"done in {results['seconds'] / 60:.1f} min; wrote {self.args.results}")
 
 
