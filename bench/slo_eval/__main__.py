@@ -41,6 +41,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"), help="results file to update")
     p.add_argument("--skip-cost", action="store_true", help="only run the alerting equivalence")
     p.add_argument("--skip-equivalence", action="store_true", help="only measure evaluation cost")
+    p.add_argument("--phases", type=int, default=None,
+                   help="equivalence: phases of the slowest group an alert depends on (default: every step of its interval)")
     return p.parse_args(argv)
 
 
@@ -201,7 +203,7 @@ class Bench:
         with ThreadPoolExecutor(1) as background:
             # promtool's unit tests need no server: run them while the data is prepared.
             equivalence_done = None if self.args.skip_equivalence else background.submit(
-                equivalence.run, os.path.join(self.work, "equivalence"))
+                equivalence.run, os.path.join(self.work, "equivalence"), self.args.phases)
             if not self.args.skip_cost:
                 try:
                     results["data"] = self.prepare(self.history(max(self.ks)))
@@ -218,6 +220,7 @@ class Bench:
         with open(os.path.join(self.args.data, "results.json"), "w") as f:
             json.dump(results, f, indent=1)
         report.update(self.args.results, results, self.args)
+        print(report.section(results, self.args), flush=True)  # the tables, as written
         _log(f"done in {results['seconds'] / 60:.1f} min; wrote {self.args.results}")
 
 

@@ -3,7 +3,7 @@
 In production both rule sets have been running for weeks: Sloth's 30d ratio averages weeks of its
 recorded 5m ratio, and Observatory's windows sum its recorded 5m rates. Without that history either
 set would read almost nothing and look cheaper than it is. So every recording rule whose output some
-rule reads over a range (plus what those rules read themselves) is evaluated over the whole
+rule reads over a range or at an offset (plus what those rules read themselves) is evaluated over the whole
 synthetic history by range queries against the server and imported with `promtool tsdb
 create-blocks-from openmetrics`, level by level: a rule that reads another recorded series can only
 be evaluated once that series' blocks are loaded.
@@ -23,7 +23,7 @@ from .prom import Prometheus
 
 
 def _reads(expr: str) -> tuple[set[str], set[str]]:
-    """(metric names read at all, metric names read over a range) by one expression."""
+    """(metric names read at all, metric names read over a range or at an offset: their past) by one expression."""
     every: set[str] = set()
     ranged: set[str] = set()
 
@@ -32,6 +32,8 @@ def _reads(expr: str) -> tuple[set[str], set[str]]:
             ranged.add(node.vector_selector.name)
         elif isinstance(node, pp.VectorSelector) and node.name:
             every.add(node.name)
+            if node.offset is not None:
+                ranged.add(node.name)
 
     pp.walk(pp.parse(expr), visit)
     return every, ranged

@@ -60,13 +60,13 @@ class Conventions:
     # sum, a burn rate.
     slo_errors_rate_metric: str = "observatory:slo_errors_per_budget:rate5m"
     slo_requests_rate_metric: str = "observatory:slo_requests:rate5m"
-    slo_errors_rate_sampled_metric: str = "observatory:slo_errors_per_budget:rate5m_every5m"
-    slo_requests_rate_sampled_metric: str = "observatory:slo_requests:rate5m_every5m"
-    slo_errors_rate_hourly_metric: str = "observatory:slo_errors_per_budget:rate1h_every1h"
-    slo_requests_rate_hourly_metric: str = "observatory:slo_requests:rate1h_every1h"
+    # Their means over each longer window (burn_window_label), tiled from the shorter ones.
+    slo_errors_window_metric: str = "observatory:slo_errors_per_budget:rate"
+    slo_requests_window_metric: str = "observatory:slo_requests:rate"
     slo_burn_rate_metric: str = "observatory:slo_burn_rate"  # per window (burn_window_label)
     slo_burning_metric: str = "observatory:slo_burning"  # per tier: a pair of windows is over its factor
     slo_objective_metric: str = "observatory:slo_objective:ratio"
+    slo_min_events_metric: str = "observatory:slo_min_events"  # per tier, only where an SLO sets minEvents
     slo_budget_remaining_metric: str = "observatory:slo_error_budget_remaining:ratio"
     signal_metric_prefix: str = "observatory:alert_signal"
     drift_cdf_metric_prefix: str = "observatory:drift_cdf"

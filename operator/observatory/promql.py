@@ -567,12 +567,32 @@ def selector(metric: str, matchers: Sequence[pp.Matcher] = (), extra: pp.Expr | 
     return _parse_written(_selector_text(node, groups))
 
 
+# The metric name a narrowing selector is parsed under: PromQL refuses a selector of only negative
+# matchers alone ({verb!="WATCH"}: "vector selector must contain at least one non-empty matcher",
+# promql/parser/parse.go), but a narrowing selector is always put under a metric name, where it is fine.
+_NARROWED = "observatory_narrowed_signal"
+_CHOOSES_A_METRIC = ("chooses a metric (a metric name or __name__); this selector narrows the built-in signals "
+                     "by their labels: write only label matchers, e.g. {service_name=\"chat\"}")
+
+
+def parse_narrowing(text: str) -> pp.Expr:
+    """Parse a selector that narrows built-in signals, e.g. {route="/chat"} or {verb!="WATCH"}.
+
+    Text that starts with a brace is parsed under a placeholder metric name; whatever else it holds
+    is then no plain selector of that name and `narrowing` refuses it. A __name__ matcher is refused
+    first (under the placeholder the parser would call it a second metric name)."""
+    scan(text)
+    if any(t.lastgroup == "word" and t.group() == "__name__" for t in _TOKEN.finditer(text)):
+        raise PromQLError(_CHOOSES_A_METRIC)
+    stripped = text.strip()
+    return _parse(_NARROWED + stripped) if stripped.startswith("{") else _parse(text)
+
+
 def narrowing(expr: pp.Expr) -> pp.VectorSelector:
     """A selector that narrows built-in signals: label matchers only, the metric is Observatory's."""
     chosen = as_selector(expr)
-    if chosen.name or any(m.name == "__name__" for m in _all_matchers(chosen)):
-        raise PromQLError("chooses a metric (a metric name or __name__); this selector narrows the built-in signals "
-                          "by their labels: write only label matchers, e.g. {service_name=\"chat\"}")
+    if chosen.name != _NARROWED or any(m.name == "__name__" for m in _all_matchers(chosen)):
+        raise PromQLError(_CHOOSES_A_METRIC)
     return chosen
 
 

@@ -3,7 +3,9 @@
 For a steady burn at 1.05 x a pair's factor after a healthy history, the model below computes,
 step by step, what the compiled rules should see: the 5m rates Prometheus records (a ramp over the
 first 5 minutes of the burn) and their averages over each window, ratio of sums. From that it
-derives the first evaluation at which each window pair of the workbook table holds. promtool then
+derives the first evaluation at which each window pair of the workbook table holds: a window is
+the last `window` seconds exactly, as `rate(x[window])` over the raw series would read it (the
+5m rates ending at t, t - 5m, ... until the window is covered, none missing). promtool then
 has to agree: the tier silent a few evaluations before that moment and firing a few after, and,
 where enabled, the other tier exactly as the model says. The model knows the workbook (factors, windows, scaling to
 other SLO periods) on its own; it does not read the compile core's tables.
@@ -57,8 +59,8 @@ WORKBOOK = (
 
 
 def scaled(seconds: int, period_days: int) -> int:
-    """A window scaled from a 30-day SLO to `period_days`, in whole minutes, never below the 5m rate."""
-    return max(round(seconds * period_days / 30 / MINUTE) * MINUTE, RATE_WINDOW)
+    """A window scaled from a 30-day SLO to `period_days`, in whole 5m rates (which tile it), at least one."""
+    return max(round(seconds * period_days / 30 / RATE_WINDOW), 1) * RATE_WINDOW
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class Group:
 
 
 class Model:
-    """What the rules of one group see: recorded 5m rates and their window averages."""
+    """What the rules of one group see: recorded 5m rates and the windows they tile."""
 
     def __init__(self, group: Group, period_days: int):
         self.step = group.step
@@ -111,9 +113,9 @@ class Model:
     def ratio(self, k: int, window: int) -> float:
         if window == RATE_WINDOW:  # the shortest window is the recorded ratio itself
             return self.error_rates[k] / self.request_rates[k]
-        # avg_over_time over [t - window, t], both ends included, of the samples that exist
-        first = max(k - window // self.step, 1)
-        return sum(self.error_rates[first:k + 1]) / sum(self.request_rates[first:k + 1])
+        # The 5m rates ending at t, t - 5m, ...: the window exactly; before the first rate, nothing.
+        tiles = [k - j * RATE_WINDOW // self.step for j in range(window // RATE_WINDOW)]
+        return (sum(self.error_rates[i] for i in tiles if i >= 1) / sum(self.request_rates[i] for i in tiles if i >= 1))
 
     def pair_holds(self, pair: Pair, k: int) -> bool:
         long, short = pair.windows(self.period_days)
@@ -352,7 +354,9 @@ def test_five_rules_per_slo_in_groups_and_windows_shared_by_the_namespace(indica
         sorted([(NAMESPACE, f"observatory-slo-windows-{period}"), (OTHER_NAMESPACE, f"observatory-slo-windows-{period}")])
     for obj in windows:
         shared_rules = [rule for group in obj["spec"]["groups"] for rule in group["rules"]]
-        assert len(shared_rules) <= 14
+        # Up to 8 windows (the 5m rates' and the workbook's 7 scaled, which for 30d include 5m): the
+        # errors' and requests' means of each longer one, a burn rate per window, 2 conditions, the budget.
+        assert len(shared_rules) <= 2 * 7 + 8 + 2 + 1
         assert all(f'namespace="{obj["metadata"]["namespace"]}"' in r["expr"] for r in shared_rules)
     holding = [o for o in shared if o["metadata"]["namespace"] == NAMESPACE and o not in windows]
     # 40 SLOs share fewer groups, one per object, each SLO's 5 rules together, SLOs in name order.

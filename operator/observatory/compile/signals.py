@@ -21,7 +21,7 @@ def parse_field(text: str, field: str, tenant: Tenant, *, selector_only: bool = 
     selector of label matchers that narrows built-in signals; `instant`: an instant vector, which
     the rule compares with a constant (Prometheus refuses comparisons of scalars without bool)."""
     try:
-        expr = promql.parse(text)
+        expr = promql.parse_narrowing(text) if narrowing else promql.parse(text)
         promql.check_tenant(expr, tenant.conventions.tenant_label, tenant.namespace)
         if selector_only:
             promql.as_selector(expr)

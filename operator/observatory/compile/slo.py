@@ -9,11 +9,16 @@ for all its SLOs together (`slo_window_groups`): a rule's fixed cost is paid onc
 SLO. Every window is a ratio of sums (errors and requests are summed separately, then divided), so
 a moment without an error series (OpenTelemetry exports one only once a call fails) counts as no
 errors, with no zeros to record; dividing errors by the budget first makes the ratio the burn rate
-itself, so the workbook's factors are the thresholds for every SLO alike. Windows of 2h and more sum
-a copy of the 5m rates that a slow group takes every 5 minutes: the copies tile time without
-overlap, so the ratio is the same, from a tenth of the samples, and the slow group computes those
-windows too, as often as their input changes. The budget over the whole period sums hourly
-averages of the copies.
+itself, so the workbook's factors are the thresholds for every SLO alike.
+
+Every window is tiled exactly: a window's mean rate is that of shorter windows read at offsets
+(1h = 30m now + 30m offset 30m, 30m = six 5m rates at offsets 0, 5m, ..., 25m; the longest
+shorter ones first), so it covers the same stretch of time as `rate(x[1h])` over the raw series
+and an alert fires as soon as Sloth's would. Averaging the overlapping 5m rates over the window
+instead (`sum_over_time(rate5m[1h])`) trails it by 2.5 minutes, and sampling them every 5 minutes
+by up to 5 more. Each rule reads a few samples per series (7 windows of 2 to 6 tiles), all in one
+30 s group; a tile without a sample (no error series yet, or no history that old) counts as zero.
+The budget over the whole period tiles it from the longest window, every 5 minutes.
 
 A rule group costs Prometheus a fixed ~0.3 ms per evaluation whatever it holds, more than a rule:
 so an SLO's own 5 rules do not get a group of their own, but a place in one of SLO_SHARDS groups of
@@ -24,6 +29,7 @@ from all its SLOs (`slo_groups.groups_of`). One change rewrites one group, not t
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 
 import promql_parser as pp
@@ -43,13 +49,8 @@ from .rules import (
 from .signals import Signals, le_pattern, number, parse_field, parse_ratio
 
 BASE_PERIOD = "30d"
-SHORTEST_WINDOW = "5m"  # the resolution of the recorded rates
-SLOW_GROUP_INTERVAL = "5m"  # equal to SHORTEST_WINDOW, so the sampled 5m rates tile time
-HOURLY_GROUP_INTERVAL = "1h"  # hourly averages of the 5m tiles, tiling time again: the budget's input
-# From here on a window reads the sampled rates: a change reaches them up to 5 minutes later, which
-# is noise against 2 hours; the page tier's 1h, 30m and 5m windows stay on the 30s series.
-SAMPLED_FROM = "2h"
-LATEST_SAMPLED_WITHIN = "10m"  # twice the slow group's interval: one late evaluation does not drop a window
+SHORTEST_WINDOW = "5m"  # the recorded rates' window: every longer window is a whole number of these tiles
+BUDGET_GROUP_INTERVAL = "5m"
 # Groups holding the SLOs' own rules, per namespace and period: at ~2.5 KiB of rules per SLO, 64
 # objects of 512 KiB hold ~13,000 SLOs, more than the windows object's owners allow (~8,000).
 SLO_SHARDS = 64
@@ -75,10 +76,11 @@ BURN_WINDOWS = (
 
 
 def scaled_window(window: str, period: str) -> str:
-    """`window` scaled from a 30-day SLO to `period`, in whole minutes, never below 5m."""
+    """`window` scaled from a 30-day SLO to `period`, in whole 5m tiles (so that the recorded 5m
+    rates tile it exactly), never below one."""
+    tile = duration_seconds(SHORTEST_WINDOW)
     seconds = duration_seconds(window) * duration_seconds(period) / duration_seconds(BASE_PERIOD)
-    minutes = max(round(seconds / 60), int(duration_seconds(SHORTEST_WINDOW) / 60))
-    return format_duration(minutes * 60)
+    return format_duration(max(round(seconds / tile), 1) * tile)
 
 
 @dataclass(frozen=True)
@@ -167,10 +169,16 @@ def slo_rules(slo: SLO, tenant: Tenant) -> tuple[Rule, ...]:
         alerts.append(Rule(expr=burning, alert=name, for_=tier.for_, labels=labels, annotations=annotations))
 
     errors = promql.build(f"__arg_e__ / {budget}", {"e": events.errors})
+    # Only where a tier asks for one, so that an SLO without keeps its 5 rules; the tenant label lets
+    # the namespace's pinned conditions read it.
+    minimums = [Rule(expr=promql.parse(f"vector({getattr(spec.alerting, t).min_events})"), record=c.slo_min_events_metric,
+                     labels={**identity, c.slo_tier_label: t, c.tenant_label: tenant.namespace})
+                for t in ("page", "ticket") if getattr(spec.alerting, t).enabled and getattr(spec.alerting, t).min_events]
     return (
         Rule(expr=events.total, record=c.slo_requests_rate_metric, labels=identity),
         Rule(expr=errors, record=c.slo_errors_rate_metric, labels=identity),
         Rule(expr=promql.parse(f"vector({number(spec.objective / 100)})"), record=c.slo_objective_metric, labels=identity),
+        *minimums,
         *alerts,
     )
 
@@ -179,73 +187,91 @@ def slo_windows_name(period: str, c: Conventions) -> str:
     return object_name(c.slo_windows_object_name, period)
 
 
+def tiling(window: int, shorter: list[int]) -> list[tuple[int, int]]:
+    """(part, offset) pairs in seconds that cover the last `window` seconds exactly, longest parts first.
+
+    Every window is a whole number of 5m tiles and the 5m one is among `shorter`, so nothing is left.
+    """
+    parts, covered = [], 0
+    for part in sorted(shorter, reverse=True):
+        while window - covered >= part:
+            parts.append((part, covered))
+            covered += part
+    assert covered == window, (window, shorter)
+    return parts
+
+
 def slo_window_groups(period: str, tenant: Tenant) -> list[RuleGroup]:
     """Burn rates, alert conditions and error budget of every SLO of `period` in the namespace."""
     c = tenant.conventions
     of_period = [promql.equal(c.window_label, period)]
+    errors, requests = (promql.selector(m, of_period) for m in (c.slo_errors_rate_metric, c.slo_requests_rate_metric))
+    # A zero for every SLO (and group) that has traffic now: what a tile without a sample counts as
+    # (no error series yet, or no history that old yet), so that a window never waits for its oldest tile.
+    zero = promql.build("0 * __arg_r__", {"r": requests})
 
-    def recorded(metric: str) -> pp.Expr:
-        return promql.selector(metric, of_period)
-
-    errors, requests = recorded(c.slo_errors_rate_metric), recorded(c.slo_requests_rate_metric)
-    errors_sampled, requests_sampled = recorded(c.slo_errors_rate_sampled_metric), recorded(c.slo_requests_rate_sampled_metric)
-    errors_hourly, requests_hourly = recorded(c.slo_errors_rate_hourly_metric), recorded(c.slo_requests_rate_hourly_metric)
-
-    def sampled(window: str) -> bool:
-        return duration_seconds(window) >= duration_seconds(SAMPLED_FROM)
-
-    def burn_rate(window: str) -> pp.Expr:
-        if window == SHORTEST_WINDOW:
-            return promql.build("__arg_e__ / __arg_r__", {"e": errors, "r": requests})
-        e, r = (errors_sampled, requests_sampled) if sampled(window) else (errors, requests)
-        return promql.build(f"sum_over_time(__arg_e__[{window}]) / sum_over_time(__arg_r__[{window}])", {"e": e, "r": r})
-
-    def burn(window: str) -> pp.Expr:
-        rate = promql.selector(c.slo_burn_rate_metric, [*of_period, promql.equal(c.burn_window_label, window)])
-        # Recorded every 5 minutes: a reader may come just before the next sample lands.
-        return promql.build(f"last_over_time(__arg_r__[{LATEST_SAMPLED_WITHIN}])", {"r": rate}) if sampled(window) else rate
+    def of_window(metric: str, window: str) -> pp.Expr:
+        return promql.selector(metric, [*of_period, promql.equal(c.burn_window_label, window)])
 
     scaled = {w: (scaled_window(w.long, period), scaled_window(w.short, period)) for w in BURN_WINDOWS}
-    windows = sorted({x for pair in scaled.values() for x in pair}, key=duration_seconds)
-    rates = {w: Rule(expr=burn_rate(w), record=c.slo_burn_rate_metric, labels={c.burn_window_label: w}) for w in windows}
+    windows = sorted({x for pair in scaled.values() for x in pair} | {SHORTEST_WINDOW}, key=duration_seconds)
+    seconds = {w: int(duration_seconds(w)) for w in windows}
+    by_seconds = {v: k for k, v in seconds.items()}
+    recorded = {"errors": {SHORTEST_WINDOW: errors}, "requests": {SHORTEST_WINDOW: requests}}
+    metrics = {"errors": c.slo_errors_window_metric, "requests": c.slo_requests_window_metric}
+
+    def mean(kind: str, total: int) -> pp.Expr:
+        """The mean rate over the last `total` seconds: its tiles' recorded means, weighted by length.
+        Exact tiling, where an average of overlapping 5m rates would trail the window by 2.5 minutes."""
+        parts = tiling(total, [s for s in seconds.values() if s < total])
+        unit = math.gcd(*(part for part, _ in parts))
+        args, terms = {"z": zero}, []
+        for i, (part, offset) in enumerate(parts):
+            args[f"t{i}"] = recorded[kind][by_seconds[part]]
+            shifted = f" offset {format_duration(offset)}" if offset else ""
+            weight = f"{part // unit} * " if part != unit else ""
+            terms.append(f"{weight}(__arg_t{i}__{shifted} or ignoring({c.burn_window_label}) __arg_z__)")
+        # The tiles' window labels differ (and a zero has none): matched without them.
+        return promql.build(f"({f' + ignoring({c.burn_window_label}) '.join(terms)}) / {total // unit}", args)
+
+    # Shortest first: each window reads the shorter ones this same evaluation recorded.
+    means = []
+    for w in windows[1:]:
+        for kind in ("errors", "requests"):
+            means.append(Rule(expr=mean(kind, seconds[w]), record=metrics[kind], labels={c.burn_window_label: w}))
+            recorded[kind][w] = of_window(metrics[kind], w)
+    rates = [Rule(expr=promql.build("__arg_e__ / __arg_r__", {"e": recorded["errors"][w], "r": recorded["requests"][w]}),
+                  record=c.slo_burn_rate_metric, labels={c.burn_window_label: w}) for w in windows]
+
     conditions = []
     for tier in ("page", "ticket"):
         pairs = []
+        minimum = promql.selector(c.slo_min_events_metric, [*of_period, promql.equal(c.slo_tier_label, tier)])
         for w in (w for w in BURN_WINDOWS if w.tier == tier):
             long, short = scaled[w]
             # The value is the long window's burn rate; the window label goes, so that the alert's
-            # labels do not change with the pair that holds.
-            pairs.append(promql.build(f"__arg_long__ > {number(w.factor)} and ignoring({c.burn_window_label}) "
-                                      f"__arg_short__ > {number(w.factor)}", {"long": burn(long), "short": burn(short)}))
+            # labels do not change with the pair that holds. An SLO that asks for a minimum of events
+            # in the long window (minEvents) is silent while there are fewer.
+            pairs.append(promql.build(
+                f"(__arg_long__ > {number(w.factor)} and ignoring({c.burn_window_label}) __arg_short__ > {number(w.factor)}) "
+                f"unless ignoring({c.burn_window_label}) (__arg_n__ * {seconds[long]} < on({c.slo_label}, {c.window_label}) "
+                f"group_left() __arg_min__)",
+                {"long": of_window(c.slo_burn_rate_metric, long), "short": of_window(c.slo_burn_rate_metric, short),
+                 "n": recorded["requests"][long], "min": minimum}))
         conditions.append(Rule(
             expr=promql.build(f"max without ({c.burn_window_label}) ((__arg_a__) or (__arg_b__))", {"a": pairs[0], "b": pairs[1]}),
             record=c.slo_burning_metric, labels={c.slo_tier_label: tier}))
+
+    whole = {kind: mean(kind, int(duration_seconds(period))) for kind in ("errors", "requests")}
     return [
-        RuleGroup(name=f"{c.rule_group_prefix}.slo-windows.{period}",
-                  rules=(*(rule for w, rule in rates.items() if not sampled(w)), *conditions)),
+        RuleGroup(name=f"{c.rule_group_prefix}.slo-windows.{period}", rules=(*means, *rates, *conditions)),
         RuleGroup(
-            name=f"{c.rule_group_prefix}.slo-windows.{period}.sampled",
-            interval=SLOW_GROUP_INTERVAL,
+            name=f"{c.rule_group_prefix}.slo-windows.{period}.budget",
+            interval=BUDGET_GROUP_INTERVAL,
             rules=(
-                Rule(expr=errors, record=c.slo_errors_rate_sampled_metric),
-                Rule(expr=requests, record=c.slo_requests_rate_sampled_metric),
-                # Their input changes every 5 minutes: evaluating them more often would repeat the work.
-                *(rule for w, rule in rates.items() if sampled(w)),
-                # Up to an hour late, which is noise against the period. A period without errors has
-                # no error sum: its whole budget remains.
-                Rule(expr=promql.build(f"1 - (sum_over_time(__arg_e__[{period}]) or 0 * sum_over_time(__arg_r__[{period}])) "
-                                       f"/ sum_over_time(__arg_r__[{period}])", {"e": errors_hourly, "r": requests_hourly}),
+                # Up to 5 minutes late, which is noise against the period.
+                Rule(expr=promql.build("1 - __arg_e__ / __arg_r__", {"e": whole["errors"], "r": whole["requests"]}),
                      record=c.slo_budget_remaining_metric),
-            ),
-        ),
-        RuleGroup(
-            name=f"{c.rule_group_prefix}.slo-windows.{period}.hourly",
-            interval=HOURLY_GROUP_INTERVAL,
-            rules=(
-                # Averages with the hours' missing errors as zeros, so that the budget's sums stay in step.
-                Rule(expr=promql.build("sum_over_time(__arg_e__[1h]) / count_over_time(__arg_r__[1h])",
-                                       {"e": errors_sampled, "r": requests_sampled}), record=c.slo_errors_rate_hourly_metric),
-                Rule(expr=promql.build("avg_over_time(__arg_r__[1h])", {"r": requests_sampled}), record=c.slo_requests_rate_hourly_metric),
             ),
         ),
     ]

@@ -38,7 +38,7 @@ class LatencyIndicator(CRModel):
     """Events slower than a threshold, from a histogram whose buckets include the threshold."""
 
     histogram: str = Field(pattern=METRIC_NAME_PATTERN, description="Histogram base name (without _bucket).")
-    selector: PromQL | None = Field(default=None, description="Series selector narrowing the histogram, e.g. {route=\"/chat\"}.")
+    selector: PromQL | None = Field(default=None, description="Series selector narrowing the histogram, e.g. {route=\"/chat\"} or {verb!=\"WATCH\"}.")
     threshold_seconds: float = Field(gt=0, description="Latency objective in seconds; must be one of the buckets.")
     buckets: list[float] = Field(min_length=1, max_length=64, description="The histogram's bucket bounds (le values).")
 
@@ -55,7 +55,7 @@ class LLMIndicator(CRModel):
 
     preset: Literal["availability", "latency", "quality"] = Field(
         description="availability: calls without error; latency: calls faster than the threshold; quality: evaluations above the minimum score.")
-    selector: PromQL | None = Field(default=None, description="Series selector narrowing the signals, e.g. {gen_ai_request_model=\"gpt-4o\"}.")
+    selector: PromQL | None = Field(default=None, description="Series selector narrowing the signals, e.g. {gen_ai_request_model=\"gpt-4o\"} or {gen_ai_request_model!=\"test\"}.")
     latency_threshold_seconds: float | None = Field(default=None, gt=0,
                                                     description="latency preset: objective in seconds; must be a GenAI duration bucket.")
     evaluation: str | None = Field(default=None, min_length=1, max_length=128, description="quality preset: evaluation name.")
@@ -98,6 +98,11 @@ class AlertTier(CRModel):
                              description="Alert name; default derived from the SLO.")
     severity: Severity | None = Field(default=None, description="Severity label; page defaults to critical, ticket to warning.")
     for_: Duration | None = Field(default=None, alias="for", description="How long the burn must hold before firing.")
+    # 0 as in Sloth and Pyrra, which have no such guard (Pyrra's users ask for one off by default,
+    # pyrra-dev/pyrra#1925): where traffic is low enough for it to matter, only its owner knows how low.
+    min_events: int = Field(default=0, ge=0, le=10**12,
+                            description="Fire only with at least this many events in the long window of the pair that "
+                                        "holds (e.g. 100: 3 failures in 10 requests do not page); 0: no minimum.")
     labels: dict[AlertLabelName, str] = Field(default_factory=dict, description="Extra labels on this alert.")
     annotations: Annotations = Field(default_factory=Annotations, description="Summary, description and runbook URL.")
 

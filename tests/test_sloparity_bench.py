@@ -1,0 +1,67 @@
+"""bench/slo_eval's interval-faithful equivalence: a group slower than promtool's step yields only at
+its own evaluation times, and nothing may read such a record at an instant (promtool's stale markers
+would hide it between evaluations, where a real Prometheus keeps the last sample for 5 minutes)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+# bench/ is not an installed package; the benchmark runs from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.slo_eval import equivalence  # noqa: E402
+
+SLOW = {"name": "slow", "interval": "5m", "rules": [{"record": "t", "expr": "vector(time())"}]}
+
+
+def test_a_slow_group_yields_only_at_its_own_interval_and_phase(tmp_path: Path, promtool: Path) -> None:
+    gated = equivalence.gate_slow_groups([SLOW], phase=60)
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": gated}))
+    checks = [("max(last_over_time(t[10m]))", 200, 60), ("max(last_over_time(t[10m]))", 400, 360), ("count_over_time(t[10m])", 400, 2)]
+    test = {"rule_files": ["rules.yml"], "evaluation_interval": f"{equivalence.STEP}s", "tests": [{
+        "interval": f"{equivalence.STEP}s", "input_series": [],
+        "promql_expr_test": [{"expr": expr, "eval_time": f"{at}s", "exp_samples": [{"labels": "{}", "value": value}]}
+                             for expr, at, value in checks]}]}
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test))
+    result = subprocess.run([str(promtool), "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_ungated_group_runs_every_step_in_promtool(tmp_path: Path, promtool: Path) -> None:
+    """Why the gate exists: promtool evaluates a 5m group at every step."""
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": [SLOW]}))
+    test = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": [],
+        "promql_expr_test": [{"expr": "t", "eval_time": "2m", "exp_samples": [{"labels": "t", "value": 120}]}]}]}
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test))
+    result = subprocess.run([str(promtool), "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_instant_read_of_a_gated_record_is_refused() -> None:
+    reader = {"name": "fast", "rules": [{"record": "u", "expr": "t + 1"}]}
+    with pytest.raises(ValueError, match="reads \\['t'\\] at an instant"):
+        equivalence.gate_slow_groups([SLOW, reader], phase=0)
+    ranged = {"name": "fast", "rules": [{"record": "u", "expr": "last_over_time(t[10m]) + 1"}]}
+    assert len(equivalence.gate_slow_groups([SLOW, ranged], phase=0)) == 2
+
+
+def test_alerts_depending_on_no_slow_group_need_one_phase() -> None:
+    alert = {"name": "alerts", "rules": [{"alert": "A", "expr": "up > 1"}]}
+    assert equivalence.slowest_gated([SLOW, alert]) == 0
+    reading = {"name": "alerts", "rules": [{"alert": "A", "expr": "last_over_time(t[10m]) > 1"}]}
+    assert equivalence.slowest_gated([SLOW, reading]) == 300
+
+
+def test_both_counters_of_a_scenario_cover_all_of_it() -> None:
+    """Both request counters have a sample every step to the scenario's end (the good one stopped
+    halfway once, so the total was the errors alone from then on)."""
+    scenario = equivalence.Scenario("s", "", ((60, 0, 1), (30, 20, 1), (30, 0, 1)))
+    for series in equivalence.input_series(scenario):
+        steps = sum(int(part.rsplit("x", 1)[1]) + 1 for part in series["values"].split())
+        assert steps == scenario.minutes * 60 // equivalence.STEP
