@@ -355,8 +355,9 @@ def test_five_rules_per_slo_in_groups_and_windows_shared_by_the_namespace(indica
     for obj in windows:
         shared_rules = [rule for group in obj["spec"]["groups"] for rule in group["rules"]]
         # Up to 8 windows (the 5m rates' and the workbook's 7 scaled, which for 30d include 5m): the
-        # errors' and requests' means of each longer one, a burn rate per window, 2 conditions, the budget.
-        assert len(shared_rules) <= 2 * 7 + 8 + 2 + 1
+        # errors' and requests' means of each longer one, a burn rate per window, 2 conditions, the
+        # errors' and requests' means over the period and the budget.
+        assert len(shared_rules) <= 2 * 7 + 8 + 2 + 2 + 1
         assert all(f'namespace="{obj["metadata"]["namespace"]}"' in r["expr"] for r in shared_rules)
     holding = [o for o in shared if o["metadata"]["namespace"] == NAMESPACE and o not in windows]
     # 40 SLOs share fewer groups, one per object, each SLO's 5 rules together, SLOs in name order.

@@ -262,15 +262,21 @@ def slo_window_groups(period: str, tenant: Tenant) -> list[RuleGroup]:
             expr=promql.build(f"max without ({c.burn_window_label}) ((__arg_a__) or (__arg_b__))", {"a": pairs[0], "b": pairs[1]}),
             record=c.slo_burning_metric, labels={c.slo_tier_label: tier}))
 
-    whole = {kind: mean(kind, int(duration_seconds(period))) for kind in ("errors", "requests")}
+    # The period's means are recorded one per rule (a window of the period): tiled from the longest
+    # window, errors and requests in one expression would pass the operator bound PromQL is held to.
+    whole = [Rule(expr=mean(kind, int(duration_seconds(period))), record=metrics[kind], labels={c.burn_window_label: period})
+             for kind in ("errors", "requests")]
     return [
         RuleGroup(name=f"{c.rule_group_prefix}.slo-windows.{period}", rules=(*means, *rates, *conditions)),
         RuleGroup(
             name=f"{c.rule_group_prefix}.slo-windows.{period}.budget",
             interval=BUDGET_GROUP_INTERVAL,
             rules=(
+                *whole,
                 # Up to 5 minutes late, which is noise against the period.
-                Rule(expr=promql.build("1 - __arg_e__ / __arg_r__", {"e": whole["errors"], "r": whole["requests"]}),
+                # Without the means' window label: the budget is the SLO's, not a window's.
+                Rule(expr=promql.build(f"max without ({c.burn_window_label}) (1 - __arg_e__ / __arg_r__)",
+                                       {"e": of_window(metrics["errors"], period), "r": of_window(metrics["requests"], period)}),
                      record=c.slo_budget_remaining_metric),
             ),
         ),
