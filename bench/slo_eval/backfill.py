@@ -22,34 +22,49 @@ from observatory.models.common import duration_seconds
 from .prom import Prometheus
 
 
-def _reads(expr: str) -> tuple[set[str], set[str]]:
-    """(metric names read at all, metric names read over a range or at an offset: their past) by one expression."""
-    every: set[str] = set()
-    ranged: set[str] = set()
+Read = tuple[str, dict[str, str]]  # a metric name and the label values its selector pins with `=`
+
+
+def _reads(expr: str) -> tuple[list[Read], list[Read]]:
+    """(series read at all, series read over a range or at an offset: their past) by one expression."""
+    every: list[Read] = []
+    ranged: list[Read] = []
+
+    def pinned(node: pp.VectorSelector) -> dict[str, str]:
+        return {m.name: m.value for m in node.matchers.matchers if m.op == pp.MatchOp.Equal}
 
     def visit(node: pp.Expr) -> None:
         if isinstance(node, pp.MatrixSelector):
-            ranged.add(node.vector_selector.name)
+            ranged.append((node.vector_selector.name, pinned(node.vector_selector)))
         elif isinstance(node, pp.VectorSelector) and node.name:
-            every.add(node.name)
+            every.append((node.name, pinned(node)))
             if node.offset is not None:
-                ranged.add(node.name)
+                ranged.append((node.name, pinned(node)))
 
     pp.walk(pp.parse(expr), visit)
     return every, ranged
 
 
 def levels(groups: list[dict]) -> list[list[dict]]:
-    """Rule groups to backfill, in order: level n reads only raw series and levels below n."""
-    records = {r["record"] for g in groups for r in g["rules"] if "record" in r}
-    reads = {}
-    needed: set[str] = set()
-    for g in groups:
-        for r in g["rules"]:
+    """Rule groups to backfill, in order: level n reads only raw series and levels below n.
+
+    Rules are told apart by their record and labels, not the record alone: a window's mean reads the
+    shorter windows' means, recorded under the same name with another window label."""
+    rules = [(gi, ri, r) for gi, g in enumerate(groups) for ri, r in enumerate(g["rules"]) if "record" in r]
+
+    def producers(read: Read) -> set[tuple[int, int]]:
+        name, labels = read
+        return {(gi, ri) for gi, ri, r in rules if r["record"] == name
+                and all((r.get("labels") or {}).get(k, v) == v for k, v in labels.items())}
+
+    reads: dict[tuple[int, int], set[tuple[int, int]]] = {}
+    needed: set[tuple[int, int]] = set()
+    for gi, g in enumerate(groups):
+        for ri, r in enumerate(g["rules"]):
             every, ranged = _reads(r["expr"])
             if "record" in r:
-                reads.setdefault(r["record"], set()).update(every & records)
-            needed |= ranged & records
+                reads[(gi, ri)] = {p for read in every for p in producers(read)} - {(gi, ri)}
+            needed |= {p for read in ranged for p in producers(read)}
     # Whatever a backfilled rule reads must have history too.
     todo = list(needed)
     while todo:
@@ -57,24 +72,28 @@ def levels(groups: list[dict]) -> list[list[dict]]:
             if dep not in needed:
                 needed.add(dep)
                 todo.append(dep)
-    depth: dict[str, int] = {}
+    depth: dict[tuple[int, int], int] = {}
 
-    def level(name: str, seen: tuple[str, ...] = ()) -> int:
-        if name in seen:
-            raise ValueError(f"recording rules read each other in a cycle: {' -> '.join(seen + (name,))}")
-        if name not in depth:
-            depth[name] = 1 + max((level(d, seen + (name,)) for d in reads.get(name, ()) if d in needed), default=-1)
-        return depth[name]
+    def name(rule: tuple[int, int]) -> str:
+        r = groups[rule[0]]["rules"][rule[1]]
+        return r["record"] + (str(r["labels"]) if r.get("labels") else "")
+
+    def level(rule: tuple[int, int], seen: tuple[tuple[int, int], ...] = ()) -> int:
+        if rule in seen:
+            raise ValueError(f"recording rules read each other in a cycle: {' -> '.join(map(name, seen + (rule,)))}")
+        if rule not in depth:
+            depth[rule] = 1 + max((level(d, seen + (rule,)) for d in reads.get(rule, ()) if d in needed), default=-1)
+        return depth[rule]
 
     out: list[list[dict]] = []
-    for name in sorted(needed):
-        level(name)
+    for rule in sorted(needed):
+        level(rule)
     for n in range(max(depth.values(), default=-1) + 1):
         picked = []
-        for g in groups:
-            rules = [r for r in g["rules"] if r.get("record") in needed and depth[r["record"]] == n]
-            if rules:
-                picked.append({**{k: v for k, v in g.items() if k != "rules"}, "rules": rules})
+        for gi, g in enumerate(groups):
+            chosen = [r for ri, r in enumerate(g["rules"]) if (gi, ri) in needed and depth[(gi, ri)] == n]
+            if chosen:
+                picked.append({**{k: v for k, v in g.items() if k != "rules"}, "rules": chosen})
         out.append(picked)
     return out
 
