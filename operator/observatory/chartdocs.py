@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .crdgen import crd
 from .models import KINDS
 from .models.common import SecretKeyRef
 from .models.stack import LangfuseKeySecret, SecretPasswordRef
@@ -141,8 +142,6 @@ UNINSTALL_END = "<!-- uninstall:end -->"
 def uninstall_commands() -> str:
     """The deliberate full removal: the custom resources while the operator runs, the release, then
     Observatory's CRDs by name — never kopf's peering CRDs, which other kopf operators may use."""
-    from .crdgen import crd  # crdgen imports every model's schema: only this block needs it
-
     crds = [crd(kind, model) for kind, model in sorted(KINDS.items())]
     plurals = {scope: ",".join(c["spec"]["names"]["plural"] for c in crds if c["spec"]["scope"] == scope)
                for scope in ("Namespaced", "Cluster")}

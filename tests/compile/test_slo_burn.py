@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from observatory.compile import compile_bundle, compile_resource
+from observatory.compile import compile_bundle
 from observatory.models import parse_resource
 from promtool_cases import explain, run_promtool
 
