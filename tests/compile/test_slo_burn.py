@@ -376,3 +376,22 @@ def test_five_rules_per_slo_in_groups_and_windows_shared_by_the_namespace(indica
     [alone] = [o for o in compile_bundle(slos[:1]) if o["metadata"]["name"].startswith("observatory-slos-")]
     assert sum("alert" in r for r in alone["spec"]["groups"][0]["rules"]) == 2
     assert alone["metadata"]["name"] in by_slo[slos[0].name]
+
+
+def test_a_steady_burn_exactly_at_a_page_factor_pages(tmp_path: Path, promtool: Path) -> None:
+    """A burn equal to the factor spends the budget at the pace the pair is defined by, and pages once
+    both windows hold it: whether the ratio's last bits land above or below the factor must not decide
+    (here they land below: `> 14.4` stayed silent). The 6h window stays under 6x."""
+    step, pair = MINUTE, WORKBOOK[0]
+    slo = slo_resource("30d", tiers=("page",))
+    history = Phase(WORKBOOK[1].long, REQUESTS_PER_SECOND, 0)
+    burn = Phase(pair.long + 30 * MINUTE, REQUESTS_PER_SECOND, pair.factor * BUDGET)
+    group = Group({"namespace": NAMESPACE, "gen_ai_request_model": "gpt-4o"}, [history, burn], step)
+    end = group.steps
+    test = {"name": "exactly at the factor", "interval": f"{step}s", "input_series": genai_series(group),
+            "alert_rule_test": [{"eval_time": f"{end * step}s", "alertname": alert_name(slo, "page"), "exp_alerts": [
+                {"exp_labels": {"namespace": NAMESPACE, "severity": "critical", "slo": slo["metadata"]["name"],
+                                "slo_tier": "page", "team": "chat", "window": "30d"},
+                 "exp_annotations": {"summary": f"{slo['metadata']['name']} page"}}]}]}
+    outcome = run_promtool([parse_resource(slo)], [test], f"{step}s", tmp_path)
+    assert outcome.ok, explain(outcome, tmp_path)
