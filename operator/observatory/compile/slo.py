@@ -54,6 +54,7 @@ BUDGET_GROUP_INTERVAL = "5m"
 # Groups holding the SLOs' own rules, per namespace and period: at ~2.5 KiB of rules per SLO, 64
 # objects of 512 KiB hold ~13,000 SLOs, more than the windows object's owners allow (~8,000).
 SLO_SHARDS = 64
+BURN_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,13 @@ class BurnWindow:
     factor: float
     long: str
     short: str
+
+    @property
+    def threshold(self) -> float:
+        """The factor less one part in 10^9: a burn equal to the factor fires. Exactly at the factor,
+        the ratio's last bits (how its windows were summed) would decide, at different times for
+        different but equivalent expressions (bench/slo_eval's "steady 6x" row)."""
+        return round(self.factor * (1 - BURN_TOLERANCE), 12)
 
 
 # The SRE workbook's table for a 30-day SLO; other periods scale the windows, not the factors.
@@ -253,7 +261,7 @@ def slo_window_groups(period: str, tenant: Tenant) -> list[RuleGroup]:
             # labels do not change with the pair that holds. An SLO that asks for a minimum of events
             # in the long window (minEvents) is silent while there are fewer.
             pairs.append(promql.build(
-                f"(__arg_long__ > {number(w.factor)} and ignoring({c.burn_window_label}) __arg_short__ > {number(w.factor)}) "
+                f"(__arg_long__ > {number(w.threshold)} and ignoring({c.burn_window_label}) __arg_short__ > {number(w.threshold)}) "
                 f"unless ignoring({c.burn_window_label}) (__arg_n__ * {seconds[long]} < on({c.slo_label}, {c.window_label}) "
                 f"group_left() __arg_min__)",
                 {"long": of_window(c.slo_burn_rate_metric, long), "short": of_window(c.slo_burn_rate_metric, short),
