@@ -36,7 +36,7 @@ async def test_failing_requests_are_retried_until_they_succeed(method, path, sta
     async with cluster_context() as cluster, running_operator(cluster):
         cluster.fail(method, path, status=status, times=2)
         cluster.seed(example('alertrules/llm-error-rate.yaml'))
-        live = await cluster.until(lambda: settled(cluster, ALERTRULES, 'llm-error-rate', 'team-a'), timeout=10)
+        live = await cluster.until(lambda: settled(cluster, ALERTRULES, 'llm-error-rate', 'team-a'), timeout=60)
         assert condition(live, 'Ready')['status'] == 'True'
         assert names(cluster, PROMETHEUSRULES, 'team-a') == ['alertrule-llm-error-rate']
         assert not cluster.emulator._faults  # both failures were served
@@ -46,7 +46,7 @@ async def test_a_hanging_request_times_out_and_is_retried():
     async with cluster_context() as cluster, running_operator(cluster, timeout=0.5):
         cluster.hang('POST', r'/prometheusrules', seconds=30)
         cluster.seed(example('slos/llm-availability.yaml'))
-        await cluster.until(lambda: settled(cluster, SLOS, 'llm-availability', 'team-a'), timeout=10)
+        await cluster.until(lambda: settled(cluster, SLOS, 'llm-availability', 'team-a'), timeout=60)
         # The hung create of the group holding the SLO's rules, its retry, then the namespace's windows.
         assert requests_to(cluster, 'POST', 'prometheusrules') == 3
         assert names(cluster, PROMETHEUSRULES, 'team-a') == ['observatory-slo-windows-30d', 'observatory-slos-30d-01']
@@ -58,7 +58,7 @@ async def test_changes_after_a_dropped_watch_are_still_handled():
         await cluster.until(lambda: settled(cluster, ALERTRULES, 'calls', 'team-a'))
         cluster.drop_watches(abrupt=True)
         cluster.patch(ALERTRULES, 'calls', 'team-a', {'spec': {'threshold': {'value': 7}}})
-        await cluster.until(lambda: at_generation(cluster, ALERTRULES, 'calls', 'team-a', 2), timeout=10)
+        await cluster.until(lambda: at_generation(cluster, ALERTRULES, 'calls', 'team-a', 2), timeout=60)
         assert '7' in cluster.get(PROMETHEUSRULES, 'alertrule-calls', 'team-a')['spec']['groups'][0]['rules'][0]['expr']
 
 
@@ -75,7 +75,7 @@ async def test_restart_re_reconciles_everything_without_writing():
         async with running_operator(cluster):
             for _, obj in resources:
                 cluster.seed(obj)
-            await cluster.until(lambda: all(handled(cluster, p, o['metadata']['name'], 'team-a') for p, o in resources), timeout=10)
+            await cluster.until(lambda: all(handled(cluster, p, o['metadata']['name'], 'team-a') for p, o in resources), timeout=60)
         before = {o['metadata']['name']: o for o in cluster.list(PROMETHEUSRULES, 'team-a')}
         cluster.clear_requests()
         async with running_operator(cluster) as controller:

@@ -52,7 +52,7 @@ async def test_a_resync_holding_an_old_body_does_not_undo_a_handled_change():
         cluster.patch(SLOS, 'llm-availability', 'team-a', {'spec': {'window': '7d'}})
         await cluster.until(lambda: (live := handled(cluster, SLOS, 'llm-availability', 'team-a')) and
                             live['metadata']['generation'] == 2 and not slo_groups(cluster, 'team-a', '30d') and
-                            seen['resourceVersion'] == live['metadata']['resourceVersion'], timeout=10)
+                            seen['resourceVersion'] == live['metadata']['resourceVersion'], timeout=60)
         # The resync's view of the resource is the body of an event seen before the change.
         observe(SLO_KIND, 'MODIFIED', copy.deepcopy(old))
         await controller_resync(controller)
@@ -85,14 +85,14 @@ async def test_a_paused_peer_writes_nothing():
             await cluster.until(lambda: settled(cluster, ALERTRULES, 'calls', 'team-a'))
             await stack.enter_async_context(
                 running_operator(cluster, fast, identity='replica-high', priority=100, user_agent='replica-high'))
-            await cluster.until(lambda: low.metrics.resyncs.labels('paused')._value.get() >= 1, timeout=10)
+            await cluster.until(lambda: low.metrics.resyncs.labels('paused')._value.get() >= 1, timeout=60)
             paused_since = len(writes_by(cluster, 'replica-low'))
             cluster.delete(ALERTRULES, 'calls', 'team-a')
             cluster.seed(threshold_rule('tokens', 'sum(rate(llm_tokens_total[5m]))'))
             await cluster.until(lambda: names(cluster, PROMETHEUSRULES, 'team-a') == ['alertrule-tokens'] and
-                                settled(cluster, ALERTRULES, 'tokens', 'team-a'), timeout=10)
+                                settled(cluster, ALERTRULES, 'tokens', 'team-a'), timeout=60)
             rounds = low.metrics.resyncs.labels('paused')._value.get()
-            await cluster.until(lambda: low.metrics.resyncs.labels('paused')._value.get() >= rounds + 3, timeout=10)
+            await cluster.until(lambda: low.metrics.resyncs.labels('paused')._value.get() >= rounds + 3, timeout=60)
             assert names(cluster, PROMETHEUSRULES, 'team-a') == ['alertrule-tokens']
             assert writes_by(cluster, 'replica-low')[paused_since:] == []
             assert writes_by(cluster, 'replica-high')  # the active peer did the work
@@ -146,5 +146,5 @@ async def test_a_membership_whose_status_write_was_lost_is_left_by_the_next_resy
         async with running_operator(cluster, Settings(resync_seconds=0.3)) as controller:
             await cluster.until(lambda: at_generation(cluster, SLOS, 'llm-availability', 'team-a', 3))
             assert slo_groups(cluster, 'team-a', '28d')
-            await cluster.until(lambda: slo_groups(cluster, 'team-a', '7d') == [], timeout=10)
+            await cluster.until(lambda: slo_groups(cluster, 'team-a', '7d') == [], timeout=60)
             assert controller.metrics.resyncs.labels('done')._value.get() >= 1

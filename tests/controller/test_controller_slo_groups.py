@@ -197,6 +197,6 @@ async def test_an_slo_deleted_while_the_watch_was_away_leaves_its_group_at_the_n
                                         and r.resource is not None and r.resource.plural == 'slos' for r in cluster.requests))
         cluster.delete(SLOS, FIRST, 'team-a')
         cluster.compact()
-        await cluster.until(lambda: owners_of(cluster) == [SECOND] and slos_in(cluster) == [SECOND], timeout=15)
+        await cluster.until(lambda: owners_of(cluster) == [SECOND] and slos_in(cluster) == [SECOND], timeout=60)
         assert matches_render(cluster)
         assert controller.groups.indexed('team-a') == {cluster.get(SLOS, SECOND, 'team-a')['metadata']['uid']}

@@ -27,8 +27,10 @@ class Batch:
         self.flags = flags
         self.documents: list[dict[str, Any]] = []
         self.result: dict[str, list[str]] | None = None
+        self.returncode: int | None = None
 
     def add(self, document: dict[str, Any]) -> str:
+        assert self.result is None, "every document is added before the batch runs (at import, beside parametrize)"
         document = {**document, "metadata": {**document["metadata"], "name": f"case-{len(self.documents)}"}}
         self.documents.append(document)
         meta = document["metadata"]
@@ -38,7 +40,7 @@ class Batch:
         if self.result is None:
             run = observatory("validate", "-f", "-", *self.flags, stdin=yaml.safe_dump_all(self.documents))
             assert "Traceback" not in run.stderr, run.stderr
-            self.result = {}
+            self.returncode, self.result = run.returncode, {}
             for line in run.stderr.splitlines():
                 if line.startswith("-: "):
                     _, identity, message = line.split(": ", 2)

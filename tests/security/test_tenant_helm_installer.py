@@ -41,7 +41,7 @@ async def test_the_installer_is_kept_for_every_stack_and_goes_after_the_last_uni
                 cluster.seed(stack(name, NS, SPEC))
             await cluster.until(lambda: releases(cluster) == {"s1-phoenix", "s1-collector", "s2-phoenix", "s2-collector"},
                                 timeout=60)
-            await cluster.until(lambda: owners(cluster.get(ACCOUNTS, INSTALLER, NS)) == ["s1", "s2"], timeout=10)
+            await cluster.until(lambda: owners(cluster.get(ACCOUNTS, INSTALLER, NS)) == ["s1", "s2"], timeout=60)
             account, binding = cluster.get(ACCOUNTS, INSTALLER, NS), cluster.get(BINDINGS, INSTALLER, NS)
             assert account["automountServiceAccountToken"] is False
             assert binding["roleRef"] == {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": INSTALLER}
@@ -56,16 +56,16 @@ async def test_the_installer_is_kept_for_every_stack_and_goes_after_the_last_uni
 
             cluster.delete(STACKS, "s1", NS)
             await cluster.until(lambda: releases(cluster) == {"s2-phoenix", "s2-collector"}, timeout=60)
-            await cluster.until(lambda: cluster.get(STACKS, "s1", NS) is None, timeout=10)
+            await cluster.until(lambda: cluster.get(STACKS, "s1", NS) is None, timeout=60)
             # The garbage collector drops the gone owner; s2 keeps them.
-            await cluster.until(lambda: owners(cluster.get(ACCOUNTS, INSTALLER, NS)) == ["s2"], timeout=10)
+            await cluster.until(lambda: owners(cluster.get(ACCOUNTS, INSTALLER, NS)) == ["s2"], timeout=60)
             assert owners(cluster.get(BINDINGS, INSTALLER, NS)) == ["s2"]
 
             cluster.delete(STACKS, "s2", NS)
             await cluster.until(lambda: cluster.get(STACKS, "s2", NS) is None, timeout=60)
             assert releases(cluster) == set()
             await cluster.until(lambda: cluster.get(ACCOUNTS, INSTALLER, NS) is None
-                                and cluster.get(BINDINGS, INSTALLER, NS) is None, timeout=10)
+                                and cluster.get(BINDINGS, INSTALLER, NS) is None, timeout=60)
             assert cluster.emulator.rbac.denials == []
 
 

@@ -130,7 +130,7 @@ async def test_create_update_ready_and_delete(acluster, helm, real_charts, upstr
         assert sorted(set_available(cluster, NS)) == ["s1-collector", "s1-langfuse-postgresql", "s1-langfuse-redis",
                                                       "s1-langfuse-s3-all-in-one", "s1-langfuse-web", "s1-langfuse-worker",
                                                       "s1-phoenix"]
-        await cluster.until(lambda: condition(cluster, "Ready").get("status") == "True", timeout=10)
+        await cluster.until(lambda: condition(cluster, "Ready").get("status") == "True", timeout=60)
         assert condition(cluster, "Progressing")["status"] == "False"
         assert condition(cluster, "CollectorReady")["message"] == "1 workload(s) available"
 
@@ -143,9 +143,9 @@ async def test_create_update_ready_and_delete(acluster, helm, real_charts, upstr
             {"s1-phoenix": 1, "s1-langfuse": 1, "s1-collector": 2}
         assert cluster.get(DEPLOYMENTS, "s1-collector", NS)["spec"]["replicas"] == 2
         # The new replica is not available yet: the stack is Progressing again until it is.
-        await cluster.until(lambda: condition(cluster, "CollectorReady").get("status") == "False", timeout=10)
+        await cluster.until(lambda: condition(cluster, "CollectorReady").get("status") == "False", timeout=60)
         set_available(cluster, NS)
-        await cluster.until(lambda: condition(cluster, "Ready").get("status") == "True", timeout=10)
+        await cluster.until(lambda: condition(cluster, "Ready").get("status") == "True", timeout=60)
         assert generated_secret(cluster) == secret
 
         # Delete (deletionPolicy Retain): releases uninstalled, Phoenix's PVC and the Secret kept.
@@ -196,7 +196,7 @@ async def test_helm_failure_is_degraded_scrubbed_and_recovers(acluster, helm):
         # The collector does not depend on Phoenix's release: it is installed regardless.
         assert "s1-collector" in release_records(cluster) and "s1-phoenix" not in release_records(cluster)
         # Retried with backoff while the spec is unchanged.
-        await cluster.until(lambda: controller.helm.upgrades >= 4, timeout=10)
+        await cluster.until(lambda: controller.helm.upgrades >= 4, timeout=60)
         assert_no_secret_leaks(cluster, secret.values())
 
         cluster.patch(STACKS, "s1", NS, {"spec": {"phoenix": {"values": None}}})
@@ -215,7 +215,7 @@ async def test_api_500_during_install_is_retried(acluster, helm, real_charts):
         assert "500" in condition(cluster, "Degraded")["message"] or "nternal" in condition(cluster, "Degraded")["message"]
         await cluster.until(lambda: condition(cluster, "Degraded").get("status") == "False", timeout=30)
         set_available(cluster, NS)
-        await cluster.until(lambda: condition(cluster, "Ready").get("status") == "True", timeout=10)
+        await cluster.until(lambda: condition(cluster, "Ready").get("status") == "True", timeout=60)
         assert sorted(cluster.get(DEPLOYMENTS, n, NS)["metadata"]["name"] for n in ("s1-phoenix", "s1-collector"))
 
 
@@ -226,7 +226,7 @@ async def test_secrets_survive_restarts_and_nothing_is_rewritten(acluster, helm,
         cluster.seed(stack())
         await cluster.until(lambda: len(status(cluster).get("components", {})) == 3, timeout=30)
         set_available(cluster, NS)
-        await cluster.until(lambda: condition(cluster, "Ready").get("status") == "True", timeout=10)
+        await cluster.until(lambda: condition(cluster, "Ready").get("status") == "True", timeout=60)
     first = cluster.get(SECRETS, "s1-observatory-secrets", NS)
     cluster.clear_requests()
     async with operator(cluster, helm, real_charts) as restarted:
@@ -257,7 +257,7 @@ async def test_external_clickhouse_needs_no_prerequisites(acluster, request, bin
     async with operator(cluster, request.getfixturevalue(binary_name), real_charts):
         cluster.seed(stack({"langfuse": {"dedicated": {"clickhouse": {"host": "ch.example", "passwordSecret": {"name": "ch"}}}}}))
         await cluster.until(lambda: sorted(release_records(cluster)) == sorted(RELEASES), timeout=30)
-        await cluster.until(lambda: condition(cluster, "Progressing").get("status") == "True", timeout=10)
+        await cluster.until(lambda: condition(cluster, "Progressing").get("status") == "True", timeout=60)
 
 
 async def test_a_class_chart_change_upgrades_the_release_of_its_stacks_only(acluster, helm, tmp_path):
