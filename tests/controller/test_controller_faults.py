@@ -26,19 +26,21 @@ def requests_to(cluster, method: str, plural: str) -> int:
                if r.method == method and r.resource is not None and r.resource.plural == plural)
 
 
-@pytest.mark.parametrize('method, path, status', [
-    ('PATCH', r'/prometheusrules/', 500),   # the apply
-    ('PATCH', r'/prometheusrules/', 409),   # a conflict
-    ('GET', r'/prometheusrules/', 503),     # reading what the resource owns
-    ('PATCH', r'/alertrules/[^/]+/status$', 500),
+@pytest.mark.parametrize('method, path, status, rule', [
+    ('PATCH', r'/prometheusrules/', 500, 'llm-error-rate'),   # the apply
+    ('PATCH', r'/prometheusrules/', 409, 'llm-error-rate'),   # a conflict
+    # Reading the shared price catalogue (a new rule reads nothing it owns: it has no status yet).
+    ('GET', r'/prometheusrules/', 503, 'llm-daily-budget'),
+    ('PATCH', r'/alertrules/[^/]+/status$', 500, 'llm-error-rate'),
 ])
-async def test_failing_requests_are_retried_until_they_succeed(method, path, status):
+async def test_failing_requests_are_retried_until_they_succeed(method, path, status, rule):
     async with cluster_context() as cluster, running_operator(cluster):
         cluster.fail(method, path, status=status, times=2)
-        cluster.seed(example('alertrules/llm-error-rate.yaml'))
-        live = await cluster.until(lambda: settled(cluster, ALERTRULES, 'llm-error-rate', 'team-a'), timeout=60)
+        cluster.seed(example(f'alertrules/{rule}.yaml'))
+        live = await cluster.until(lambda: settled(cluster, ALERTRULES, rule, 'team-a'), timeout=60)
         assert condition(live, 'Ready')['status'] == 'True'
-        assert names(cluster, PROMETHEUSRULES, 'team-a') == ['alertrule-llm-error-rate']
+        catalogue = ['observatory-llm-prices'] if rule == 'llm-daily-budget' else []
+        assert names(cluster, PROMETHEUSRULES, 'team-a') == sorted([f'alertrule-{rule}', *catalogue])
         assert not cluster.emulator._faults  # both failures were served
 
 

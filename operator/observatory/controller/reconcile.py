@@ -203,9 +203,10 @@ class Controller:
         known = None if thorough is not None else [("PrometheusRule", n) for n in before if n not in shared_names] + \
             [("AlertmanagerConfig", n) for n in [previous.get("alertmanagerConfig")] if n]
         sync = self.kube.sync_owned(owner, objects, known, unseen=not previous)
-        # Besides what it needs now and had, only a former cost rule may own more: the catalogue.
+        # Besides what it needs now and had, only a former cost rule may own more: the catalogue. A
+        # rule without a status had nothing yet (a lost status write is the resync's to find).
         had = [("PrometheusRule", n) for n in [*before, *(thorough or [])] if n not in owned]
-        if isinstance(resource, AlertRule):
+        if isinstance(resource, AlertRule) and previous:
             had.append(("PrometheusRule", object_name(self.options.conventions.prices_object_name)))
         try:
             shared_sync = self.kube.sync_shared(owner, owner.namespace, shared, had)
