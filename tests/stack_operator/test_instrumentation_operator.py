@@ -16,6 +16,7 @@ from observatory.rbac import INSTALLER
 
 NS = "team-a"
 STACKS = "observatory.dev/v1alpha1/observabilitystacks"
+CLASSES = "observatory.dev/v1alpha1/observabilitystackclasses"
 INSTRUMENTATIONS = "opentelemetry.io/v1alpha1/instrumentations"
 CLUSTERROLES = "rbac.authorization.k8s.io/v1/clusterroles"
 CRD_FIXTURE = Path(__file__).parents[1] / "fixtures" / "crds" / "opentelemetry.io_instrumentations.yaml"
@@ -94,6 +95,22 @@ async def test_a_tenants_edits_are_undone_and_opting_out_deletes_it(acluster, he
                       "metadata": {"name": "s1-python", "namespace": NS}, "spec": {"exporter": {"endpoint": "http://mine:4318"}}})
         await controller.reconcile_current(NS, "s1", {})
         assert instrumentation(cluster)["spec"] == {"exporter": {"endpoint": "http://mine:4318"}}
+
+
+async def test_the_platforms_class_chooses_the_python_image_and_a_change_of_it_reaches_the_stack(acluster, helm):
+    """The GenAI instrumentations are not in the OpenTelemetry Operator's own image: a class names one
+    that has them; changing the class re-reconciles its stacks (kopf's event on classes)."""
+    cluster = acluster
+    otel_crd(cluster)
+    image = "registry.internal/otel/autoinstrumentation-python-genai:0.65b0"
+    cluster.seed({"apiVersion": "observatory.dev/v1alpha1", "kind": "ObservabilityStackClass", "metadata": {"name": "genai"},
+                  "spec": {"instrumentation": {"pythonImage": image}}})
+    async with stack_operator(cluster, helm, STAND_IN_CHARTS, namespaces=(NS,)):
+        cluster.seed(stack({"className": "genai"}))
+        await cluster.until(lambda: reported(cluster).get("created") is True, timeout=30)
+        assert instrumentation(cluster)["spec"] == {**WANTED_SPEC, "python": {**WANTED_SPEC["python"], "image": image}}
+        cluster.patch(CLASSES, "genai", None, {"spec": {"instrumentation": {"pythonImage": image + "-2"}}})
+        await cluster.until(lambda: instrumentation(cluster)["spec"]["python"].get("image") == image + "-2", timeout=30)
 
 
 async def test_hostile_stack_fields_cannot_point_it_elsewhere(acluster, helm):

@@ -202,7 +202,7 @@ class StackController:
 
         states = [await self._release(plan, owner.uid, secret_values) for plan in plans]
         await self._uninstall_stale(stack, owner.uid, plans, previous, secret_values)
-        instrumentation = await self._instrumentation(owner, stack, labels)
+        instrumentation = await self._instrumentation(owner, stack, labels, stack_class)
         await self._report(owner, generation, previous, conditions(states), states=states, stack=stack,
                            stack_class=stack_class, instrumentation=instrumentation)
         self._last[owner.uid] = (stack, states, stack_class)
@@ -214,7 +214,8 @@ class StackController:
                                       delay=backoff(retry) if any(s.phase == "Failed" for s in broken) else REFUSED_RETRY_SECONDS)
         return "applied"
 
-    async def _instrumentation(self, owner: Owner, stack: ObservabilityStack, labels: Mapping[str, str]) -> dict[str, Any]:
+    async def _instrumentation(self, owner: Owner, stack: ObservabilityStack, labels: Mapping[str, str],
+                               stack_class: ObservabilityStackClass | None) -> dict[str, Any]:
         """The stack's OpenTelemetry Operator Instrumentation where its CRD is installed (written as the
         installer); what status.instrumentation says about it. The CRD appearing later re-reconciles the
         stacks waiting for it (handlers/stack.py)."""
@@ -227,7 +228,7 @@ class StackController:
                 f"the OpenTelemetry Operator is not installed (no CRD {INSTRUMENTATION_CRD}); the Instrumentation "
                 f"{name} is created when it is, or set spec.instrumentation.enabled to false")}
         try:
-            await self._api(tenant.apply_instrumentation, owner, instrumentation_object(stack, labels))
+            await self._api(tenant.apply_instrumentation, owner, instrumentation_object(stack, labels, stack_class))
         except ApiProblem as e:
             if e.transient:
                 raise
