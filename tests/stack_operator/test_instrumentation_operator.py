@@ -19,6 +19,7 @@ STACKS = "observatory.dev/v1alpha1/observabilitystacks"
 CLASSES = "observatory.dev/v1alpha1/observabilitystackclasses"
 INSTRUMENTATIONS = "opentelemetry.io/v1alpha1/instrumentations"
 CLUSTERROLES = "rbac.authorization.k8s.io/v1/clusterroles"
+CRDS = "apiextensions.k8s.io/v1/customresourcedefinitions"
 CRD_FIXTURE = Path(__file__).parents[1] / "fixtures" / "crds" / "opentelemetry.io_instrumentations.yaml"
 COLLECTOR_OTLP_HTTP = f"http://s1-collector.{NS}.svc.cluster.local:4318"
 WANTED_SPEC = {
@@ -70,6 +71,23 @@ async def test_without_the_crd_nothing_is_written_and_the_status_says_why_then_i
         # Deleted with the stack (garbage collector, by the owner reference).
         cluster.delete(STACKS, "s1", NS)
         await cluster.until(lambda: cluster.get(STACKS, "s1", NS) is None and instrumentation(cluster) is None, timeout=30)
+
+
+async def test_a_crd_not_served_yet_is_reported_and_its_establishment_creates_the_instrumentation(acluster, helm):
+    """A CRD just created is served only once Established (the apiserver's apiextensions controller
+    then updates its status: a MODIFIED event): until then a write is a 404, reported, and the stack's
+    releases are not held up."""
+    cluster = acluster
+    otel_crd(cluster)
+    cluster.fail("POST", rf"^/apis/opentelemetry.io/v1alpha1/namespaces/{NS}/instrumentations$", status=404, times=1)
+    async with stack_operator(cluster, helm, STAND_IN_CHARTS, namespaces=(NS,)):
+        cluster.seed(stack())
+        await cluster.until(lambda: reported(cluster).get("created") is False, timeout=30)
+        assert "could not be written: 404" in reported(cluster)["reason"]
+        cluster.patch(CRDS, "instrumentations.opentelemetry.io", None,
+                      {"status": {"conditions": [{"type": "Established", "status": "True"}]}}, sub="status")
+        await cluster.until(lambda: reported(cluster).get("created") is True, timeout=30)
+        assert instrumentation(cluster)["spec"] == WANTED_SPEC
 
 
 async def test_a_tenants_edits_are_undone_and_opting_out_deletes_it(acluster, helm):
