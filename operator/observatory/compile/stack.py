@@ -181,7 +181,8 @@ def instrumentation_object(stack: ObservabilityStack, labels: Mapping[str, str],
 
     The operator injects Python with OTLP over http/protobuf (opentelemetry-operator
     internal/instrumentation/python.go getDefaultPythonEnvVars), so `exporter.endpoint` (which it
-    sets as OTEL_EXPORTER_OTLP_ENDPOINT) is the collector's OTLP/HTTP port. Its auto-instrumentation
+    sets as OTEL_EXPORTER_OTLP_ENDPOINT) is the collector's OTLP/HTTP port, as its
+    docs/auto-instrumentation/README.md says for Python. Its auto-instrumentation
     loads every installed `opentelemetry_instrumentor` entry point unless listed in
     OTEL_PYTHON_DISABLED_INSTRUMENTATIONS (opentelemetry-python-contrib opentelemetry-instrumentation
     auto_instrumentation/_load.py), so the GenAI instrumentations (opentelemetry-instrumentation-openai-v2,
