@@ -175,3 +175,22 @@ def test_the_emulator_refuses_what_the_real_crd_refuses(cluster):
         "apiVersion": "opentelemetry.io/v1alpha1", "kind": "Instrumentation", "metadata": {"name": "x"},
         "spec": {"propagators": ["carrier-pigeon"]}})
     assert status == 422 and "spec.propagators[0]" in str(body), body
+
+
+def test_a_status_patch_removes_nested_keys_no_longer_reported(cluster):
+    """A JSON merge patch merges nested objects (RFC 7386): a key gone from status.endpoints or
+    status.instrumentation must be nulled there, or it outlives what it described."""
+    from observatory.controller.kube import Kube
+    from observatory.conventions import DEFAULT
+    cluster.seed({**stack(), "metadata": {"name": "s1", "namespace": "default"}})
+    before = {"endpoints": {"otlpHttp": COLLECTOR_OTLP_HTTP, "phoenixUI": "http://s1-phoenix-svc:6006"},
+              "instrumentation": {"created": True, "name": "s1-python"}}
+    cluster.patch(STACKS, "s1", "default", {"status": before}, sub="status")
+    after = {"endpoints": {"otlpHttp": COLLECTOR_OTLP_HTTP},
+             "instrumentation": {"created": False, "reason": "spec.instrumentation.enabled is false"}}
+    api = cluster.api_client()
+    try:
+        Kube(api, DEFAULT).patch_status("observabilitystacks", "default", "s1", after, before)
+    finally:
+        api.close()
+    assert cluster.get(STACKS, "s1", "default")["status"] == after
