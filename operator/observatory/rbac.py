@@ -81,7 +81,8 @@ REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
     Permission("", "namespaces", READ,
                "ruleNamespaceSelector matching needs namespace labels; kopf observes namespaces", scope="cluster"),
     Permission("apiextensions.k8s.io", "customresourcedefinitions", READ,
-               "kopf scans CRDs; the stack reconcile checks the ClickHouse operator's CRDs are installed", scope="cluster"),
+               "kopf scans CRDs; the stack reconcile checks the ClickHouse operator's CRDs and the OpenTelemetry "
+               "Operator's Instrumentation CRD are installed, and watches for the latter to appear", scope="cluster"),
     Permission("", "events", ("create", "patch"), "kopf posts core/v1 Events about handler progress"),
     Permission("events.k8s.io", "events", ("create", "patch"), "the adapter reports condition changes as Events"),
     *(Permission(group, resource, ("create",), _INSTALLER_OBJECTS)
@@ -103,7 +104,8 @@ REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
 
 # The installer's rules: the kinds the Phoenix, Langfuse (with its subcharts) and OpenTelemetry
 # Collector charts render for any stack (tests/security/test_tenant_helm_installer_role.py renders
-# them and fails on any difference), inside the one namespace its RoleBinding is in.
+# them and fails on any difference), what helm itself and the stack reconcile write beside them,
+# inside the one namespace its RoleBinding is in.
 _CHART_OBJECTS = "objects the Phoenix, Langfuse and OpenTelemetry Collector charts render"
 INSTALLER_PERMISSIONS: tuple[Permission, ...] = (
     Permission("", "secrets", MANAGE, "helm's release records (a Secret per revision, read for history and "
@@ -120,6 +122,10 @@ INSTALLER_PERMISSIONS: tuple[Permission, ...] = (
     Permission("monitoring.coreos.com", "servicemonitors", MANAGE, f"{_CHART_OBJECTS} (the collector's metrics)"),
     *_each("clickhouse.com", ("clickhouseclusters", "keeperclusters"), MANAGE,
            f"{_CHART_OBJECTS} (a dedicated Langfuse's ClickHouse, through the ClickHouse operator)"),
+    # Not a chart's: the operator's own object, read to skip unchanged writes, replaced whole, removed on opt-out.
+    Permission("opentelemetry.io", "instrumentations", ("get", "create", "update", "delete"),
+               "the stack's OpenTelemetry Operator Instrumentation <stack>-python (auto-instrumentation of Python "
+               "apps), where its CRD is installed"),
     # A RoleBinding's rules apply to requests in its namespace, and /api/v1/namespaces/NAME is in
     # namespace NAME (kubernetes staging/src/k8s.io/apiserver/pkg/endpoints/request/requestinfo.go).
     Permission("", "namespaces", ("get",), "helm 3 reads the release's Namespace while it runs a chart hook "

@@ -161,6 +161,50 @@ def otel_configmap_data(stack: ObservabilityStack) -> dict[str, str]:
     }
 
 
+# --- auto-instrumentation ---------------------------------------------------------------------
+
+# The OpenTelemetry Operator's Instrumentation kind (opentelemetry.io/v1alpha1; the CRD as of
+# operator v0.158.0 is tests/fixtures/crds/opentelemetry.io_instrumentations.yaml).
+INSTRUMENTATION_API_VERSION, INSTRUMENTATION_KIND = "opentelemetry.io/v1alpha1", "Instrumentation"
+INSTRUMENTATION_CRD = "instrumentations.opentelemetry.io"
+
+
+def instrumentation_name(stack: ObservabilityStack) -> str:
+    """The Instrumentation pods name in `instrumentation.opentelemetry.io/inject-python`."""
+    return f"{stack.name}-python"
+
+
+def instrumentation_object(stack: ObservabilityStack, labels: Mapping[str, str],
+                           stack_class: ObservabilityStackClass | None = None) -> dict[str, Any]:
+    """The Instrumentation that points the namespace's Python apps at the stack's collector. Nothing
+    of it comes from the tenant but the stack's name and namespace; the image, from the class.
+
+    The operator injects Python with OTLP over http/protobuf (opentelemetry-operator
+    internal/instrumentation/python.go getDefaultPythonEnvVars), so `exporter.endpoint` (which it
+    sets as OTEL_EXPORTER_OTLP_ENDPOINT) is the collector's OTLP/HTTP port, as its
+    docs/auto-instrumentation/README.md says for Python. Its auto-instrumentation
+    loads every installed `opentelemetry_instrumentor` entry point unless listed in
+    OTEL_PYTHON_DISABLED_INSTRUMENTATIONS (opentelemetry-python-contrib opentelemetry-instrumentation
+    auto_instrumentation/_load.py), so the GenAI instrumentations (opentelemetry-instrumentation-openai-v2,
+    -genai-anthropic, -google-genai, -vertexai, ...: instrumentation-genai/README.md) are on wherever
+    installed: in the class's image, or the app's own packages (the operator's image has none of them,
+    autoinstrumentation/python/requirements.txt at v0.158.0). They emit the current GenAI conventions only with OTEL_SEMCONV_STABILITY_OPT_IN=
+    gen_ai_latest_experimental (instrumentation-genai/opentelemetry-instrumentation-openai-v2/README.rst).
+    Logs stay off, as in the apps' ConfigMap: the collector has no logs pipeline (the operator's
+    default is otlp). Message content is not captured (the instrumentations' default)."""
+    python: dict[str, Any] = {"env": [{"name": "OTEL_SEMCONV_STABILITY_OPT_IN", "value": "gen_ai_latest_experimental"},
+                                      {"name": "OTEL_LOGS_EXPORTER", "value": "none"}]}
+    image = stack_class.spec.instrumentation.python_image if stack_class else None
+    if image:
+        python["image"] = image
+    return {
+        "apiVersion": INSTRUMENTATION_API_VERSION, "kind": INSTRUMENTATION_KIND,
+        "metadata": {"name": instrumentation_name(stack), "namespace": stack.namespace, "labels": dict(labels)},
+        "spec": {"exporter": {"endpoint": endpoints(stack)["otlpHttp"]}, "propagators": ["tracecontext", "baggage"],
+                 "python": python},
+    }
+
+
 # --- secrets ----------------------------------------------------------------------------------
 
 def required_secrets(stack: ObservabilityStack) -> dict[str, list[SecretSpec]]:

@@ -345,8 +345,8 @@ class Kube:
 
     def patch_status(self, plural: str, namespace: str, name: str, status: Mapping[str, Any],
                      previous: Mapping[str, Any] | None) -> None:
-        """Replace the status stanza (keys no longer reported are removed)."""
-        patch = {k: None for k in previous or {} if k not in status} | dict(status)
+        """Replace the status stanza (keys no longer reported are removed, at any depth)."""
+        patch = _merge_patch(previous or {}, status)
         self._call(GROUP, f"{plural}/status", "patch", self._custom.patch_namespaced_custom_object_status,
                    GROUP, VERSION, namespace, plural, name, {"status": patch},
                    _content_type="application/merge-patch+json")
@@ -425,6 +425,16 @@ def _up_to_date(live: Mapping[str, Any] | None, body: Mapping[str, Any]) -> bool
             and contains(live.get("spec"), body.get("spec"))
             and contains(meta.get("labels") or {}, want.get("labels") or {})
             and sorted(map(_ref_key, meta.get("ownerReferences") or [])) == sorted(map(_ref_key, want["ownerReferences"])))
+
+
+def _merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch turning `old` into `new`: a merge patch merges nested objects (RFC 7386),
+    so a key gone from one (status.endpoints.phoenixUI) is nulled there, not only at the top."""
+    patch: dict[str, Any] = {k: None for k in old if k not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        patch[key] = _merge_patch(before, value) if isinstance(value, dict) and isinstance(before, dict) else value
+    return patch
 
 
 def _truncate_utf8(text: str, limit: int) -> str:

@@ -18,12 +18,13 @@ from typing import Any
 from kubernetes import client
 
 from ..rbac import INSTALLER, INSTALLER_PERMISSIONS, RBAC_GROUP
-from .kube import FIELD_MANAGER, ApiProblem, Kube, Owner
+from .kube import FIELD_MANAGER, ApiProblem, Kube, Owner, _up_to_date
 
 INSTANCE_LABEL = "app.kubernetes.io/instance"  # set by most charts, e.g. on StatefulSets' volume claim templates
 # helm annotates every object it creates with its release (helm/helm pkg/action/action.go
 # setMetadataVisitor); charts' own labels vary: Phoenix's carry only `app: <release>`.
 RELEASE_ANNOTATION = "meta.helm.sh/release-name"
+INSTRUMENTATIONS = "instrumentations"  # the OpenTelemetry Operator's plural (compile.stack.INSTRUMENTATION_KIND)
 
 
 def _of_release(item: Mapping[str, Any], release: str) -> bool:
@@ -163,6 +164,52 @@ class StackKube(Kube):
         self._call("", "configmaps", "patch", self._core.patch_namespaced_config_map, name, owner.namespace, body,
                    field_manager=FIELD_MANAGER, force=True, _content_type="application/apply-patch+yaml")
         return True
+
+    # --- the OpenTelemetry Operator Instrumentation ----------------------------------------------
+
+    def apply_instrumentation(self, owner: Owner, obj: Mapping[str, Any]) -> bool:
+        """Create or replace the stack's Instrumentation, controlled by the stack (so it goes with it);
+        False (and no write) when it holds exactly `obj`'s spec. Replaced whole, not applied: a field
+        someone else added (a tenant's `spec.env` redirecting the exporter) would outlive an apply."""
+        group, version = obj["apiVersion"].split("/")
+        name, namespace = obj["metadata"]["name"], owner.namespace
+        live = self._get_instrumentation(group, version, namespace, name)
+        # Written as the installer: no blockOwnerDeletion, as for the apps' ConfigMap.
+        body = self._body(obj, [{**owner.reference(), "blockOwnerDeletion": False}])
+        if _up_to_date(live, body) and live.get("spec") == body["spec"]:
+            return False
+        if live is None:  # a 409 (created meanwhile) is retried by the reconcile
+            self._call(group, INSTRUMENTATIONS, "create", self._custom.create_namespaced_custom_object,
+                       group, version, namespace, INSTRUMENTATIONS, body, field_manager=FIELD_MANAGER)
+        else:  # at the resourceVersion read: a concurrent change is a 409, retried
+            body["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+            self._call(group, INSTRUMENTATIONS, "update", self._custom.replace_namespaced_custom_object,
+                       group, version, namespace, INSTRUMENTATIONS, name, body, field_manager=FIELD_MANAGER)
+        return True
+
+    def _get_instrumentation(self, group: str, version: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._call(group, INSTRUMENTATIONS, "get", self._custom.get_namespaced_custom_object,
+                              group, version, namespace, INSTRUMENTATIONS, name)
+        except ApiProblem as e:
+            if e.code != 404:
+                raise
+            return None
+
+    def delete_instrumentation(self, owner: Owner, api_version: str, name: str) -> None:
+        """Delete the stack's Instrumentation if there is one it controls (never a tenant's own of that name)."""
+        group, version = api_version.split("/")
+        live = self._get_instrumentation(group, version, owner.namespace, name)
+        if live is None or not any(r.get("uid") == owner.uid and r.get("controller")
+                                   for r in live["metadata"].get("ownerReferences") or []):
+            return
+        try:
+            self._call(group, INSTRUMENTATIONS, "delete", self._custom.delete_namespaced_custom_object,
+                       group, version, owner.namespace, INSTRUMENTATIONS, name,
+                       body={"preconditions": {"uid": live["metadata"]["uid"]}})
+        except ApiProblem as e:
+            if e.code != 404:
+                raise
 
     # --- prerequisites and readiness --------------------------------------------------------------
 

@@ -24,7 +24,7 @@ import secrets
 import string
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,8 @@ from ..compile.dashboards import dashboard_objects
 from ..compile.rules import owner_labels
 from ..chartschema import chart_schemas
 from ..compile.stack import (
+    INSTRUMENTATION_API_VERSION,
+    INSTRUMENTATION_CRD,
     ChartRef,
     Component,
     ReleasePlan,
@@ -42,6 +44,8 @@ from ..compile.stack import (
     chart_ref,
     configmap_name,
     endpoints,
+    instrumentation_name,
+    instrumentation_object,
     langfuse_login,
     otel_configmap_data,
     release_name,
@@ -146,11 +150,12 @@ class StackController:
             self.metrics.reconciles.labels(KIND, result).inc()
             self.metrics.duration.labels(KIND).observe(time.perf_counter() - started)
 
-    async def reconcile_current(self, namespace: str, name: str, classes: Mapping[str, Mapping[str, Any]]) -> None:
-        """Reconcile a stack as it is now (read again: the caller holds no body of it); one being deleted is
-        left to its deletion handler, which a reconcile would race with reinstalls."""
+    async def reconcile_current(self, namespace: str, name: str, classes: Mapping[str, Mapping[str, Any]],
+                                when: Callable[[Mapping[str, Any]], bool] = lambda body: True) -> None:
+        """Reconcile a stack as it is now (read again: the caller holds no body of it), if `when` it is so;
+        one being deleted is left to its deletion handler, which a reconcile would race with reinstalls."""
         body = await self._api(self.kube.get_resource, PLURAL, namespace, name)
-        if body is not None and not body["metadata"].get("deletionTimestamp"):
+        if body is not None and not body["metadata"].get("deletionTimestamp") and when(body):
             await self.reconcile(body, classes=classes)
 
     async def _reconcile(self, body: Mapping[str, Any], retry: int, classes: Mapping[str, Mapping[str, Any]]) -> str:
@@ -197,8 +202,9 @@ class StackController:
 
         states = [await self._release(plan, owner.uid, secret_values) for plan in plans]
         await self._uninstall_stale(stack, owner.uid, plans, previous, secret_values)
+        instrumentation = await self._instrumentation(owner, stack, labels, stack_class)
         await self._report(owner, generation, previous, conditions(states), states=states, stack=stack,
-                           stack_class=stack_class)
+                           stack_class=stack_class, instrumentation=instrumentation)
         self._last[owner.uid] = (stack, states, stack_class)
         self.metrics.owned(KIND, owner.uid, len(rules))
         broken = [s for s in states if s.phase in ("Failed", "Conflict")]
@@ -207,6 +213,29 @@ class StackController:
             raise kopf.TemporaryError("; ".join(f"{s.component}: {s.message}" for s in broken),
                                       delay=backoff(retry) if any(s.phase == "Failed" for s in broken) else REFUSED_RETRY_SECONDS)
         return "applied"
+
+    async def _instrumentation(self, owner: Owner, stack: ObservabilityStack, labels: Mapping[str, str],
+                               stack_class: ObservabilityStackClass | None) -> dict[str, Any]:
+        """The stack's OpenTelemetry Operator Instrumentation where its CRD is installed (written as the
+        installer); what status.instrumentation says about it. The CRD appearing later re-reconciles the
+        stacks waiting for it (handlers/stack.py)."""
+        name, tenant = instrumentation_name(stack), self._tenant(stack.namespace)
+        if not stack.spec.instrumentation.enabled:
+            await self._api(tenant.delete_instrumentation, owner, INSTRUMENTATION_API_VERSION, name)
+            return {"created": False, "reason": "spec.instrumentation.enabled is false"}
+        if await self._api(self.kube.missing_crds, [INSTRUMENTATION_CRD]):
+            return {"created": False, "reason": (
+                f"the OpenTelemetry Operator is not installed (no CRD {INSTRUMENTATION_CRD}); the Instrumentation "
+                f"{name} is created when it is, or set spec.instrumentation.enabled to false")}
+        try:
+            await self._api(tenant.apply_instrumentation, owner, instrumentation_object(stack, labels, stack_class))
+        except ApiProblem as e:
+            if e.transient:
+                raise
+            # 404: the CRD exists but does not serve v1alpha1 (yet: a new CRD is served once Established);
+            # anything else (a 403 from RBAC changed by hand) needs a human, and must not hold up the releases.
+            return {"created": False, "reason": f"the Instrumentation {name} could not be written: {e}"}
+        return {"created": True, "name": name}
 
     def _schemas(self, stack_class: ObservabilityStackClass | None) -> dict[str, dict[str, Any]]:
         """Values schemas of the charts the stack installs, where they are local files (read, not pulled)."""
@@ -369,8 +398,11 @@ class StackController:
 
     async def _report(self, owner: Owner, generation: int | None, previous: Mapping[str, Any], conds: list,
                       *, states: list[ComponentState] = (), stack: ObservabilityStack | None = None,
-                      stack_class: ObservabilityStackClass | None = None) -> None:
+                      stack_class: ObservabilityStackClass | None = None,
+                      instrumentation: Mapping[str, Any] | None = None) -> None:
+        """`instrumentation` None: as last reported (a reconcile that stops early changed nothing of it)."""
         status = build_status(previous, conds, generation, now_rfc3339(), states=states,
+                              instrumentation=instrumentation or previous.get("instrumentation"),
                               class_name=stack_class.name if stack_class else None,
                               endpoints=endpoints(stack) if stack else None,
                               config_map=configmap_name(stack) if stack and states else None,

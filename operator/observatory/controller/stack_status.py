@@ -11,6 +11,7 @@ from ..models.stack import (
     ComponentsStatus,
     ComponentStatus,
     Endpoints,
+    InstrumentationStatus,
     LangfuseLogin,
     ObservabilityStackStatus,
 )
@@ -72,7 +73,7 @@ def conditions(states: Sequence[ComponentState], invalid: str | None = None) -> 
 def build_status(previous: Mapping[str, Any] | None, conds: Sequence[Cond], generation: int | None, now: str, *,
                  states: Sequence[ComponentState] = (), endpoints: Mapping[str, str] | None = None,
                  config_map: str | None = None, langfuse_login: Mapping[str, str] | None = None,
-                 class_name: str | None = None) -> dict[str, Any]:
+                 class_name: str | None = None, instrumentation: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The status to write; lastTransitionTime moves only when a condition's status changes."""
     before = {c.get("type"): c for c in (previous or {}).get("conditions") or []}
     merged = []
@@ -86,5 +87,6 @@ def build_status(previous: Mapping[str, Any] | None, conds: Sequence[Cond], gene
                                      for s in states})
     status = ObservabilityStackStatus(conditions=merged, observed_generation=generation, components=components, class_name=class_name,
                                       endpoints=Endpoints.model_validate(dict(endpoints or {})), config_map=config_map,
-                                      langfuse_login=LangfuseLogin.model_validate(langfuse_login) if langfuse_login else None)
+                                      langfuse_login=LangfuseLogin.model_validate(langfuse_login) if langfuse_login else None,
+                                      instrumentation=InstrumentationStatus.model_validate(instrumentation) if instrumentation else None)
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)

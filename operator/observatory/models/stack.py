@@ -277,6 +277,16 @@ class DefaultRules(CRModel):
     p95_latency_seconds: float = Field(default=10.0, gt=0, description="Alert when p95 LLM latency over 10m exceeds this.")
 
 
+class InstrumentationSpec(CRModel):
+    """Auto-instrumentation of the namespace's Python apps by the OpenTelemetry Operator."""
+
+    enabled: bool = Field(default=True, description=(
+        "Where the OpenTelemetry Operator's Instrumentation CRD (opentelemetry.io/v1alpha1) is installed, create the "
+        "Instrumentation <stack>-python exporting to this stack's collector with the GenAI semantic conventions; pods "
+        "annotated instrumentation.opentelemetry.io/inject-python: <stack>-python get it. Off: none is created, and one "
+        "created before is deleted."))
+
+
 class ObservabilityStackSpec(CRModel):
     """Desired state of a tenant's LLM observability stack."""
 
@@ -288,6 +298,7 @@ class ObservabilityStackSpec(CRModel):
     metrics: MetricsSpec = Field(default_factory=MetricsSpec, description="Span-derived metrics and scraping.")
     pricing: list[ModelPrice] = Field(default_factory=list, description="Price catalogue; a model listed here replaces all of the operator's default entries for it, models not listed use the operator's defaults.")
     default_rules: DefaultRules = Field(default_factory=DefaultRules, description="Default rule pack (opt-out).")
+    instrumentation: InstrumentationSpec = Field(default_factory=InstrumentationSpec, description="Auto-instrumentation of Python apps (opt-out).")
     deletion_policy: Literal["Retain", "Delete"] = Field(default="Retain", description="Retain keeps PVCs and generated Secrets when the stack is deleted; Delete removes them.")
 
     @model_validator(mode="after")
@@ -334,6 +345,14 @@ class LangfuseLogin(CRModel):
     password_key: str = Field(description="Key of the password in that Secret.")
 
 
+class InstrumentationStatus(CRModel):
+    """Whether the stack's OpenTelemetry Operator Instrumentation exists, and why not."""
+
+    created: bool = Field(description="The Instrumentation exists and exports to this stack's collector.")
+    name: str | None = Field(default=None, description="Its name: the value of the pods' instrumentation.opentelemetry.io/inject-python annotation.")
+    reason: str = Field(default="", description="Why it was not created (e.g. the CRD is not installed).")
+
+
 class ObservabilityStackStatus(CRModel):
     """Observed state."""
 
@@ -344,6 +363,7 @@ class ObservabilityStackStatus(CRModel):
     endpoints: Endpoints = Field(default_factory=Endpoints, description="Endpoints for apps and UIs.")
     config_map: str | None = Field(default=None, description="ConfigMap with OTEL_EXPORTER_OTLP_* settings for apps to envFrom.")
     langfuse_login: LangfuseLogin | None = Field(default=None, description="Where to find the login of a dedicated Langfuse.")
+    instrumentation: InstrumentationStatus | None = Field(default=None, description="The OpenTelemetry Operator Instrumentation for Python apps.")
 
 
 class ObservabilityStack(CustomResource):

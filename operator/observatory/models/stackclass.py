@@ -138,6 +138,16 @@ class Ceilings(CRModel):
 COMPONENTS = ("phoenix", "langfuse", "collector")
 
 
+class InstrumentationClass(CRModel):
+    """The auto-instrumentation the platform gives its stacks' Python apps (their Instrumentation)."""
+
+    python_image: str | None = Field(
+        default=None, min_length=1, max_length=512, pattern=r"^\S+$",
+        description="Python auto-instrumentation image (the Instrumentation's spec.python.image), e.g. the OpenTelemetry "
+                    "Operator's with the GenAI instrumentations (opentelemetry-instrumentation-openai-v2, ...) added; default: "
+                    "the OpenTelemetry Operator's own, which has none of them (v0.158.0), so apps must install them.")
+
+
 class ObservabilityStackClassSpec(CRModel):
     """What stacks of this class install and what their tenants may change."""
 
@@ -145,6 +155,8 @@ class ObservabilityStackClassSpec(CRModel):
     langfuse: ComponentClass = Field(default_factory=ComponentClass, description="Langfuse (dedicated mode).")
     collector: ComponentClass = Field(default_factory=ComponentClass, description="OpenTelemetry Collector.")
     ceilings: Ceilings = Field(default_factory=Ceilings, description="Resource ceilings; none by default.")
+    instrumentation: InstrumentationClass = Field(default_factory=InstrumentationClass,
+                                                  description="Auto-instrumentation of the stacks' Python apps.")
 
     @model_validator(mode="after")
     def _no_denied_paths(self) -> ObservabilityStackClassSpec:

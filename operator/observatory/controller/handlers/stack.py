@@ -1,5 +1,6 @@
 """ObservabilityStack: Helm releases of Phoenix, Langfuse and the OpenTelemetry Collector, the
-apps' ConfigMap and the default rule pack; a finalizer uninstalls the releases.
+apps' ConfigMap, the OpenTelemetry Operator Instrumentation and the default rule pack; a finalizer
+uninstalls the releases.
 
 ObservabilityStackClasses are only read: kopf indexes them (every stack handler gets the index), and a
 change to one re-reconciles the stacks it applies to, found through kopf's index of stacks by class.
@@ -16,6 +17,7 @@ from typing import Any
 
 import kopf
 
+from ...compile.stack import INSTRUMENTATION_CRD
 from ...models.common import GROUP, VERSION
 from ..stack_reconcile import CLASS_PLURAL, KIND, PLURAL, StackController
 
@@ -41,16 +43,30 @@ def register(registry: kopf.OperatorRegistry, controller: StackController, resyn
     async def reconcile(body: kopf.Body, retry: int, stackclasses: kopf.Index, **_) -> None:
         await controller.reconcile(body, retry, classes=by_name(stackclasses))
 
-    # A raw watch-event handler: kopf writes nothing to a class (no progress annotations, no finalizer),
-    # so the operator needs only read access to them.
+    # Raw watch-event handlers: kopf writes nothing to a class or a CRD (no progress annotations, no
+    # finalizer), so the operator needs only read access to them.
     @kopf.on.event(GROUP, VERSION, CLASS_PLURAL, registry=registry)
     async def class_changed(name: str, stackclasses: kopf.Index, stacks_by_class: kopf.Index, **_) -> None:
         # Stacks without a className follow whichever class is the default, which any class change may alter.
-        for namespace, stack_name in sorted({*stacks_by_class.get(name, ()), *stacks_by_class.get("", ())}):
+        await reconcile_each({*stacks_by_class.get(name, ()), *stacks_by_class.get("", ())}, stackclasses,
+                             f"a change of ObservabilityStackClass {name}")
+
+    # The Instrumentation CRD created or changed (established: served) after the stacks were reconciled;
+    # its listing at start-up (type None) is not news: the resume handlers reconcile every stack anyway.
+    @kopf.on.event("apiextensions.k8s.io", "v1", "customresourcedefinitions", registry=registry,
+                   when=lambda name, type, **_: name == INSTRUMENTATION_CRD and type in ("ADDED", "MODIFIED"))
+    async def instrumentation_crd(stackclasses: kopf.Index, stacks_by_class: kopf.Index, **_) -> None:
+        # Every stack, read again: one whose reconcile is under way when the CRD appears has not
+        # reported it yet, and is reconciled again once that one is done (the stack's lock).
+        await reconcile_each({s for store in stacks_by_class.values() for s in store}, stackclasses,
+                             f"the CRD {INSTRUMENTATION_CRD} appeared", when=awaiting_instrumentation)
+
+    async def reconcile_each(stacks: set[tuple[str, str]], stackclasses: kopf.Index, why: str, **kw: Any) -> None:
+        for namespace, stack_name in sorted(stacks):
             try:
-                await controller.reconcile_current(namespace, stack_name, by_name(stackclasses))
+                await controller.reconcile_current(namespace, stack_name, by_name(stackclasses), **kw)
             except kopf.TemporaryError as e:  # the stack's own retries and resync pick it up again
-                log.warning("%s %s/%s after a change of ObservabilityStackClass %s: %s", KIND, namespace, stack_name, name, e)
+                log.warning("%s %s/%s after %s: %s", KIND, namespace, stack_name, why, e)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="uninstall")
     async def uninstall(body: kopf.Body, **_) -> None:
@@ -66,6 +82,12 @@ def register(registry: kopf.OperatorRegistry, controller: StackController, resyn
                 initial_delay=resync_seconds)
     async def resync(body: kopf.Body, stackclasses: kopf.Index, **_) -> None:
         await controller.reconcile(body, classes=by_name(stackclasses))
+
+
+def awaiting_instrumentation(body: Mapping[str, Any]) -> bool:
+    """The stack wants an Instrumentation and has not reported one created."""
+    enabled = ((body.get("spec") or {}).get("instrumentation") or {}).get("enabled", True)
+    return enabled and ((body.get("status") or {}).get("instrumentation") or {}).get("created") is not True
 
 
 def by_name(index: kopf.Index) -> Mapping[str, Mapping[str, Any]]:
