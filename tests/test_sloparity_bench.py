@@ -51,6 +51,23 @@ def test_an_instant_read_of_a_gated_record_is_refused() -> None:
     assert len(equivalence.gate_slow_groups([SLOW, ranged], phase=0)) == 2
 
 
+def test_a_gated_rule_may_read_its_own_groups_records_at_an_instant(tmp_path: Path, promtool: Path) -> None:
+    """Both are evaluated at the same times (the SLO budget reads its period's means so): promtool sees
+    the reader's value at the group's phase, from the record of that same evaluation."""
+    same = {**SLOW, "rules": [*SLOW["rules"], {"record": "u", "expr": "t + 1"}]}
+    gated = equivalence.gate_slow_groups([same], phase=60)
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": gated}))
+    test = {"rule_files": ["rules.yml"], "evaluation_interval": f"{equivalence.STEP}s", "tests": [{
+        "interval": f"{equivalence.STEP}s", "input_series": [],
+        "promql_expr_test": [{"expr": "max(last_over_time(u[10m]))", "eval_time": "400s",
+                              "exp_samples": [{"labels": "{}", "value": 361}]}]}]}
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test))
+    result = subprocess.run([str(promtool), "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with pytest.raises(ValueError, match="reads \\['t'\\] at an instant"):  # another group still may not
+        equivalence.gate_slow_groups([SLOW, {"name": "other", "interval": "5m", "rules": [{"record": "u", "expr": "t + 1"}]}], 0)
+
+
 def test_alerts_depending_on_no_slow_group_need_one_phase() -> None:
     alert = {"name": "alerts", "rules": [{"alert": "A", "expr": "up > 1"}]}
     assert equivalence.slowest_gated([SLOW, alert]) == 0

@@ -174,14 +174,15 @@ def gate_slow_groups(groups: list[dict], phase: int) -> list[dict]:
         if interval > STEP:
             if any("alert" in r for r in g["rules"]):
                 raise ValueError(f"group {g['name']}: gating an alert would hide its state between evaluations")
-            gated.extend(g["rules"])
+            gated.extend((g["name"], r) for r in g["rules"])
             g["rules"] = [{**r, "expr": f"({r['expr']}) and on() (vector(time() % {interval}) == {phase % interval})"}
                           for r in g["rules"]]
         out.append(g)
     for g in out:
         for r in g["rules"]:
-            instant = sorted({g["record"] for sel in _instant_reads(promql.parse(r["expr"])) for g in gated
-                              if g is not r and _may_read(sel, g)})
+            # A gated rule reading a record of its own group reads it where both were just evaluated.
+            instant = sorted({rule["record"] for sel in _instant_reads(promql.parse(r["expr"]))
+                              for group, rule in gated if group != g["name"] and _may_read(sel, rule)})
             if instant:
                 raise ValueError(f"{r.get('record') or r.get('alert')} reads {instant} at an instant: "
                                  "promtool's stale markers would hide a gated record between its evaluations")
