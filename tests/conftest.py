@@ -52,3 +52,18 @@ amtool = _binary_fixture("amtool")
 helm = _binary_fixture("helm")
 helm4 = _binary_fixture("helm4")
 kubectl = _binary_fixture("kubectl")
+
+
+LOCAL_TESTS = REPO_ROOT / "tests" / "local"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """For `make test`'s two workers (pytest-xdist, `--dist loadgroup`): a file's tests share a
+    worker (and its module fixtures), and every test of the local stack one worker, as the stack is
+    session-scoped and takes ~20 s to start. Those go first: the longest group, mostly waiting on
+    Prometheus' real time while the other worker computes."""
+    for item in items:
+        path = Path(item.fspath)
+        local = LOCAL_TESTS in path.parents
+        item.add_marker(pytest.mark.xdist_group("local-stack" if local else str(path.relative_to(REPO_ROOT))))
+    items.sort(key=lambda item: LOCAL_TESTS not in Path(item.fspath).parents)
