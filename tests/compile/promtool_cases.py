@@ -16,12 +16,12 @@ from observatory.yamlio import dump
 
 
 def run_promtool(resources: Iterable[CustomResource], tests: list[dict[str, Any]], evaluation_interval: str,
-                 workdir: Path, options: CompileOptions = CompileOptions(), group_eval_order: Sequence[str] = ()) -> Outcome:
+                 workdir: Path, options: CompileOptions | None = None, group_eval_order: Sequence[str] = ()) -> Outcome:
     """Compile `resources` (with the shared price catalogue, or `options`') and run promtool `tests` against the rules.
 
     promtool evaluates the groups at each step in an order of its own making, a fresh one per run (a Go
     map's, cmd/promtool/unittest.go orderedGroups), unless `group_eval_order` names them all."""
-    objects = compile_bundle(resources, options)
+    objects = compile_bundle(resources, options or CompileOptions())
     rule_files = write_rule_files(objects, workdir)
     test_file = workdir / "cases.test.yaml"
     order = {"group_eval_order": list(group_eval_order)} if group_eval_order else {}

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from observatory import promql
 from observatory.cli import main
 from observatory.compile import CompileOptions, compile_bundle
 from observatory.compile.calendar import TRANSITIONS_PER_PART, transitions
 from observatory.compile.prices import DEFAULT_CATALOGUE
 from observatory.models import parse_resource
-from observatory import promql
 from promtool_cases import explain, run_promtool
 
 OUTPUT = 'gen_ai_client_token_usage_sum{{namespace="{ns}", gen_ai_request_model="gpt-4o", gen_ai_token_type="output"}}'

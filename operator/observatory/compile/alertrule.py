@@ -146,7 +146,7 @@ def _cost(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Co
     if block.calendar:
         return _calendar_cost(spec, signals, identity)
     forecast = (_forecast(block, signals),) if block.forecast else ()
-    return _budget_alerts(block, signals.cost(block.window), f"over the last {block.window}", (), forecast)
+    return _budget_alerts(block, signals.cost(block.rolling_window), f"over the last {block.rolling_window}", (), forecast)
 
 
 def _calendar_cost(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Compiled:
@@ -178,8 +178,8 @@ def _budget_alerts(block: CostRule, spend: pp.Expr, over: str, records: tuple[Ru
         if following is not None:
             condition += f" < {number(block.budget_usd * following.percent / 100)}"
         steps.append((promql.build(condition, {"spend": spend}), step.severity,
-                      f"LLM spend ${{{{ $value | printf \"%.2f\" }}}} {over} is {step.percent:g}% "
-                      f"or more of the budget (${block.budget_usd:g})"))
+                      (f"LLM spend ${{{{ $value | printf \"%.2f\" }}}} {over} is {step.percent:g}% "
+                       f"or more of the budget (${block.budget_usd:g})")))
     return Compiled(None, records=records, steps=tuple(steps), extra_alerts=forecast)
 
 
@@ -189,13 +189,13 @@ def _forecast(block: CostRule, signals: Signals) -> tuple[str, pp.Expr, str, str
     rate would hold r·W, so the alert holds while r·W > B and S < B (linear, like predict_linear, but
     from the rate itself, which the recorded spend gives exactly)."""
     f = block.forecast
-    hours = duration_seconds(block.window) / 3600
+    hours = duration_seconds(block.rolling_window) / 3600
     budget = number(block.budget_usd)
     expr = promql.build(
         f"((({budget} - __arg_s__) / (__arg_r__ - __arg_s__ / {number(hours)})) and __arg_r__ * {number(hours)} > {budget}) "
         f"and __arg_s__ < {budget}",
-        {"s": signals.cost(block.window), "r": promql.build("__arg_x__ * 3600", {"x": signals.cost(f.lookback, as_rate=True)})})
-    summary = (f"At the spend rate of the last {f.lookback}, spend over the last {block.window} reaches the budget "
+        {"s": signals.cost(block.rolling_window), "r": promql.build("__arg_x__ * 3600", {"x": signals.cost(f.lookback, as_rate=True)})})
+    summary = (f"At the spend rate of the last {f.lookback}, spend over the last {block.rolling_window} reaches the budget "
                f"(${block.budget_usd:g}) in {{{{ $value | printf \"%.0f\" }}}} h")
     return "Forecast", expr, f.severity, summary
 

@@ -117,7 +117,9 @@ class CostRule(CRModel):
     """LLM spend over a rolling window or a calendar period, from token usage priced at the moment it was used."""
 
     budget_usd: float = Field(alias="budgetUSD", gt=0, description="Spend in US dollars that fires the alert.")
-    window: Window = Field(default="1d", description="Rolling window the spend is summed over (not with calendar).")
+    # No schema default: the apiserver would write it into every stored budget, calendar ones too.
+    window: Window | None = Field(default=None, description="Rolling window the spend is summed over; default 1d (not with "
+                                                           "calendar).")
     calendar: CalendarBudget | None = Field(
         default=None,
         description="A budget per calendar day, week or month in a time zone instead of a rolling window: the spend "
@@ -147,10 +149,14 @@ class CostRule(CRModel):
 
     @model_validator(mode="after")
     def _window_or_calendar(self) -> "CostRule":
-        if self.calendar is not None and "window" in self.model_fields_set:
+        if self.calendar is not None and self.window is not None:
             raise ValueError("set window (a rolling budget) or calendar (a budget per day, week or month), not both: "
                              "remove one")
         return self
+
+    @property
+    def rolling_window(self) -> str:
+        return self.window or "1d"
 
 
 class QualityRule(CRModel):
