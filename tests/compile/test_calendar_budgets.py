@@ -3,9 +3,8 @@ midnight, Monday (or weekStart) 00:00 and the 1st, across a DST change; the fore
 the budget is exceeded, only when that is before the period ends. Steps: rule_types/cost-calendar-day.yaml.
 
 promtool's clock starts at 1970-01-01T00:00Z and evaluates every group at every step, so the cases
-use the zones' 1970 rules, a 1h interval (the rule group's too), only gpt-4o's prices and the price
-group first (promtool's own group order is a fresh one per run: a Go map's, cmd/promtool/unittest.go
-orderedGroups). gpt-4o output costs $10 per million
+use the zones' 1970 rules, a 1h interval (the rule group's too) and only gpt-4o's prices; the price
+group runs first (observatory.promtool orders the groups a group reads before it). gpt-4o output costs $10 per million
 tokens: 10,000 tokens a minute is $6 an hour, so each hour adds $6 and hour h of a period holds $6h.
 """
 
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from observatory import promql
 from observatory.cli import main
 from observatory.compile import CompileOptions, compile_bundle
@@ -51,9 +51,8 @@ def series(hours: int) -> list[dict[str, str]]:
 
 def prove(rules: list[Any], checks: list[dict[str, Any]], hours: int, workdir: Path) -> None:
     options = CompileOptions(catalogue=tuple(p for p in DEFAULT_CATALOGUE if p.model == "gpt-4o"))
-    order = ["observatory.prices", *(f"observatory.alertrule.{rule.name}" for rule in rules)]
     tests = [{"interval": "4m", "input_series": series(hours), "alert_rule_test": checks}]
-    outcome = run_promtool(rules, tests, "1h", workdir, options, order)
+    outcome = run_promtool(rules, tests, "1h", workdir, options)
     assert outcome.ok, explain(outcome, workdir)
 
 
@@ -155,3 +154,14 @@ def test_a_bad_calendar_says_which_field_and_how_to_fix_it(tmp_path: Path, capsy
     line = next(line for line in lines if f": {field}: " in line)
     for word in words:
         assert word in line, line
+
+
+def test_observatory_test_evaluates_the_groups_a_group_reads_first(tmp_path: Path, promtool: Path):
+    """promtool evaluates groups in a Go map's order, a fresh one per run, unless the test file sets
+    group_eval_order (cmd/promtool/unittest.go, orderedGroups): a calendar total read the spend rate of
+    its own step or of the step before by chance. observatory test puts the price group first."""
+    rule = budget("berlin-day", 100, {"period": "day", "timeZone": "Europe/Berlin"})
+    tests = [{"interval": "4m", "input_series": series(2), "alert_rule_test": [check("1h", "BerlinDay")]}]
+    assert run_promtool([rule], tests, "1h", tmp_path).ok
+    written = yaml.safe_load((tmp_path / "000-cases.test.yaml").read_text())
+    assert written["group_eval_order"] == ["observatory.prices", "observatory.alertrule.berlin-day"]

@@ -44,8 +44,7 @@ def alert_checks(case: dict[str, Any]) -> list[dict[str, Any]]:
 
 def prove(case: dict[str, Any], workdir: Path) -> None:
     resource = parse_resource(case["resource"])
-    outcome = run_promtool([resource], case["tests"], case["evaluation_interval"], workdir,
-                           group_eval_order=case.get("group_eval_order", ()))
+    outcome = run_promtool([resource], case["tests"], case["evaluation_interval"], workdir)
     assert outcome.ok, explain(outcome, workdir)
 
 
