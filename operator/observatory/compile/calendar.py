@@ -18,6 +18,11 @@ group keeps a running total instead, in three steps each evaluation:
 What a running total loses, and a rolling window (mean recorded rate times covered time) loses too:
 spend while the group is not evaluated (Prometheus down, evaluations skipped). The total itself
 survives restarts and gaps: it and the previous clock are read back over more than a period.
+
+Costs: every evaluation computes each transition's step, ~20 ms per evaluation for Europe/Berlin's
+140 in promtool 2.42 (2 ms with none), once per budget (a clock per namespace and zone, shared as the
+price catalogue is, would pay it once). The offsets are those of the tzdata the compiler runs with:
+a release changing a zone's rules changes its output.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ import datetime
 import functools
 import zoneinfo
 from dataclasses import dataclass
+from typing import get_args
 
 import promql_parser as pp
 
 from .. import promql
-from ..models.alertrule import CalendarBudget
+from ..models.alertrule import CalendarBudget, Weekday
 from ..models.common import duration_seconds
 from .rules import Rule
 from .signals import Signals, number
@@ -39,7 +45,7 @@ FIRST_YEAR, LAST_YEAR = 1970, 2049  # fixed, so output never depends on today's 
 TRANSITIONS_PER_PART = 48  # ~2 operators each: a part stays under 100 of the 128 operators allowed
 DEFAULT_INTERVAL = "1m"  # the total adds rate × interval, so the group's interval must be known
 PREVIOUS = "1s"  # offset reaching the previous evaluation's samples, not this one's
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+WEEKDAYS = get_args(Weekday)  # Monday first
 DAY = 86400
 
 
