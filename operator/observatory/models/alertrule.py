@@ -123,8 +123,9 @@ class CostRule(CRModel):
     calendar: CalendarBudget | None = Field(
         default=None,
         description="A budget per calendar day, week or month in a time zone instead of a rolling window: the spend "
-                    "since the period's start, per label set, reset at its start (a running total the rule group keeps; "
-                    "spend while Prometheus evaluates no rules is not counted). The group is evaluated every "
+                    "since the period's start, per label set, reset at its start (a running total the rule group keeps from "
+                    "its first evaluation: spend earlier in that period, or while Prometheus evaluates no rules, is not "
+                    "counted). The group is evaluated every "
                     "evaluationInterval, default 1m.")
     steps: list[BudgetStep] = Field(
         default_factory=list, max_length=10,
