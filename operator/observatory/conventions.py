@@ -68,6 +68,12 @@ class Conventions:
     slo_objective_metric: str = "observatory:slo_objective:ratio"
     slo_min_events_metric: str = "observatory:slo_min_events"  # per tier, only where an SLO sets minEvents
     slo_budget_remaining_metric: str = "observatory:slo_error_budget_remaining:ratio"
+    # Calendar budgets (compile/calendar.py): the wall-clock time of the budget's zone, its UTC offset
+    # in parts (each the zone's transitions of a span of years, calendar_part_label) and the spend since
+    # the period's start, per label set.
+    calendar_local_time_metric: str = "observatory:calendar_local_time_seconds"
+    calendar_offset_part_metric: str = "observatory:calendar_utc_offset_seconds:part"
+    calendar_spend_metric: str = "observatory:gen_ai_spend_usd:calendar_period"
     signal_metric_prefix: str = "observatory:alert_signal"
     drift_cdf_metric_prefix: str = "observatory:drift_cdf"
 
@@ -78,6 +84,7 @@ class Conventions:
     slo_tier_label: str = "slo_tier"
     window_label: str = "window"
     burn_window_label: str = "burn_window"
+    calendar_part_label: str = "observatory_part"
     managed_by_label: str = "app.kubernetes.io/managed-by"
     managed_by_value: str = "observatory"
     owner_kind_label: str = "observatory.dev/owner-kind"

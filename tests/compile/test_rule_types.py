@@ -25,7 +25,7 @@ REQUIRED_CASES = {
     "threshold": ["threshold", "threshold-below"],
     "errorRate": ["error-rate", "error-rate-custom"],
     "latency": ["latency", "latency-custom"],
-    "cost": ["cost", "cost-cache", "cost-steps"],
+    "cost": ["cost", "cost-cache", "cost-steps", "cost-calendar-day"],
     "quality": ["quality-min-score", "quality-max-score"],
     "drift": ["drift-ks", "drift-psi"],
     "anomaly": ["anomaly-request-rate-up", "anomaly-error-ratio-both", "anomaly-error-ratio-first-errors",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ from .. import promql
 from ..conventions import Conventions
 from ..models.alertrule import AlertRule, AlertRuleSpec, CostRule
 from ..models.common import Annotations, duration_seconds
+from .calendar import DEFAULT_INTERVAL, calendar_forecast, calendar_rules
 from .errors import CompileError, FieldError
 from .rules import Rule, RuleGroup, Tenant
 from .signals import Signals, le_pattern, number, parse_field, parse_ratio
@@ -30,6 +32,7 @@ class Compiled:
     summary: str = ""
     steps: tuple[tuple[pp.Expr, str, str], ...] = ()
     extra_alerts: tuple[tuple[str, pp.Expr, str, str], ...] = ()  # (name suffix, condition, severity, summary)
+    interval: str | None = None  # the group's interval when the rule type needs one and the resource sets none
 
 
 def alert_name(resource_name: str) -> str:
@@ -103,7 +106,7 @@ def compile_alertrule(rule: AlertRule, tenant: Tenant) -> RuleGroup:
     return RuleGroup(
         name=f"{c.rule_group_prefix}.alertrule.{rule.name}",
         rules=compiled.records + alerts,
-        interval=spec.evaluation_interval,
+        interval=spec.evaluation_interval or compiled.interval,
     )
 
 
@@ -140,12 +143,34 @@ def _latency(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) ->
 
 def _cost(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Compiled:
     block = spec.cost
-    spend = signals.cost(block.window)
-    summary = f"LLM spend ${{{{ $value | printf \"%.2f\" }}}} over the last {block.window} (budget ${block.budget_usd:g})"
+    if block.calendar:
+        return _calendar_cost(spec, signals, identity)
     forecast = (_forecast(block, signals),) if block.forecast else ()
+    return _budget_alerts(block, signals.cost(block.rolling_window), f"over the last {block.rolling_window}", (), forecast)
+
+
+def _calendar_cost(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Compiled:
+    block = spec.cost
+    calendar = block.calendar
+    interval = spec.evaluation_interval or DEFAULT_INTERVAL
+    records, total, local, period = calendar_rules(calendar, signals, identity, interval)
+    start = f" (from {calendar.week_start or 'Monday'})" if calendar.period == "week" else ""
+    since = f"since the start of the {calendar.period}{start} in {calendar.time_zone}"
+    forecast = ()
+    if f := block.forecast:
+        summary = (f"At the spend rate of the last {f.lookback}, the {calendar.period}'s budget (${block.budget_usd:g}) "
+                   f"is exceeded in {{{{ $value | printf \"%.1f\" }}}} {period.unit[0]} ({calendar.time_zone})")
+        forecast = (("Forecast", calendar_forecast(block.budget_usd, f.lookback, total, local, period, signals), f.severity, summary),)
+    return dataclasses.replace(_budget_alerts(block, total, since, records, forecast), interval=interval)
+
+
+def _budget_alerts(block: CostRule, spend: pp.Expr, over: str, records: tuple[Rule, ...],
+                   forecast: tuple[tuple[str, pp.Expr, str, str], ...]) -> Compiled:
+    """One alert above the budget, or one per warning step, on `spend` (USD `over` a window or period)."""
+    summary = f"LLM spend ${{{{ $value | printf \"%.2f\" }}}} {over} (budget ${block.budget_usd:g})"
     if not block.steps:
-        return Compiled(promql.build(f"__arg_spend__ > {number(block.budget_usd)}", {"spend": spend}), summary=summary,
-                        extra_alerts=forecast)
+        return Compiled(promql.build(f"__arg_spend__ > {number(block.budget_usd)}", {"spend": spend}), records=records,
+                        summary=summary, extra_alerts=forecast)
     steps = []
     for step, following in zip(block.steps, [*block.steps[1:], None]):
         # Banded: the next step's alert takes over, so one step is active at a time.
@@ -153,9 +178,9 @@ def _cost(spec: AlertRuleSpec, signals: Signals, identity: dict[str, str]) -> Co
         if following is not None:
             condition += f" < {number(block.budget_usd * following.percent / 100)}"
         steps.append((promql.build(condition, {"spend": spend}), step.severity,
-                      f"LLM spend ${{{{ $value | printf \"%.2f\" }}}} over the last {block.window} is {step.percent:g}% "
-                      f"or more of the budget (${block.budget_usd:g})"))
-    return Compiled(None, steps=tuple(steps), extra_alerts=forecast)
+                      (f"LLM spend ${{{{ $value | printf \"%.2f\" }}}} {over} is {step.percent:g}% "
+                       f"or more of the budget (${block.budget_usd:g})")))
+    return Compiled(None, records=records, steps=tuple(steps), extra_alerts=forecast)
 
 
 def _forecast(block: CostRule, signals: Signals) -> tuple[str, pp.Expr, str, str]:
@@ -164,13 +189,13 @@ def _forecast(block: CostRule, signals: Signals) -> tuple[str, pp.Expr, str, str
     rate would hold r·W, so the alert holds while r·W > B and S < B (linear, like predict_linear, but
     from the rate itself, which the recorded spend gives exactly)."""
     f = block.forecast
-    hours = duration_seconds(block.window) / 3600
+    hours = duration_seconds(block.rolling_window) / 3600
     budget = number(block.budget_usd)
     expr = promql.build(
         f"((({budget} - __arg_s__) / (__arg_r__ - __arg_s__ / {number(hours)})) and __arg_r__ * {number(hours)} > {budget}) "
         f"and __arg_s__ < {budget}",
-        {"s": signals.cost(block.window), "r": promql.build("__arg_x__ * 3600", {"x": signals.cost(f.lookback, as_rate=True)})})
-    summary = (f"At the spend rate of the last {f.lookback}, spend over the last {block.window} reaches the budget "
+        {"s": signals.cost(block.rolling_window), "r": promql.build("__arg_x__ * 3600", {"x": signals.cost(f.lookback, as_rate=True)})})
+    summary = (f"At the spend rate of the last {f.lookback}, spend over the last {block.rolling_window} reaches the budget "
                f"(${block.budget_usd:g}) in {{{{ $value | printf \"%.0f\" }}}} h")
     return "Forecast", expr, f.severity, summary
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
+import zoneinfo
 from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -74,11 +77,56 @@ class BudgetForecast(CRModel):
     severity: Severity = Field(default="warning", description="Severity of the forecast alert.")
 
 
+Weekday = Literal["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    # Only the IANA names: ZoneInfo would also open "localtime" or a path-like key, whose rules are the machine's.
+    return frozenset(zoneinfo.available_timezones())
+
+
+class CalendarBudget(CRModel):
+    """A budget per calendar day, week or month of a time zone: the spend since the period's start."""
+
+    period: Literal["day", "week", "month"] = Field(
+        description="day (from local midnight), week (from weekStart 00:00) or month (from the 1st 00:00).")
+    time_zone: str = Field(
+        default="UTC", min_length=1, max_length=64,
+        description="IANA time zone the period starts in, e.g. Europe/Berlin; daylight saving time included. Its "
+                    "rules are compiled in for 1970 to 2049 (after 2049 its last offset holds).")
+    week_start: Weekday | None = Field(default=None, description="First day of a week (period: week); default Monday.")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value not in _zones():
+            close = difflib.get_close_matches(value, sorted(_zones()), n=1)
+            hint = f"closest match: {close[0]}" if close else "e.g. Europe/Berlin, America/New_York or UTC"
+            raise ValueError(f"unknown time zone {value!r}: use an IANA time zone name ({hint})")
+        return value
+
+    @model_validator(mode="after")
+    def _week_start_for_weeks(self) -> "CalendarBudget":
+        if self.week_start is not None and self.period != "week":
+            raise ValueError(f"weekStart applies to period: week only; remove it or set period: week (period is {self.period})")
+        return self
+
+
 class CostRule(CRModel):
-    """LLM spend over a rolling window, from token usage priced at the moment it was used."""
+    """LLM spend over a rolling window or a calendar period, from token usage priced at the moment it was used."""
 
     budget_usd: float = Field(alias="budgetUSD", gt=0, description="Spend in US dollars that fires the alert.")
-    window: Window = Field(default="1d", description="Rolling window the spend is summed over.")
+    # No schema default: the apiserver would write it into every stored budget, calendar ones too.
+    window: Window | None = Field(default=None, description="Rolling window the spend is summed over; default 1d (not with "
+                                                           "calendar).")
+    calendar: CalendarBudget | None = Field(
+        default=None,
+        description="A budget per calendar day, week or month in a time zone instead of a rolling window: the spend "
+                    "since the period's start, per label set, reset at its start (a running total the rule group keeps from "
+                    "its first evaluation: spend earlier in that period, or while Prometheus evaluates no rules, is not "
+                    "counted). The group is evaluated every "
+                    "evaluationInterval, default 1m.")
     steps: list[BudgetStep] = Field(
         default_factory=list, max_length=10,
         description="Warning steps, e.g. [{percent: 80, severity: info}, {percent: 90, severity: warning}, "
@@ -88,7 +136,9 @@ class CostRule(CRModel):
     forecast: BudgetForecast | None = Field(
         default=None, description="An alert <Name>Forecast while, at the spend rate of the last lookback, the spend over "
                                   "the window reaches the budget, saying in how long (the window's older spend assumed to "
-                                  "leave it at the window's mean rate); silent once the budget is reached.")
+                                  "leave it at the window's mean rate); with calendar, while it reaches the budget before "
+                                  "the period ends, saying in how many hours (day) or days (week, month); silent once the "
+                                  "budget is reached.")
 
     @field_validator("steps")
     @classmethod
@@ -97,6 +147,17 @@ class CostRule(CRModel):
         if percents != sorted(set(percents)):
             raise ValueError(f"steps must have increasing, distinct percents, got {', '.join(f'{p:g}' for p in percents)}")
         return steps
+
+    @model_validator(mode="after")
+    def _window_or_calendar(self) -> "CostRule":
+        if self.calendar is not None and self.window is not None:
+            raise ValueError("set window (a rolling budget) or calendar (a budget per day, week or month), not both: "
+                             "remove one")
+        return self
+
+    @property
+    def rolling_window(self) -> str:
+        return self.window or "1d"
 
 
 class QualityRule(CRModel):
@@ -191,7 +252,7 @@ class AlertRuleSpec(CRModel):
     threshold: ThresholdRule | None = Field(default=None, description="Your PromQL against a constant.")
     error_rate: ErrorRateRule | None = Field(default=None, description="Alert on the ratio of failed to all LLM calls over a window.")
     latency: LatencyRule | None = Field(default=None, description="Alert on a latency quantile (e.g. p95) of a histogram.")
-    cost: CostRule | None = Field(default=None, description="Alert when LLM spend over a rolling window exceeds a budget in USD.")
+    cost: CostRule | None = Field(default=None, description="Alert when LLM spend over a rolling window or a calendar period exceeds a budget in USD.")
     quality: QualityRule | None = Field(default=None, description="Alert on the average of an evaluation score (e.g. relevance, hallucination).")
     drift: DriftRule | None = Field(default=None, description="Distribution drift (KS and PSI).")
     anomaly: AnomalyRule | None = Field(default=None, description="Alert when a signal is far from its baseline mean (z-score).")
