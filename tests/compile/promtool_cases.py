@@ -9,16 +9,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from observatory.compile import compile_bundle
+from observatory.compile import CompileOptions, compile_bundle
 from observatory.models.common import CustomResource
 from observatory.promtool import Outcome, run_test_file, write_rule_files
 from observatory.yamlio import dump
 
 
 def run_promtool(resources: Iterable[CustomResource], tests: list[dict[str, Any]], evaluation_interval: str,
-                 workdir: Path) -> Outcome:
+                 workdir: Path, options: CompileOptions = CompileOptions()) -> Outcome:
     """Compile `resources` (with the shared price catalogue) and run promtool `tests` against the rules."""
-    objects = compile_bundle(resources)
+    objects = compile_bundle(resources, options)
     rule_files = write_rule_files(objects, workdir)
     test_file = workdir / "cases.test.yaml"
     test_file.write_text(dump({"rule_files": [], "evaluation_interval": evaluation_interval, "tests": tests}))

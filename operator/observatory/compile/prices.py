@@ -14,6 +14,14 @@ A price with a start date holds from that UTC day on: each recorded price series
 the latest entry that has started, at the moment the rule is evaluated; the spend rate
 (`spend_rate_metric`, per token series, all its labels kept) is recorded with the prices of its
 moment, so budgets summing it over a window price each minute at that minute's price.
+
+What the spend was is recorded for reading (`spend_rules`): per namespace, model, token type and the
+labels a stack chooses (`spec.defaultRules.spendLabels`), USD per second, over the last hour and over
+the last day. Evaluation cost, per series and evaluation: the sum reads each token series once; the
+hour reads the summed series' 60 one-minute samples (twice: mean and count), so the dashboards and the
+1h budget agree to the cent; the day is 24 of those hours read at 0h…23h offsets, 24 samples, where a
+1d window over the one-minute samples would read 1,440 every minute. A per-label-set view is a sum of
+these few series at query time.
 """
 
 from __future__ import annotations
@@ -21,15 +29,17 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import promql_parser as pp
 
 from .. import promql
 from .rules import Rule, RuleGroup, Tenant, object_name, owner_labels, prometheus_rules
+from .errors import CompileError
 from .signals import Signals, number
 
 SPEND_RATE_WINDOW = "5m"  # at least two scrapes at any usual scrape interval
+HOURS_PER_DAY = 24
 MODELS_PER_GROUP = 125  # 8 rules each: a group far below the rule-file limit, so big catalogues split cleanly
 
 
@@ -100,7 +110,8 @@ def _dated(values: list[tuple[datetime.date | None, float]]) -> pp.Expr:
     return promql.parse(" or ".join(terms))
 
 
-def price_groups(catalogue: Iterable[ModelPrice], tenant: Tenant) -> list[RuleGroup]:
+def price_groups(catalogue: Iterable[ModelPrice], tenant: Tenant, spend_labels: Sequence[str] = ()) -> list[RuleGroup]:
+    """The catalogue and the spend it prices; `spend_labels`: the stack's spec.defaultRules.spendLabels."""
     c = tenant.conventions
     by_model = [(model, list(entries)) for model, entries in groupby(sorted(catalogue, key=lambda p: p.model), key=lambda p: p.model)]
     groups = []
@@ -113,7 +124,7 @@ def price_groups(catalogue: Iterable[ModelPrice], tenant: Tenant) -> list[RuleGr
                 for metric, index in ((c.token_price_metric, 0), (c.token_cost_metric, 1)):
                     rules.append(Rule(expr=_dated([(d, t[token_type][index]) for d, t in per_token]), record=metric, labels=labels))
         if start == 0:
-            rules.append(spend_rate_rule(tenant))
+            rules += [spend_rate_rule(tenant), *spend_rules(tenant, spend_labels)]
         suffix = f".{start // MODELS_PER_GROUP + 1}" if start else ""
         # Conventions.prices_interval (1m) is well inside the 5m lookback: the prices never go stale.
         groups.append(RuleGroup(name=f"{c.rule_group_prefix}.prices{suffix}", rules=tuple(rules), interval=c.prices_interval))
@@ -129,6 +140,26 @@ def spend_rate_rule(tenant: Tenant) -> Rule:
                           f"{c.token_type_label}) group_left () __arg_cost__",
                           {"tokens": signals.metric(c.token_usage_metric + "_sum"), "cost": signals.metric(c.token_cost_metric)}),
         record=c.spend_rate_metric)
+
+
+def spend_rules(tenant: Tenant, labels: Sequence[str]) -> list[Rule]:
+    """Spend per namespace, model, token type and `labels`: USD per second, over the last hour and over
+    the last day. The day's hourly tiles are told apart by a label while they are summed, so an hour
+    without a series (a model first used an hour ago) adds nothing instead of dropping the day."""
+    c = tenant.conventions
+    if c.spend_tile_label in labels:
+        raise CompileError("spec.defaultRules.spendLabels", f"{c.spend_tile_label} is the label Observatory tells the "
+                                                            "day's hourly tiles apart with; choose another label")
+    signals = Signals(tenant, None, (c.model_label, c.token_type_label, *labels))
+    tiles = " or ".join(f'label_replace(__arg_h__{f" offset {h}h" if h else ""}, "{c.spend_tile_label}", "{h}", "", "")'
+                        for h in range(HOURS_PER_DAY))
+    return [
+        Rule(expr=promql.build(f"sum by ({signals.by()}) (__arg_s__)", {"s": signals.metric(c.spend_rate_metric)}),
+             record=c.spend_rate_sum_metric),
+        Rule(expr=signals.cost("1h", rate_metric=c.spend_rate_sum_metric), record=c.spend_hour_metric),
+        Rule(expr=promql.build(f"sum without ({c.spend_tile_label}) ({tiles})", {"h": signals.metric(c.spend_hour_metric)}),
+             record=c.spend_day_metric),
+    ]
 
 
 def price_objects(catalogue: Iterable[ModelPrice], tenant: Tenant, owner_kind: str, owner_name: str) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator, mo
 
 from .common import (
     K8S_NAME_PATTERN,
+    AlertLabelName,
     Condition,
     CRModel,
     CustomResource,
@@ -17,6 +18,7 @@ from .common import (
 )
 from .redaction import RedactionPolicy
 
+MAX_SPEND_LABELS = 5
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
 URL_PATTERN = r"^https?://[^\s/]+(/\S*)?$"
 HOST_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$"
@@ -275,6 +277,20 @@ class DefaultRules(CRModel):
     daily_budget_usd: float | None = Field(default=None, alias="dailyBudgetUSD", gt=0, description="Alert when the day's spend exceeds this.")
     error_rate_threshold: float = Field(default=0.05, gt=0, le=1, description="Alert when the LLM error ratio over 5m exceeds this.")
     p95_latency_seconds: float = Field(default=10.0, gt=0, description="Alert when p95 LLM latency over 10m exceeds this.")
+    # Each label multiplies the recorded spend series by its values: a few, bounded.
+    spend_labels: list[AlertLabelName] = Field(
+        default_factory=list, alias="spendLabels", max_length=MAX_SPEND_LABELS,
+        description="Labels of the token series to record spend by, besides namespace, model and token type, e.g. "
+                    "[team, gen_ai_provider_name]: USD over the last hour and day (observatory:gen_ai_spend_usd:1h, "
+                    ":1d) per value of each.")
+
+    @field_validator("spend_labels")
+    @classmethod
+    def _distinct(cls, labels: list[str]) -> list[str]:
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repeated)} listed more than once; list each label once")
+        return labels
 
 
 class ObservabilityStackSpec(CRModel):
