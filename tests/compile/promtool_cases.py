@@ -16,9 +16,9 @@ from observatory.yamlio import dump
 
 
 def run_promtool(resources: Iterable[CustomResource], tests: list[dict[str, Any]], evaluation_interval: str,
-                 workdir: Path, options: CompileOptions = CompileOptions()) -> Outcome:
+                 workdir: Path, options: CompileOptions | None = None) -> Outcome:
     """Compile `resources` (with the shared price catalogue) and run promtool `tests` against the rules."""
-    objects = compile_bundle(resources, options)
+    objects = compile_bundle(resources, options or CompileOptions())
     rule_files = write_rule_files(objects, workdir)
     test_file = workdir / "cases.test.yaml"
     test_file.write_text(dump({"rule_files": [], "evaluation_interval": evaluation_interval, "tests": tests}))

@@ -13,7 +13,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from observatory import promql
 from observatory.compile import CompileError, CompileOptions, compile_bundle
+from observatory.compile.dashboards import dashboards
+from observatory.compile.rules import Tenant
 from observatory.conventions import DEFAULT
 from observatory.models import parse_resource
 from promtool_cases import explain, run_promtool
@@ -83,3 +86,21 @@ def test_the_label_the_day_tiles_use_is_refused_as_a_spend_label():
     stack = parse_resource({**STACK, "spec": {**STACK["spec"], "defaultRules": {"spendLabels": ["observatory_hour"]}}})
     with pytest.raises(CompileError, match="spec.defaultRules.spendLabels: observatory_hour is the label"):
         compile_bundle([stack])
+
+
+def test_the_dashboards_spend_tables_show_the_recorded_spend_per_model_and_per_label_set(tmp_path: Path, promtool: Path):
+    """The queries exactly as the stack's dashboard holds them, evaluated by promtool over the rules."""
+    stack = parse_resource(STACK)
+    [board] = [b for b in dashboards(Tenant("team-a", DEFAULT), ("team",)) if b.key == "llm-overview"]
+    tables = {panel.title: panel.queries for panel in board.panels if panel.kind == "table"}
+    assert sorted(tables) == ["Spend per model, last hour and day", "Spend per team, last hour and day"]
+    expected = {"Spend per model, last hour and day": ('{namespace="team-a", gen_ai_request_model="gpt-4o"}', 120, 240),
+                "Spend per team, last hour and day": ('{namespace="team-a", team="search"}', 120, 240)}
+    cases = [{"expr": f"round({promql.render(query.expr)}, 0.001)", "eval_time": "2h",
+              "exp_samples": [{"labels": expected[title][0], "value": expected[title][1 + index]}]}
+             for title, queries in tables.items() for index, query in enumerate(queries)]
+    tests = [{"interval": "1m",
+              "input_series": [tokens("team-a", "gpt-4o", "search", pod, "0+100000x130") for pod in ("a", "b")],
+              "promql_expr_test": cases}]
+    outcome = run_promtool([stack], tests, "5m", tmp_path, OPTIONS)
+    assert outcome.ok, explain(outcome, tmp_path)

@@ -34,8 +34,8 @@ from typing import Any, Iterable, Sequence
 import promql_parser as pp
 
 from .. import promql
-from .rules import Rule, RuleGroup, Tenant, object_name, owner_labels, prometheus_rules
 from .errors import CompileError
+from .rules import Rule, RuleGroup, Tenant, object_name, owner_labels, prometheus_rules
 from .signals import Signals, number
 
 SPEND_RATE_WINDOW = "5m"  # at least two scrapes at any usual scrape interval

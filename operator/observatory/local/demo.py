@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from .. import promql
 from ..compile import CompileOptions
 from ..compile.defaults import catalogue_for
 from ..compile.prices import request_cost
@@ -182,8 +183,9 @@ class Display:
 
 
 def _spend(prometheus: str, c: Conventions, namespace: str) -> dict[tuple[str, str], float]:
-    """The hour's spend per model and token type, as the budgets compute it (the recorded spend rate)."""
-    per_type = Signals(Tenant(namespace, c), None, (c.model_label, c.token_type_label)).cost("1h")
+    """The hour's spend per model and token type, as the price group records it (the 1h budgets' arithmetic)."""
+    signals = Signals(Tenant(namespace, c), None, (c.model_label, c.token_type_label))
+    per_type = promql.build(f"sum by ({signals.by()}) (__arg_s__)", {"s": signals.metric(c.spend_hour_metric)})
     try:
         result = prometheus_query(prometheus, Tenant(namespace, c).pinned_text(per_type))
     except (OSError, RuntimeError):
