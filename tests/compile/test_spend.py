@@ -104,3 +104,58 @@ def test_the_dashboards_spend_tables_show_the_recorded_spend_per_model_and_per_l
               "promql_expr_test": cases}]
     outcome = run_promtool([stack], tests, "5m", tmp_path, OPTIONS)
     assert outcome.ok, explain(outcome, tmp_path)
+
+
+PROVIDER_STACK = {**STACK, "spec": {
+    "langfuse": {"enabled": False}, "defaultRules": {"spendLabels": ["gen_ai_provider_name"]},
+    # gpt-4o through Azure at its own price; every other provider keeps the built-in gpt-4o price ($10 output).
+    "pricing": [{"model": "gpt-4o", "provider": "azure.ai.openai", "inputUSDPerMillionTokens": 2.5,
+                 "outputUSDPerMillionTokens": 20}]}}
+
+
+def provider_tokens(model: str, provider: str | None) -> dict[str, str]:
+    label = f', gen_ai_provider_name="{provider}"' if provider else ""
+    return {"series": f'gen_ai_client_token_usage_sum{{namespace="team-a", gen_ai_request_model="{model}", '
+                      f'gen_ai_token_type="output"{label}}}', "values": "0+100000x130"}
+
+
+def test_a_price_for_a_provider_wins_over_the_price_without_one_for_that_provider_only(tmp_path: Path, promtool: Path):
+    # 100k output tokens a minute each: $1 a minute at $10 per million, $2 at Azure's $20, $1.50 for
+    # claude-sonnet-4 on Bedrock (no entry of its own: the built-in $15).
+    per_minute = ("round(sum by (gen_ai_request_model, gen_ai_provider_name) "
+                  "(observatory:gen_ai_spend_usd:rate5m{namespace=\"team-a\"}) * 60, 0.001)")
+    tests = [{
+        "interval": "1m",
+        "input_series": [provider_tokens("gpt-4o", "openai"), provider_tokens("gpt-4o", "azure.ai.openai"),
+                         provider_tokens("gpt-4o", None), provider_tokens("claude-sonnet-4", "aws.bedrock")],
+        "promql_expr_test": [
+            {"expr": per_minute, "eval_time": "1h", "exp_samples": [
+                {"labels": '{gen_ai_request_model="gpt-4o", gen_ai_provider_name="openai"}', "value": 1},
+                {"labels": '{gen_ai_request_model="gpt-4o", gen_ai_provider_name="azure.ai.openai"}', "value": 2},
+                {"labels": '{gen_ai_request_model="gpt-4o"}', "value": 1},
+                {"labels": '{gen_ai_request_model="claude-sonnet-4", gen_ai_provider_name="aws.bedrock"}', "value": 1.5}]},
+            # Each token series priced once: one spend series each.
+            {"expr": 'count(observatory:gen_ai_spend_usd:rate5m{namespace="team-a"})', "eval_time": "1h",
+             "exp_samples": [{"labels": "{}", "value": 4}]},
+            # The hour per provider, as the stack's spendLabels record it.
+            {"expr": "round(sum by (gen_ai_provider_name) (observatory:gen_ai_spend_usd:1h), 0.001)", "eval_time": "2h",
+             "exp_samples": [{"labels": '{gen_ai_provider_name="openai"}', "value": 60},
+                             {"labels": '{gen_ai_provider_name="azure.ai.openai"}', "value": 120},
+                             {"labels": "{}", "value": 60},
+                             {"labels": '{gen_ai_provider_name="aws.bedrock"}', "value": 90}]},
+        ],
+    }]
+    outcome = run_promtool([parse_resource(PROVIDER_STACK)], tests, "5m", tmp_path, OPTIONS)
+    assert outcome.ok, explain(outcome, tmp_path)
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ({"provider": ""}, "spec.pricing.1.provider: String should have at least 1 character"),
+    ({"provider": "azure.ai.openai"}, "more than one price for gpt-4o of azure.ai.openai from the beginning; give each "
+                                      "entry of a model (and provider) its own effectiveFrom"),
+])
+def test_hostile_provider_prices_are_refused_naming_the_field(entry: dict, message: str):
+    pricing = PROVIDER_STACK["spec"]["pricing"]
+    stack = {**PROVIDER_STACK, "spec": {**PROVIDER_STACK["spec"], "pricing": [*pricing, {**pricing[0], **entry}]}}
+    with pytest.raises(CompileError, match=re.escape(message)):
+        parse_resource(stack)

@@ -51,6 +51,7 @@ class ModelPrice:
     cache_read_usd_per_million: float | None = None  # None: billed as ordinary input
     cache_creation_usd_per_million: float | None = None
     effective_from: datetime.date | None = None  # None: from the beginning
+    provider: str | None = None  # gen_ai.provider.name; None: every provider without an entry of its own
 
 
 # List prices (USD per million tokens) from the vendors' pricing pages, read 2026-12-01:
@@ -77,7 +78,7 @@ def from_spec(price: Any) -> ModelPrice:
     """The compile core's price from a validated `models.stack.ModelPrice`."""
     return ModelPrice(price.model, price.input_usd_per_million_tokens, price.output_usd_per_million_tokens,
                       price.cache_read_usd_per_million_tokens, price.cache_creation_usd_per_million_tokens,
-                      price.effective_from)
+                      price.effective_from, price.provider)
 
 
 def _per_token(price: ModelPrice, c: Any) -> dict[str, tuple[float, float]]:
@@ -110,21 +111,26 @@ def _dated(values: list[tuple[datetime.date | None, float]]) -> pp.Expr:
     return promql.parse(" or ".join(terms))
 
 
+def _model_and_provider(price: ModelPrice) -> tuple[str, str]:
+    return price.model, price.provider or ""
+
+
 def price_groups(catalogue: Iterable[ModelPrice], tenant: Tenant, spend_labels: Sequence[str] = ()) -> list[RuleGroup]:
     """The catalogue and the spend it prices; `spend_labels`: the stack's spec.defaultRules.spendLabels."""
     c = tenant.conventions
-    by_model = [(model, list(entries)) for model, entries in groupby(sorted(catalogue, key=lambda p: p.model), key=lambda p: p.model)]
+    catalogue = sorted(catalogue, key=_model_and_provider)
+    by_model = [(model, list(entries)) for model, entries in groupby(catalogue, key=_model_and_provider)]
     groups = []
     for start in range(0, len(by_model), MODELS_PER_GROUP):
         rules = []
-        for model, entries in by_model[start:start + MODELS_PER_GROUP]:
+        for (model, provider), entries in by_model[start:start + MODELS_PER_GROUP]:
             per_token = [(e.effective_from, _per_token(e, c)) for e in entries]
             for token_type in per_token[0][1]:
-                labels = {c.model_label: model, c.token_type_label: token_type}
+                labels = {c.model_label: model, c.token_type_label: token_type, **({c.provider_label: provider} if provider else {})}
                 for metric, index in ((c.token_price_metric, 0), (c.token_cost_metric, 1)):
                     rules.append(Rule(expr=_dated([(d, t[token_type][index]) for d, t in per_token]), record=metric, labels=labels))
         if start == 0:
-            rules.append(spend_rate_rule(tenant))
+            rules.append(spend_rate_rule(tenant, any(p.provider for p in catalogue)))
         suffix = f".{start // MODELS_PER_GROUP + 1}" if start else ""
         # Conventions.prices_interval (1m) is well inside the 5m lookback: the prices never go stale.
         groups.append(RuleGroup(name=f"{c.rule_group_prefix}.prices{suffix}", rules=tuple(rules), interval=c.prices_interval))
@@ -135,15 +141,22 @@ def price_groups(catalogue: Iterable[ModelPrice], tenant: Tenant, spend_labels: 
     return groups
 
 
-def spend_rate_rule(tenant: Tenant) -> Rule:
-    """USD per second of every token series of the namespace, at the prices of the moment."""
+def spend_rate_rule(tenant: Tenant, per_provider: bool = False) -> Rule:
+    """USD per second of every token series of the namespace, at the prices of the moment. With
+    `per_provider` prices, a token series of a provider with a price of its own for the model takes
+    it; `or` adds the others at the price without a provider (both sides keep the token series' labels,
+    so a series priced by its provider is never priced twice)."""
     c = tenant.conventions
     signals = Signals(tenant, None, ())
-    return Rule(
-        expr=promql.build(f"rate(__arg_tokens__[{SPEND_RATE_WINDOW}]) * on ({c.tenant_label}, {c.model_label}, "
-                          f"{c.token_type_label}) group_left () __arg_cost__",
-                          {"tokens": signals.metric(c.token_usage_metric + "_sum"), "cost": signals.metric(c.token_cost_metric)}),
-        record=c.spend_rate_metric)
+    tokens = signals.metric(c.token_usage_metric + "_sum")
+    priced = f"rate(__arg_tokens__[{SPEND_RATE_WINDOW}]) * on ({c.tenant_label}, {c.model_label}, {c.token_type_label}{{}}) group_left ()"
+    if not per_provider:
+        expr = promql.build(f"{priced.format('')} __arg_cost__", {"tokens": tokens, "cost": signals.metric(c.token_cost_metric)})
+    else:
+        expr = promql.build(f"{priced.format(', ' + c.provider_label)} __arg_own__ or {priced.format('')} __arg_any__",
+                            {"tokens": tokens, "own": signals.metric(c.token_cost_metric, promql.not_equal(c.provider_label, "")),
+                             "any": signals.metric(c.token_cost_metric, promql.equal(c.provider_label, ""))})
+    return Rule(expr=expr, record=c.spend_rate_metric)
 
 
 def spend_rules(tenant: Tenant, labels: Sequence[str]) -> list[Rule]:

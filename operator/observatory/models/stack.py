@@ -257,6 +257,11 @@ class ModelPrice(CRModel):
     input price, never twice."""
 
     model: str = Field(min_length=1, max_length=256, description="Model name as in gen_ai.request.model.")
+    provider: str | None = Field(
+        default=None, min_length=1, max_length=128,
+        description="Provider as in gen_ai.provider.name (e.g. azure.ai.openai): this price applies to that provider's "
+                    "usage of the model, where it wins over an entry without a provider. Default: every provider "
+                    "without an entry of its own.")
     input_usd_per_million_tokens: float = Field(alias="inputUSDPerMillionTokens", ge=0, le=1e6, description="USD per million input tokens.")
     output_usd_per_million_tokens: float = Field(alias="outputUSDPerMillionTokens", ge=0, le=1e6, description="USD per million output tokens.")
     cache_read_usd_per_million_tokens: float | None = Field(
@@ -302,16 +307,18 @@ class ObservabilityStackSpec(CRModel):
     langfuse: LangfuseSpec = Field(default_factory=LangfuseSpec, description="Langfuse.")
     collector: CollectorSpec = Field(default_factory=CollectorSpec, description="OpenTelemetry Collector.")
     metrics: MetricsSpec = Field(default_factory=MetricsSpec, description="Span-derived metrics and scraping.")
-    pricing: list[ModelPrice] = Field(default_factory=list, description="Price catalogue; a model listed here replaces all of the operator's default entries for it, models not listed use the operator's defaults.")
+    pricing: list[ModelPrice] = Field(default_factory=list, description="Price catalogue; a model listed here replaces all of the operator's default entries for it (for that provider, where the entry names one), models not listed use the operator's defaults.")
     default_rules: DefaultRules = Field(default_factory=DefaultRules, description="Default rule pack (opt-out).")
     deletion_policy: Literal["Retain", "Delete"] = Field(default="Retain", description="Retain keeps PVCs and generated Secrets when the stack is deleted; Delete removes them.")
 
     @model_validator(mode="after")
     def _unique_models(self) -> ObservabilityStackSpec:
-        entries = [(p.model, p.effective_from) for p in self.pricing]
-        duplicates = sorted({f"{m} from {d or 'the beginning'}" for m, d in entries if entries.count((m, d)) > 1})
+        entries = [(p.model, p.provider, p.effective_from) for p in self.pricing]
+        duplicates = sorted({f"{m}{f' of {p}' if p else ''} from {d or 'the beginning'}"
+                             for m, p, d in entries if entries.count((m, p, d)) > 1})
         if duplicates:
-            raise ValueError(f"pricing: more than one price for {', '.join(duplicates)}; give each entry of a model its own effectiveFrom")
+            raise ValueError(f"pricing: more than one price for {', '.join(duplicates)}; give each entry of a model "
+                             "(and provider) its own effectiveFrom")
         return self
 
 
