@@ -159,3 +159,22 @@ def test_hostile_provider_prices_are_refused_naming_the_field(entry: dict, messa
     stack = {**PROVIDER_STACK, "spec": {**PROVIDER_STACK["spec"], "pricing": [*pricing, {**pricing[0], **entry}]}}
     with pytest.raises(CompileError, match=re.escape(message)):
         parse_resource(stack)
+
+
+def test_the_demo_sizes_its_spike_with_the_price_the_rules_choose_for_the_provider():
+    """As the promtool test above: Azure's own gpt-4o price, every other provider the built-in one."""
+    import datetime
+
+    from observatory.compile.defaults import catalogue_for
+    from observatory.compile.prices import DEFAULT_CATALOGUE, price_of
+
+    catalogue = catalogue_for(parse_resource(PROVIDER_STACK), DEFAULT_CATALOGUE)
+    day = datetime.date(2026, 12, 1)
+    assert price_of(catalogue, "gpt-4o", "azure.ai.openai", day).output_usd_per_million == 20
+    assert price_of(catalogue, "gpt-4o", "openai", day).output_usd_per_million == 10
+    assert price_of(catalogue, "gpt-4o", None, day).output_usd_per_million == 10
+    assert price_of(catalogue, "no-such-model", "openai", day) is None
+    # A dated entry prices from its day on, the earlier one before it.
+    dated = (*catalogue, replace(catalogue[0], output_usd_per_million=99, effective_from=datetime.date(2027, 1, 1)))
+    assert price_of(dated, catalogue[0].model, catalogue[0].provider, day) == catalogue[0]
+    assert price_of(dated, catalogue[0].model, catalogue[0].provider, datetime.date(2027, 1, 1)).output_usd_per_million == 99

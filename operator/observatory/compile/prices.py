@@ -98,6 +98,16 @@ def request_cost(price: ModelPrice, input_tokens: int, output_tokens: int, cache
             + cache_creation * write + output_tokens * price.output_usd_per_million) / 1e6
 
 
+def price_of(catalogue: Iterable[ModelPrice], model: str, provider: str | None, day: datetime.date) -> ModelPrice | None:
+    """The entry the rules price `provider`'s usage of `model` with on `day` (UTC): the latest started
+    entry of that provider, else the latest started one without a provider; None: unpriced."""
+    for wanted in dict.fromkeys((provider, None)):
+        started = [p for p in catalogue if p.model == model and p.provider == wanted and (p.effective_from or day) <= day]
+        if started:
+            return max(started, key=lambda p: p.effective_from or datetime.date.min)
+    return None
+
+
 def _dated(values: list[tuple[datetime.date | None, float]]) -> pp.Expr:
     """A vector with the value of the latest entry started at evaluation time (none before the first)."""
     latest_first = sorted(values, key=lambda v: v[0] or datetime.date.min, reverse=True)

@@ -9,6 +9,7 @@ one-minute runaway loop is the hour's spend. Rule groups with long intervals are
 
 from __future__ import annotations
 
+import datetime
 import math
 import sys
 import threading
@@ -20,7 +21,7 @@ from typing import Any, TextIO
 from .. import promql
 from ..compile import CompileOptions
 from ..compile.defaults import catalogue_for
-from ..compile.prices import request_cost
+from ..compile.prices import price_of, request_cost
 from ..compile.rules import Tenant
 from ..compile.signals import Signals
 from ..conventions import Conventions
@@ -123,10 +124,10 @@ def plan(stack: LocalStack, conventions: Conventions, options: CompileOptions) -
         raise LocalError(f"the demo needs an AlertRule with a cost budget and routing in namespace {namespace}")
     budget = budgets[0]
     stacks = [r for r in stack.resources if isinstance(r, ObservabilityStack) and r.namespace == namespace]
-    catalogue = {p.model: p for p in (catalogue_for(stacks[0], options.catalogue) if stacks else options.catalogue)}
+    catalogue = catalogue_for(stacks[0], options.catalogue) if stacks else options.catalogue
+    today = datetime.datetime.now(datetime.timezone.utc).date()
     knobs = Knobs(rps=10.0)
-    model = next(m for m in knobs.models if m.name in catalogue)
-    price = catalogue[model.name]
+    model, price = next((m, p) for m in knobs.models if (p := price_of(catalogue, m.name, m.provider, today)))
     per_request = request_cost(price, model.input_tokens, model.output_tokens, round(model.input_tokens * model.cache_read_share),
                                round(model.input_tokens * model.cache_creation_share))
     block = budget.spec.cost
