@@ -172,7 +172,9 @@ def spend_rate_rule(tenant: Tenant, per_provider: bool = False) -> Rule:
 def spend_rules(tenant: Tenant, labels: Sequence[str]) -> list[Rule]:
     """Spend per namespace, model, token type and `labels`: USD per second, over the last hour and over
     the last day. The day's hourly tiles are told apart by a label while they are summed, so an hour
-    without a series (a model first used an hour ago) adds nothing instead of dropping the day."""
+    without a series (a model first used an hour ago) adds nothing instead of dropping the day. A
+    group's rules run in order at one evaluation time (prometheus docs/configuration/recording_rules.md),
+    so each reads the one before it as just recorded, and whole-hour offsets land on the hour's samples."""
     c = tenant.conventions
     if c.spend_tile_label in labels:
         raise CompileError("spec.defaultRules.spendLabels", f"{c.spend_tile_label} is the label Observatory tells the "
