@@ -53,6 +53,12 @@ class Conventions:
     token_price_metric: str = "observatory:gen_ai_token_price_usd"  # listed USD per token
     token_cost_metric: str = "observatory:gen_ai_token_cost_usd"  # USD one token adds to the bill
     spend_rate_metric: str = "observatory:gen_ai_spend_usd:rate5m"  # USD per second, per token series
+    # Spend summed by namespace, model, token type and a stack's spendLabels: USD per second, then USD
+    # over the last hour and over the last day (tiled from 24 hours), for dashboards and summaries.
+    spend_rate_sum_metric: str = "observatory:gen_ai_spend_usd:sum_rate5m"
+    spend_hour_metric: str = "observatory:gen_ai_spend_usd:1h"
+    spend_day_metric: str = "observatory:gen_ai_spend_usd:1d"
+    spend_tile_label: str = "observatory_hour"  # only inside the day's rule: tells its hourly tiles apart
     # How often the price catalogue and the spend rate are recorded: budgets turn the spend rate's
     # sample count into the time it covers with it (the local stack records every few seconds).
     prices_interval: str = "1m"

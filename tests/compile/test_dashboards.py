@@ -43,8 +43,8 @@ def test_render_prints_an_slo_and_an_llm_dashboard_labelled_for_the_grafana_side
     titles = {key: [p["title"] for p in board["panels"]] for key, board in boards.items()}
     assert titles == {
         "slo-overview.json": ["Objective", "Firing SLO alerts", "Error budget remaining", "Burn rate per window"],
-        "llm-overview.json": ["Requests", "Error ratio", "Latency p50 and p95", "Tokens", "Spend", "Quality scores",
-                              "Latency drift"],
+        "llm-overview.json": ["Requests", "Error ratio", "Latency p50 and p95", "Tokens", "Spend",
+                              "Spend per model, last hour and day", "Quality scores", "Latency drift"],
     }
     for board in boards.values():
         assert board["templating"]["list"][0]["type"] == "datasource"
@@ -56,7 +56,7 @@ def test_render_prints_an_slo_and_an_llm_dashboard_labelled_for_the_grafana_side
 def test_every_panel_query_parses_and_selects_only_the_stack_namespace(capsys) -> None:
     (configmap,) = rendered_configmaps(capsys)
     found = targets(configmap)
-    assert len(found) == 12
+    assert len(found) == 14
     for key, title, target in found:
         expr = promql.parse(target["expr"])
         promql.check_tenant(expr, "namespace", "team-b")

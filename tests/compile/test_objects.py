@@ -72,8 +72,9 @@ def test_huge_price_catalogue_is_split_into_objects_under_the_limit() -> None:
         assert len(yaml.safe_dump(obj).encode()) <= MAX_RULE_OBJECT_BYTES
     group_names = [g["name"] for o in objects for g in o["spec"]["groups"]]
     assert len(set(group_names)) == len(group_names)
-    # Per model a listed price and a cost per token for each of 4 token types, and one spend rate.
-    assert sum(len(g["rules"]) for o in objects for g in o["spec"]["groups"]) == 3000 * 4 * 2 + 1
+    # Per model a listed price and a cost per token for each of 4 token types, one spend rate, and the
+    # spend group's sum, hour and day.
+    assert sum(len(g["rules"]) for o in objects for g in o["spec"]["groups"]) == 3000 * 4 * 2 + 1 + 3
 
 
 def test_a_single_group_over_the_limit_is_rejected_with_a_clear_error() -> None:

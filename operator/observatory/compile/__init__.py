@@ -53,7 +53,7 @@ def contribution(resource: CustomResource, options: CompileOptions = CompileOpti
     if isinstance(resource, ObservabilityStack):
         if not resource.spec.default_rules.enabled:
             return [], None
-        groups = price_groups(catalogue_for(resource, options.catalogue), tenant)
+        groups = price_groups(catalogue_for(resource, options.catalogue), tenant, resource.spec.default_rules.spend_labels)
         groups += [compile_alertrule(rule, tenant) for rule in default_alert_rules(resource, c)]
         return prometheus_rules(base_name, groups, tenant, labels), None
     member = None

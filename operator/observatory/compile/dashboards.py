@@ -22,7 +22,7 @@ import hashlib
 import json
 import string
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -77,8 +77,9 @@ PANEL_KINDS: dict[str, tuple[Callable[[], Any], bool]] = {
 }
 
 
-def dashboards(tenant: Tenant) -> tuple[Dashboard, ...]:
-    return slo_overview(tenant), llm_overview(tenant)
+def dashboards(tenant: Tenant, spend_labels: tuple[str, ...] = ()) -> tuple[Dashboard, ...]:
+    """`spend_labels`: the stack's spec.defaultRules.spendLabels, which its recorded spend keeps."""
+    return slo_overview(tenant), llm_overview(tenant, spend_labels)
 
 
 def _query(tenant: Tenant, expr: pp.Expr, *legend_labels: str) -> Query:
@@ -112,7 +113,7 @@ def slo_overview(tenant: Tenant) -> Dashboard:
     ))
 
 
-def llm_overview(tenant: Tenant) -> Dashboard:
+def llm_overview(tenant: Tenant, spend_labels: tuple[str, ...] = ()) -> Dashboard:
     c = tenant.conventions
     w = RATE_WINDOW
     per_model = Signals(tenant, group_by=(c.model_label,))
@@ -126,9 +127,21 @@ def llm_overview(tenant: Tenant) -> Dashboard:
     duration = c.operation_duration_metric
     drift = promql.build(f"max by ({per_model.by()}) (abs(__arg_r__ - __arg_b__))",
                          {"r": per_model.cdf(duration, DRIFT_RECENT), "b": per_model.cdf(duration, DRIFT_BASELINE)})
-    spend = promql.build(f"__arg_c__ * {number(3600)}", {"c": per_model.cost(w, as_rate=True)})
+    # The spend the price group records (compile/prices.py): a few summed series instead of every token series.
+    spend = promql.build(f"sum by ({per_model.by()}) (__arg_s__) * {number(3600)}",
+                         {"s": promql.selector(c.spend_rate_sum_metric)})
     q = partial(_query, tenant)
     model = c.model_label
+
+    def spend_table(*labels: str) -> tuple[Query, ...]:
+        by = Signals(tenant, group_by=labels).by()
+        queries = [(q(promql.build(f"sum by ({by}) (__arg_s__)", {"s": promql.selector(metric)}), *labels), span)
+                   for metric, span in ((c.spend_hour_metric, "last hour"), (c.spend_day_metric, "last day"))]
+        return tuple(replace(query, legend=f"{query.legend} {span}") for query, span in queries)
+
+    per_label_set = (Panel(f"Spend per {', '.join(spend_labels)}, last hour and day",
+                           f"USD per value of the stack's spendLabels ({c.spend_hour_metric}, {c.spend_day_metric}).",
+                           "table", "currencyUSD", spend_table(*spend_labels)),) if spend_labels else ()
     return Dashboard("llm-overview", f"LLM overview · {tenant.namespace}", (
         Panel("Requests", f"GenAI operations per second, per model ({w} rate).", "timeseries", "reqps", (q(total, model),)),
         Panel("Error ratio", "Share of GenAI operations that failed (an error.type was recorded), per model.", "timeseries",
@@ -139,8 +152,12 @@ def llm_overview(tenant: Tenant) -> Dashboard:
         Panel("Tokens", "Tokens per second, per model and token type (input, output).", "timeseries", "short",
               (q(per_type.tokens_rate(w), model, c.token_type_label),)),
         Panel("Spend", "USD per hour, per model: token usage times the namespace's price catalogue "
-              f"({c.token_price_metric}); models without a price do not appear.", "timeseries", "currencyUSD",
-              (q(spend, model),)),
+              f"({c.token_price_metric}), at the prices of each moment; models without a price do not appear.",
+              "timeseries", "currencyUSD", (q(spend, model),)),
+        Panel("Spend per model, last hour and day", f"USD per model over the last hour and the last 24 hours, as recorded "
+              f"({c.spend_hour_metric}, {c.spend_day_metric}): what the hour's budget compares.", "table", "currencyUSD",
+              spend_table(model)),
+        *per_label_set,
         Panel("Quality scores", "Average evaluation score per evaluation (scores in [0, 1]).", "timeseries", "percentunit",
               (q(quality, c.evaluation_name_label),)),
         Panel("Latency drift", f"Kolmogorov–Smirnov statistic of the operation duration distribution over the last "
@@ -186,5 +203,6 @@ def dashboard_objects(stack: ObservabilityStack, conventions: Conventions) -> li
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": dashboards_name(stack), "namespace": stack.namespace, "labels": dict(sorted(labels.items()))},
-        "data": {f"{board.key}.json": dashboard_json(board, stack) for board in dashboards(tenant)},
+        "data": {f"{board.key}.json": dashboard_json(board, stack)
+                 for board in dashboards(tenant, tuple(stack.spec.default_rules.spend_labels))},
     }]

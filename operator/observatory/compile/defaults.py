@@ -12,12 +12,12 @@ from .prices import ModelPrice, from_spec
 
 
 def catalogue_for(stack: ObservabilityStack, defaults: tuple[ModelPrice, ...]) -> tuple[ModelPrice, ...]:
-    """The operator's catalogue with the stack's own prices taking precedence: a model the stack prices
-    keeps only the stack's entries (each from its date)."""
+    """The operator's catalogue with the stack's own prices taking precedence: a model (and provider)
+    the stack prices keeps only the stack's entries (each from its date)."""
     own = [from_spec(p) for p in stack.spec.pricing]
-    priced = {p.model for p in own}
-    return tuple(sorted([*(p for p in defaults if p.model not in priced), *own],
-                        key=lambda p: (p.model, p.effective_from or datetime.date.min)))
+    priced = {(p.model, p.provider) for p in own}
+    return tuple(sorted([*(p for p in defaults if (p.model, p.provider) not in priced), *own],
+                        key=lambda p: (p.model, p.provider or "", p.effective_from or datetime.date.min)))
 
 
 def default_alert_rules(stack: ObservabilityStack, conventions: Conventions) -> list[AlertRule]:

@@ -112,14 +112,15 @@ class Signals:
             {"b": self.metric(histogram + "_bucket"), "inf": self.metric(histogram + "_bucket", promql.equal("le", "+Inf"))},
         )
 
-    def cost(self, window: str, *, as_rate: bool = False) -> pp.Expr:
+    def cost(self, window: str, *, as_rate: bool = False, rate_metric: str | None = None) -> pp.Expr:
         """Spend in USD over `window` (or USD per second), from the spend rate recorded at the prices of
-        each moment (compile/prices.py): a price change leaves the spend before it as it was.
+        each moment (compile/prices.py; `rate_metric`, default per token series): a price change leaves
+        the spend before it as it was.
 
         Dollars are the mean recorded rate times the time it covers, the window or, for a series younger
         than it, its samples' span: not a sum of samples times their spacing, whose count depends on
         where the window's edges fall (closed ranges before Prometheus 3, aligned steps in promtool)."""
-        spend = self.metric(self.conventions.spend_rate_metric)
+        spend = self.metric(rate_metric or self.conventions.spend_rate_metric)
         if as_rate:
             return promql.build(f"sum by ({self.by()}) (avg_over_time(__arg_s__[{window}]))", {"s": spend})
         spacing, seconds = (number(duration_seconds(w)) for w in (self.conventions.prices_interval, window))

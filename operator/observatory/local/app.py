@@ -112,7 +112,8 @@ class SyntheticApp:
         self.duration = Histogram(c.operation_duration_metric, "GenAI operation duration.",
                                   [c.model_label, c.error_type_label], registry=self.registry,
                                   buckets=c.operation_duration_buckets)
-        self.tokens = Histogram(c.token_usage_metric, "GenAI tokens used.", [c.model_label, c.token_type_label],
+        # Labelled by provider as the collector's token sums are (compile/stack.py, _span_connectors).
+        self.tokens = Histogram(c.token_usage_metric, "GenAI tokens used.", [c.model_label, c.token_type_label, c.provider_label],
                                 registry=self.registry, buckets=TOKEN_BUCKETS)
         self.scores = Histogram(c.evaluation_score_metric, "GenAI evaluation scores in [0, 1].", [c.evaluation_name_label],
                                 registry=self.registry, buckets=c.evaluation_score_buckets)
@@ -181,7 +182,7 @@ class SyntheticApp:
         counts = {token_type: count for token_type, count in counts.items() if count}
         if not error_type:
             for token_type, count in counts.items():
-                self.tokens.labels(model.name, token_type).observe(count)
+                self.tokens.labels(model.name, token_type, model.provider).observe(count)
             for name, score in scores.items():
                 self.scores.labels(name).observe(score)
         with self._lock:

@@ -9,6 +9,7 @@ one-minute runaway loop is the hour's spend. Rule groups with long intervals are
 
 from __future__ import annotations
 
+import datetime
 import math
 import sys
 import threading
@@ -17,9 +18,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from .. import promql
 from ..compile import CompileOptions
 from ..compile.defaults import catalogue_for
-from ..compile.prices import request_cost
+from ..compile.prices import price_of, request_cost
 from ..compile.rules import Tenant
 from ..compile.signals import Signals
 from ..conventions import Conventions
@@ -122,10 +124,10 @@ def plan(stack: LocalStack, conventions: Conventions, options: CompileOptions) -
         raise LocalError(f"the demo needs an AlertRule with a cost budget and routing in namespace {namespace}")
     budget = budgets[0]
     stacks = [r for r in stack.resources if isinstance(r, ObservabilityStack) and r.namespace == namespace]
-    catalogue = {p.model: p for p in (catalogue_for(stacks[0], options.catalogue) if stacks else options.catalogue)}
+    catalogue = catalogue_for(stacks[0], options.catalogue) if stacks else options.catalogue
+    today = datetime.datetime.now(datetime.timezone.utc).date()
     knobs = Knobs(rps=10.0)
-    model = next(m for m in knobs.models if m.name in catalogue)
-    price = catalogue[model.name]
+    model, price = next((m, p) for m in knobs.models if (p := price_of(catalogue, m.name, m.provider, today)))
     per_request = request_cost(price, model.input_tokens, model.output_tokens, round(model.input_tokens * model.cache_read_share),
                                round(model.input_tokens * model.cache_creation_share))
     block = budget.spec.cost
@@ -182,8 +184,9 @@ class Display:
 
 
 def _spend(prometheus: str, c: Conventions, namespace: str) -> dict[tuple[str, str], float]:
-    """The hour's spend per model and token type, as the budgets compute it (the recorded spend rate)."""
-    per_type = Signals(Tenant(namespace, c), None, (c.model_label, c.token_type_label)).cost("1h")
+    """The hour's spend per model and token type, as the price group records it (the 1h budgets' arithmetic)."""
+    signals = Signals(Tenant(namespace, c), None, (c.model_label, c.token_type_label))
+    per_type = promql.build(f"sum by ({signals.by()}) (__arg_s__)", {"s": signals.metric(c.spend_hour_metric)})
     try:
         result = prometheus_query(prometheus, Tenant(namespace, c).pinned_text(per_type))
     except (OSError, RuntimeError):

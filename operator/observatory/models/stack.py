@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator, mo
 
 from .common import (
     K8S_NAME_PATTERN,
+    AlertLabelName,
     Condition,
     CRModel,
     CustomResource,
@@ -17,6 +18,7 @@ from .common import (
 )
 from .redaction import RedactionPolicy
 
+MAX_SPEND_LABELS = 5
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
 URL_PATTERN = r"^https?://[^\s/]+(/\S*)?$"
 HOST_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$"
@@ -255,6 +257,11 @@ class ModelPrice(CRModel):
     input price, never twice."""
 
     model: str = Field(min_length=1, max_length=256, description="Model name as in gen_ai.request.model.")
+    provider: str | None = Field(
+        default=None, min_length=1, max_length=128,
+        description="Provider as in gen_ai.provider.name (e.g. azure.ai.openai): this price applies to that provider's "
+                    "usage of the model, where it wins over an entry without a provider. Default: every provider "
+                    "without an entry of its own.")
     input_usd_per_million_tokens: float = Field(alias="inputUSDPerMillionTokens", ge=0, le=1e6, description="USD per million input tokens.")
     output_usd_per_million_tokens: float = Field(alias="outputUSDPerMillionTokens", ge=0, le=1e6, description="USD per million output tokens.")
     cache_read_usd_per_million_tokens: float | None = Field(
@@ -275,6 +282,20 @@ class DefaultRules(CRModel):
     daily_budget_usd: float | None = Field(default=None, alias="dailyBudgetUSD", gt=0, description="Alert when the day's spend exceeds this.")
     error_rate_threshold: float = Field(default=0.05, gt=0, le=1, description="Alert when the LLM error ratio over 5m exceeds this.")
     p95_latency_seconds: float = Field(default=10.0, gt=0, description="Alert when p95 LLM latency over 10m exceeds this.")
+    # Each label multiplies the recorded spend series by its values: a few, bounded.
+    spend_labels: list[AlertLabelName] = Field(
+        default_factory=list, alias="spendLabels", max_length=MAX_SPEND_LABELS,
+        description="Labels of the token series to record spend by, besides namespace, model and token type, e.g. "
+                    "[team, gen_ai_provider_name]: USD over the last hour and day (observatory:gen_ai_spend_usd:1h, "
+                    ":1d) per value of each.")
+
+    @field_validator("spend_labels")
+    @classmethod
+    def _distinct(cls, labels: list[str]) -> list[str]:
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repeated)} listed more than once; list each label once")
+        return labels
 
 
 class InstrumentationSpec(CRModel):
@@ -296,17 +317,19 @@ class ObservabilityStackSpec(CRModel):
     langfuse: LangfuseSpec = Field(default_factory=LangfuseSpec, description="Langfuse.")
     collector: CollectorSpec = Field(default_factory=CollectorSpec, description="OpenTelemetry Collector.")
     metrics: MetricsSpec = Field(default_factory=MetricsSpec, description="Span-derived metrics and scraping.")
-    pricing: list[ModelPrice] = Field(default_factory=list, description="Price catalogue; a model listed here replaces all of the operator's default entries for it, models not listed use the operator's defaults.")
+    pricing: list[ModelPrice] = Field(default_factory=list, description="Price catalogue; a model listed here replaces all of the operator's default entries for it (for that provider, where the entry names one), models not listed use the operator's defaults.")
     default_rules: DefaultRules = Field(default_factory=DefaultRules, description="Default rule pack (opt-out).")
     instrumentation: InstrumentationSpec = Field(default_factory=InstrumentationSpec, description="Auto-instrumentation of Python apps (opt-out).")
     deletion_policy: Literal["Retain", "Delete"] = Field(default="Retain", description="Retain keeps PVCs and generated Secrets when the stack is deleted; Delete removes them.")
 
     @model_validator(mode="after")
     def _unique_models(self) -> ObservabilityStackSpec:
-        entries = [(p.model, p.effective_from) for p in self.pricing]
-        duplicates = sorted({f"{m} from {d or 'the beginning'}" for m, d in entries if entries.count((m, d)) > 1})
+        entries = [(p.model, p.provider, p.effective_from) for p in self.pricing]
+        duplicates = sorted({f"{m}{f' of {p}' if p else ''} from {d or 'the beginning'}"
+                             for m, p, d in entries if entries.count((m, p, d)) > 1})
         if duplicates:
-            raise ValueError(f"pricing: more than one price for {', '.join(duplicates)}; give each entry of a model its own effectiveFrom")
+            raise ValueError(f"pricing: more than one price for {', '.join(duplicates)}; give each entry of a model "
+                             "(and provider) its own effectiveFrom")
         return self
 
 
