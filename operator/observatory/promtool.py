@@ -71,22 +71,26 @@ def _producers_first(rule_files: list[Path]) -> list[str]:
     """The groups' names, each after the groups recording what it reads (file order otherwise, and
     within a cycle). Without an order promtool evaluates them in a Go map's, a fresh one per run
     (cmd/promtool/unittest.go, orderedGroups): a rule reading another group's record of the same
-    step, such as a calendar budget's running total, then read it or the step before by chance."""
+    step, such as a calendar budget's running total, then read it or the step before by chance.
+    promtool orders groups by name, and namespaces' groups share names (each stack's prices group
+    records the same series): a name is ordered after the names it reads from, never after itself."""
     groups = [group for path in rule_files for group in yaml.safe_load(path.read_text())["groups"]]
-    producers: dict[str, set[int]] = {}
-    for number, group in enumerate(groups):
+    names = list(dict.fromkeys(group["name"] for group in groups))
+    producers: dict[str, set[str]] = {}
+    for group in groups:
         for rule in group.get("rules", []):
             if rule.get("record"):
-                producers.setdefault(rule["record"], set()).add(number)
-    needs = []
-    for number, group in enumerate(groups):
-        reads = set().union(*((_reads(str(rule.get("expr", ""))) or set()) for rule in group.get("rules", [])))
-        needs.append({p for name in reads for p in producers.get(name, ())} - {number})
-    order: list[int] = []
-    while len(order) < len(groups):
-        ready = [n for n in range(len(groups)) if n not in order and needs[n] <= set(order)]
-        order.append(ready[0] if ready else next(n for n in range(len(groups)) if n not in order))
-    return list(dict.fromkeys(groups[n]["name"] for n in order))  # promtool refuses a name twice
+                producers.setdefault(rule["record"], set()).add(group["name"])
+    needs: dict[str, set[str]] = {name: set() for name in names}
+    for group in groups:
+        for rule in group.get("rules", []):
+            for read in _reads(str(rule.get("expr", ""))) or ():
+                needs[group["name"]] |= producers.get(read, set())
+    order: list[str] = []
+    while len(order) < len(names):
+        ready = [n for n in names if n not in order and needs[n] - {n} <= set(order)]
+        order.append(ready[0] if ready else next(n for n in names if n not in order))
+    return order
 
 
 # Series Prometheus writes for every alerting rule: a read of them reaches all of them.

@@ -44,10 +44,12 @@ def test_a_price_change_prices_new_usage_at_the_new_rate_and_keeps_the_old_spend
         ],
         "alert_rule_test": [
             {"eval_time": "23h59m", "alertname": "HourlySpend", "exp_alerts": []},  # $60 at the old price
-            # Half an hour at each price: $30 + $60. Repricing the whole hour would say $120.
+            # Half an hour at each price: the hour's 60 samples, 29 at the old and 31 at the new price
+            # ($29 + $62; the sample at the change prices its minute at the new price, the one
+            # recording interval a price change can misplace). Repricing the whole hour would say $120.
             {"eval_time": "24h30m", "alertname": "HourlySpend", "exp_alerts": [{
                 "exp_labels": {"namespace": "team-a", "observatory_alertrule": "hourly-spend", "severity": "warning"},
-                "exp_annotations": {"summary": "LLM spend $90.00 over the last 1h (budget $80)"}}]},
+                "exp_annotations": {"summary": "LLM spend $91.00 over the last 1h (budget $80)"}}]},
         ],
         "promql_expr_test": [
             # The hour before the change, read after it, still at the old price.

@@ -77,3 +77,18 @@ def test_nameless_or_broken_reads_keep_every_rule_and_promtool_judges(tmp_path, 
     }])
     assert groups == {name: [g["name"] for g in RULES[name]] for name in RULES}
     assert ok == (expr != "sum("), output
+
+
+def test_groups_of_one_name_in_two_namespaces_go_before_the_groups_reading_them(tmp_path):
+    """Each stack's prices group records the same series: read as a cycle between the two, the
+    order fell back to file order and a budget read the spend of the step before."""
+    from observatory.promtool import _producers_first
+
+    files = []
+    for namespace in ("team-a", "team-b"):
+        files.append(tmp_path / f"{namespace}-budget.rules.yaml")
+        files[-1].write_text(dump({"groups": [{"name": "budget", "rules": [{"alert": "Over", "expr": "spend > 1"}]}]}))
+        files.append(tmp_path / f"{namespace}-prices.rules.yaml")
+        files[-1].write_text(dump({"groups": [{"name": "prices", "rules": [
+            {"record": "price", "expr": "vector(1)"}, {"record": "spend", "expr": "sum(tokens) * on() price"}]}]}))
+    assert _producers_first(files) == ["prices", "budget"]

@@ -10,7 +10,7 @@ import promql_parser as pp
 
 from .. import promql
 from ..conventions import Conventions
-from ..models.common import duration_seconds
+from ..models.common import duration_seconds, format_duration
 from .errors import CompileError
 from .rules import Tenant
 
@@ -119,13 +119,17 @@ class Signals:
 
         Dollars are the mean recorded rate times the time it covers, the window or, for a series younger
         than it, its samples' span: not a sum of samples times their spacing, whose count depends on
-        where the window's edges fall (closed ranges before Prometheus 3, aligned steps in promtool)."""
+        where the window's edges fall (closed ranges before Prometheus 3, aligned steps in promtool).
+        The range is the window less a second: at the recorded spacing it holds the window's samples
+        and not one more, whether ranges are closed (Prometheus 2) or open at the start (3), so that
+        the oldest and the newest minute do not both count when the rate changes in between."""
         spend = self.metric(rate_metric or self.conventions.spend_rate_metric)
+        reach = format_duration(duration_seconds(window) - 1)
         if as_rate:
-            return promql.build(f"sum by ({self.by()}) (avg_over_time(__arg_s__[{window}]))", {"s": spend})
+            return promql.build(f"sum by ({self.by()}) (avg_over_time(__arg_s__[{reach}]))", {"s": spend})
         spacing, seconds = (number(duration_seconds(w)) for w in (self.conventions.prices_interval, window))
-        return promql.build(f"sum by ({self.by()}) (avg_over_time(__arg_s__[{window}]) * "
-                            f"clamp_max(count_over_time(__arg_s__[{window}]) * {spacing}, {seconds}))", {"s": spend})
+        return promql.build(f"sum by ({self.by()}) (avg_over_time(__arg_s__[{reach}]) * "
+                            f"clamp_max(count_over_time(__arg_s__[{reach}]) * {spacing}, {seconds}))", {"s": spend})
 
     def tokens_rate(self, window: str) -> pp.Expr:
         return self.rate_sum(self.metric(self.conventions.token_usage_metric + "_sum"), window)
