@@ -39,7 +39,7 @@ prometheus-tools:
 	@bash tools/install_prometheus.sh
 
 test: setup
-	$(VENV)/bin/pytest -q --durations=10 $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS)
 
 demo: setup
 	$(VENV)/bin/observatory demo
