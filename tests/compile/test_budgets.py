@@ -36,7 +36,7 @@ def test_the_forecast_warns_with_the_hours_left_only_while_the_recent_rate_would
             {"eval_time": "27h10m", "alertname": "DailySpendForecast", "exp_alerts": [{
                 "exp_labels": LABELS,
                 "exp_annotations": {"summary": "At the spend rate of the last 1h, spend over the last 1d reaches the "
-                                               "budget ($240) in 4 h"}}]},
+                                               "budget ($240) in 4.4 h"}}]},
             {"eval_time": "33h", "alertname": "DailySpendForecast", "exp_alerts": []},  # over the budget
         ],
     }]

@@ -196,7 +196,7 @@ def _forecast(block: CostRule, signals: Signals) -> tuple[str, pp.Expr, str, str
         f"and __arg_s__ < {budget}",
         {"s": signals.cost(block.rolling_window), "r": promql.build("__arg_x__ * 3600", {"x": signals.cost(f.lookback, as_rate=True)})})
     summary = (f"At the spend rate of the last {f.lookback}, spend over the last {block.rolling_window} reaches the budget "
-               f"(${block.budget_usd:g}) in {{{{ $value | printf \"%.0f\" }}}} h")
+               f"(${block.budget_usd:g}) in {{{{ $value | printf \"%.1f\" }}}} h")
     return "Forecast", expr, f.severity, summary
 
 
