@@ -82,3 +82,14 @@ def test_both_counters_of_a_scenario_cover_all_of_it() -> None:
     for series in equivalence.input_series(scenario):
         steps = sum(int(part.rsplit("x", 1)[1]) + 1 for part in series["values"].split())
         assert steps == scenario.minutes * 60 // equivalence.STEP
+
+
+def test_a_slow_group_recording_the_same_name_under_other_labels_is_no_dependency() -> None:
+    """The budget group records the period's means under the windows' metric name (another
+    burn_window): an alert reading the 1h window does not wait for it, one reading the period does."""
+    budget = {"name": "budget", "interval": "5m", "rules": [{"record": "m", "expr": "vector(1)", "labels": {"w": "30d"}}]}
+    fast = {"name": "fast", "rules": [{"record": "m", "expr": "vector(2)", "labels": {"w": "1h"}}]}
+    alert = {"name": "alerts", "rules": [{"alert": "A", "expr": 'm{w="1h"} > 1'}]}
+    assert equivalence.slowest_gated([budget, fast, alert]) == 0
+    period = {"name": "alerts", "rules": [{"alert": "A", "expr": 'last_over_time(m{w="30d"}[10m]) > 1'}]}
+    assert equivalence.slowest_gated([budget, fast, period]) == 300

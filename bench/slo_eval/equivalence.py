@@ -151,18 +151,22 @@ def _may_read(selector: pp.VectorSelector, rule: dict) -> bool:
 
 def slowest_gated(groups: list[dict]) -> int:
     """The longest interval above the step of a group whose records an alert reads (through other
-    records or not), in seconds; 0 if no alert depends on when a slow group runs."""
-    reads = {r.get("record") or r["alert"]: {n.name for n in promql.nodes(promql.parse(r["expr"]))
-                                             if isinstance(n, pp.VectorSelector)} for g in groups for r in g["rules"]}
-    needed, todo = set(), [r["alert"] for g in groups for r in g["rules"] if "alert" in r]
+    records or not), in seconds; 0 if no alert depends on when a slow group runs. A read is matched
+    against a record's name and labels: the windows and the budget's period means share names."""
+    rules = [(g, r) for g in groups for r in g["rules"]]
+    selectors = {id(r): [n for n in promql.nodes(promql.parse(r["expr"])) if isinstance(n, pp.VectorSelector)]
+                 for _, r in rules}
+    needed: set[int] = set()
+    todo = [r for _, r in rules if "alert" in r]
     while todo:
-        for name in reads.get(todo.pop(), ()):
-            if name not in needed:
-                needed.add(name)
-                todo.append(name)
+        reader = todo.pop()
+        for _, rule in rules:
+            if "record" in rule and id(rule) not in needed and any(_may_read(sel, rule) for sel in selectors[id(reader)]):
+                needed.add(id(rule))
+                todo.append(rule)
     return max((int(duration_seconds(g["interval"])) for g in groups
                 if duration_seconds(g.get("interval", f"{STEP}s")) > STEP
-                and any(r["record"] in needed for r in g["rules"])), default=0)
+                and any(id(r) in needed for r in g["rules"])), default=0)
 
 
 def gate_slow_groups(groups: list[dict], phase: int) -> list[dict]:
