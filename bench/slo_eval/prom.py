@@ -90,7 +90,7 @@ class Prometheus:
 
     def get(self, path: str, **params: str) -> dict:
         url = self.url + path + ("?" + urllib.parse.urlencode(params) if params else "")
-        with urllib.request.urlopen(url, timeout=60) as r:
+        with urllib.request.urlopen(url, timeout=300) as r:
             body = json.load(r)
         if body.get("status") != "success":
             raise RuntimeError(f"{path}: {body}")
