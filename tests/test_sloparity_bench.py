@@ -93,3 +93,21 @@ def test_a_slow_group_recording_the_same_name_under_other_labels_is_no_dependenc
     assert equivalence.slowest_gated([budget, fast, alert]) == 0
     period = {"name": "alerts", "rules": [{"alert": "A", "expr": 'last_over_time(m{w="30d"}[10m]) > 1'}]}
     assert equivalence.slowest_gated([budget, fast, period]) == 300
+
+
+def test_a_regular_expression_that_refuses_a_slow_records_labels_is_no_dependency() -> None:
+    """The 30 s burn-rate rule reads every fast window at once (burn_window=~"5m|1h"): it does not
+    read the long windows the 5-minute group records under the same name; a pattern matching one does
+    (anchored at both ends, as Prometheus anchors it: "1h" does not match "1h30m")."""
+    long = {"name": "long", "interval": "5m", "rules": [{"record": "m", "expr": "vector(1)", "labels": {"w": "1h30m"}}]}
+    fast = {"name": "fast", "rules": [{"record": "m", "expr": "vector(2)", "labels": {"w": "1h"}}]}
+    reader = {"name": "rates", "rules": [{"record": "r", "expr": 'm{w=~"5m|1h"} * 2'}]}
+    alert = {"name": "alerts", "rules": [{"alert": "A", "expr": "r > 1"}]}
+    assert equivalence.slowest_gated([long, fast, reader, alert]) == 0
+    assert len(equivalence.gate_slow_groups([long, fast, reader, alert], phase=0)) == 4
+    everything = {"name": "rates", "rules": [{"record": "r", "expr": 'm{w=~"5m|1h.*"} * 2'}]}
+    assert equivalence.slowest_gated([long, fast, everything, alert]) == 300
+    with pytest.raises(ValueError, match="reads \\['m'\\] at an instant"):
+        equivalence.gate_slow_groups([long, fast, everything, alert], phase=0)
+    refused = {"name": "rates", "rules": [{"record": "r", "expr": 'm{w!~"1h30m"} * 2'}]}
+    assert equivalence.slowest_gated([long, fast, refused, alert]) == 0

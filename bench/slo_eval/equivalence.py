@@ -140,13 +140,20 @@ def _instant_reads(expr: pp.Expr) -> list[pp.VectorSelector]:
     return [n for n in promql.nodes(expr) if isinstance(n, pp.VectorSelector) and id(n) not in ranged]
 
 
+def _matches(matcher: pp.Matcher, label: str) -> bool:
+    """Whether `matcher` accepts the value `label` (Prometheus anchors regular expressions at both ends)."""
+    if matcher.op in (pp.MatchOp.Equal, pp.MatchOp.NotEqual):
+        return (label == matcher.value) == (matcher.op == pp.MatchOp.Equal)
+    return (re.fullmatch(matcher.value, label) is not None) == (matcher.op == pp.MatchOp.Re)
+
+
 def _may_read(selector: pp.VectorSelector, rule: dict) -> bool:
-    """Whether `selector` may select what `rule` records (its name, and no equality matcher against its labels)."""
+    """Whether `selector` may select what `rule` records: its name, and no matcher refusing one of
+    the labels the rule sets."""
     if selector.name != rule["record"]:
         return False
     labels = rule.get("labels", {})
-    return not any(m.name in labels and m.op == pp.MatchOp.Equal and m.value != labels[m.name]
-                   for m in selector.matchers.matchers)
+    return all(_matches(m, labels[m.name]) for m in selector.matchers.matchers if m.name in labels)
 
 
 def slowest_gated(groups: list[dict]) -> int:

@@ -66,9 +66,9 @@ class Conventions:
     # sum, a burn rate.
     slo_errors_rate_metric: str = "observatory:slo_errors_per_budget:rate5m"
     slo_requests_rate_metric: str = "observatory:slo_requests:rate5m"
-    # Their means over each longer window (burn_window_label), tiled from the shorter ones.
-    slo_errors_window_metric: str = "observatory:slo_errors_per_budget:rate"
-    slo_requests_window_metric: str = "observatory:slo_requests:rate"
+    # Both, as one series set told apart by slo_events_kind_label (errors, requests), and their means
+    # over each longer window (burn_window_label), tiled from the shorter ones.
+    slo_events_metric: str = "observatory:slo_events:rate"
     slo_burn_rate_metric: str = "observatory:slo_burn_rate"  # per window (burn_window_label)
     slo_burning_metric: str = "observatory:slo_burning"  # per tier: a pair of windows is over its factor
     slo_objective_metric: str = "observatory:slo_objective:ratio"
@@ -90,6 +90,7 @@ class Conventions:
     slo_tier_label: str = "slo_tier"
     window_label: str = "window"
     burn_window_label: str = "burn_window"
+    slo_events_kind_label: str = "observatory_events"
     calendar_part_label: str = "observatory_part"
     managed_by_label: str = "app.kubernetes.io/managed-by"
     managed_by_value: str = "observatory"

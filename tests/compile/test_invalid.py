@@ -87,6 +87,10 @@ CASES = [
     ("unknown-kind", {**ALERT, "kind": "Dashboard"}, "kind", "must be one of"),
     ("bad-name", {**ALERT, "metadata": {"name": "Budget_Rule", "namespace": "team-a"}}, "metadata.name", "should match pattern"),
     ("missing-spec", {k: v for k, v in ALERT.items() if k != "spec"}, "spec", "Field required"),
+    # Grouped by a label its windows carry, an SLO's groups would merge with its windows (or kinds).
+    ("slo-group-by-burn-window", slo(groupBy=["burn_window"]), "spec.groupBy.0", "a label Observatory sets"),
+    ("slo-group-by-events-kind", slo(groupBy=["gen_ai_request_model", "observatory_events"]), "spec.groupBy.1",
+     "a label Observatory sets"),
     ("slo-objective-100", slo(objective=100), "spec.objective", "less than 100"),
     ("slo-objective-zero", slo(objective=0), "spec.objective", "greater than 0"),
     ("slo-window-short", slo(window="1d"), "spec.window", "between 7d and 90d"),

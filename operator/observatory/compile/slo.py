@@ -15,10 +15,11 @@ Every window is tiled exactly: a window's mean rate is that of shorter windows r
 (1h = 30m now + 30m offset 30m, 30m = six 5m rates at offsets 0, 5m, ..., 25m; the longest
 shorter ones first), so it covers the same stretch of time as `rate(x[1h])` over the raw series
 and an alert fires as soon as Sloth's would. Averaging the overlapping 5m rates over the window
-instead (`sum_over_time(rate5m[1h])`) trails it by 2.5 minutes, and sampling them every 5 minutes
-by up to 5 more. Each rule reads a few samples per series (7 windows of 2 to 6 tiles), all in one
-30 s group; a tile without a sample (no error series yet, or no history that old) counts as zero.
-The budget over the whole period tiles it from the longest window, every 5 minutes.
+instead (`sum_over_time(rate5m[1h])`) trails it by 2.5 minutes. Errors and requests are one series
+set (a label tells them apart), so that each tile is one read for both. The windows a page reads,
+and the ticket's short ones, are recorded every 30 s; the ticket's long windows (1d, 3d), tiled
+from the 6h one, and the budget over the whole period every 5 minutes, which the ticket's 5 minutes
+of slack allow. A tile without a sample (no history that old yet) counts as zero.
 
 A rule group costs Prometheus a fixed ~0.3 ms per evaluation whatever it holds, more than a rule:
 so an SLO's own 5 rules do not get a group of their own, but a place in one of SLO_SHARDS groups of
@@ -50,7 +51,8 @@ from .signals import Signals, le_pattern, number, parse_field, parse_ratio
 
 BASE_PERIOD = "30d"
 SHORTEST_WINDOW = "5m"  # the recorded rates' window: every longer window is a whole number of these tiles
-BUDGET_GROUP_INTERVAL = "5m"
+# The ticket tier's long windows, the period's mean and the budget: every 5 minutes.
+LONG_WINDOWS_INTERVAL = "5m"
 # Groups holding the SLOs' own rules, per namespace and period: at ~2.5 KiB of rules per SLO, 64
 # objects of 512 KiB hold ~13,000 SLOs, more than the windows object's owners allow (~8,000).
 SLO_SHARDS = 64
@@ -151,6 +153,11 @@ def slo_rules(slo: SLO, tenant: Tenant) -> tuple[Rule, ...]:
     check_alert_fields(c, {"spec.labels": spec.labels, **{f"{path}.labels": t.labels for path, t in tiers.items()}},
                        {f"{path}.annotations": t.annotations for path, t in tiers.items()},
                        {"spec.description": spec.description} if spec.description else None)
+    generated = (c.slo_label, c.window_label, c.burn_window_label, c.slo_events_kind_label, c.slo_tier_label)
+    for i, name in enumerate(spec.group_by):
+        if name in generated:
+            raise CompileError(f"spec.groupBy.{i}", f"{name!r} is a label Observatory sets on the SLO's series, so "
+                                                     "groups would merge with its windows; group by another label")
     signals = Signals(tenant, None, tuple(spec.group_by))
     events = _events(slo, signals)
     identity = {c.slo_label: slo.name, c.window_label: spec.window}
@@ -212,44 +219,75 @@ def tiling(window: int, shorter: list[int]) -> list[tuple[int, int]]:
 def slo_window_groups(period: str, tenant: Tenant) -> list[RuleGroup]:
     """Burn rates, alert conditions and error budget of every SLO of `period` in the namespace."""
     c = tenant.conventions
+    kind_label, window_label = c.slo_events_kind_label, c.burn_window_label
     of_period = [promql.equal(c.window_label, period)]
-    errors, requests = (promql.selector(m, of_period) for m in (c.slo_errors_rate_metric, c.slo_requests_rate_metric))
-    # A zero for every SLO (and group) that has traffic now: what a tile without a sample counts as
-    # (no error series yet, or no history that old yet), so that a window never waits for its oldest tile.
-    zero = promql.build("0 * __arg_r__", {"r": requests})
 
-    def of_window(metric: str, window: str) -> pp.Expr:
-        return promql.selector(metric, [*of_period, promql.equal(c.burn_window_label, window)])
+    def events(window: str, kind: str | None = None) -> pp.Expr:
+        of_kind = [promql.equal(kind_label, kind)] if kind else []
+        return promql.selector(c.slo_events_metric, [*of_period, promql.equal(window_label, window), *of_kind])
 
     scaled = {w: (scaled_window(w.long, period), scaled_window(w.short, period)) for w in BURN_WINDOWS}
     windows = sorted({x for pair in scaled.values() for x in pair} | {SHORTEST_WINDOW}, key=duration_seconds)
     seconds = {w: int(duration_seconds(w)) for w in windows}
     by_seconds = {v: k for k, v in seconds.items()}
-    recorded = {"errors": {SHORTEST_WINDOW: errors}, "requests": {SHORTEST_WINDOW: requests}}
-    metrics = {"errors": c.slo_errors_window_metric, "requests": c.slo_requests_window_metric}
+    # Only the ticket tier's long windows may trail by one long-window interval (its slack is 5
+    # minutes); every page window and the ticket's short ones are exact at every evaluation.
+    exact = {x for w in BURN_WINDOWS for x in (scaled[w] if w.tier == "page" else scaled[w][1:])} | {SHORTEST_WINDOW}
+    fast = [w for w in windows if w in exact]
+    slow = [w for w in windows if w not in exact]
+    # A zero for every SLO, group and kind that has traffic now: what a tile without a sample counts
+    # as (no history that old yet), so that a window never waits for its oldest tile.
+    zero = promql.build("0 * __arg_e__", {"e": events(SHORTEST_WINDOW)})
 
-    def mean(kind: str, total: int) -> pp.Expr:
-        """The mean rate over the last `total` seconds: its tiles' recorded means, weighted by length.
-        Exact tiling, where an average of overlapping 5m rates would trail the window by 2.5 minutes."""
-        parts = tiling(total, [s for s in seconds.values() if s < total])
+    def mean(total: int, shorter: list[str]) -> pp.Expr:
+        """Both kinds' mean rates over the last `total` seconds: their tiles' recorded means, weighted
+        by length. Exact tiling, where an average of overlapping 5m rates would trail the window by
+        2.5 minutes. The tile now was recorded this evaluation; older ones may be missing."""
+        parts = tiling(total, [seconds[w] for w in shorter if seconds[w] < total])
         unit = math.gcd(*(part for part, _ in parts))
-        args, terms = {"z": zero}, []
+        args, terms = {}, []
         for i, (part, offset) in enumerate(parts):
-            args[f"t{i}"] = recorded[kind][by_seconds[part]]
-            shifted = f" offset {format_duration(offset)}" if offset else ""
-            weight = f"{part // unit} * " if part != unit else ""
-            terms.append(f"{weight}(__arg_t{i}__{shifted} or ignoring({c.burn_window_label}) __arg_z__)")
-        # The tiles' window labels differ (and a zero has none): matched without them.
-        return promql.build(f"({f' + ignoring({c.burn_window_label}) '.join(terms)}) / {total // unit}", args)
+            args[f"t{i}"] = events(by_seconds[part])
+            tile = f"(__arg_t{i}__ offset {format_duration(offset)} or ignoring({window_label}) __arg_z__)" if offset else f"__arg_t{i}__"
+            terms.append(f"{part // unit} * {tile}" if part != unit else tile)
+            if offset:
+                args["z"] = zero
+        # The tiles' window labels differ (the zero's too): matched without them.
+        return promql.build(f"({f' + ignoring({window_label}) '.join(terms)}) / {total // unit}", args)
 
+    def burn_rates(of: list[str], one_rule: bool) -> list[Rule]:
+        """The burn rates of the windows `of`: errors per budget over requests, per window; all in
+        one rule, or one rule per window that says its window (what a reader of the 30 s group's
+        windows can tell apart from the long ones)."""
+        def rule(matcher: pp.Matcher, labels: dict[str, str]) -> Rule:
+            errors, requests = (promql.selector(c.slo_events_metric, [*of_period, matcher, promql.equal(kind_label, k)])
+                                for k in ("errors", "requests"))
+            return Rule(expr=promql.build(f"__arg_e__ / ignoring({kind_label}) __arg_r__", {"e": errors, "r": requests}),
+                        record=c.slo_burn_rate_metric, labels=labels)
+        if one_rule:
+            return [rule(promql.matches(window_label, "|".join(of)), {})]
+        return [rule(promql.equal(window_label, w), {window_label: w}) for w in of]
+
+    def read(window: str, kind: str | None = None) -> pp.Expr:
+        """A window's burn rate (or its requests' mean) as the alert conditions read it: a long
+        window's latest sample, over two of its group's intervals (an instant read could fall between them)."""
+        selector = events(window, kind) if kind else promql.selector(
+            c.slo_burn_rate_metric, [*of_period, promql.equal(window_label, window)])
+        if window in fast:
+            return selector
+        span = format_duration(2 * duration_seconds(LONG_WINDOWS_INTERVAL))
+        return promql.build(f"last_over_time(__arg_s__[{span}])", {"s": selector})
+
+    # Both kinds in one series set, so that every tile is one read: errors (as no errors where a
+    # success has no error series yet: OpenTelemetry exports one only once a call fails) and requests.
+    errors, requests = (promql.selector(m, of_period) for m in (c.slo_errors_rate_metric, c.slo_requests_rate_metric))
+    first = Rule(expr=promql.build(
+        f'label_replace(__arg_e__ or 0 * __arg_r__, "{kind_label}", "errors", "", "") '
+        f'or label_replace(__arg_r__, "{kind_label}", "requests", "", "")', {"e": errors, "r": requests}),
+        record=c.slo_events_metric, labels={window_label: SHORTEST_WINDOW})
     # Shortest first: each window reads the shorter ones this same evaluation recorded.
-    means = []
-    for w in windows[1:]:
-        for kind in ("errors", "requests"):
-            means.append(Rule(expr=mean(kind, seconds[w]), record=metrics[kind], labels={c.burn_window_label: w}))
-            recorded[kind][w] = of_window(metrics[kind], w)
-    rates = [Rule(expr=promql.build("__arg_e__ / __arg_r__", {"e": recorded["errors"][w], "r": recorded["requests"][w]}),
-                  record=c.slo_burn_rate_metric, labels={c.burn_window_label: w}) for w in windows]
+    fast_means = [Rule(expr=mean(seconds[w], fast), record=c.slo_events_metric, labels={window_label: w}) for w in fast[1:]]
+    slow_means = [Rule(expr=mean(seconds[w], windows), record=c.slo_events_metric, labels={window_label: w}) for w in slow]
 
     conditions = []
     for tier in ("page", "ticket"):
@@ -261,30 +299,29 @@ def slo_window_groups(period: str, tenant: Tenant) -> list[RuleGroup]:
             # labels do not change with the pair that holds. An SLO that asks for a minimum of events
             # in the long window (minEvents) is silent while there are fewer.
             pairs.append(promql.build(
-                f"(__arg_long__ > {number(w.threshold)} and ignoring({c.burn_window_label}) __arg_short__ > {number(w.threshold)}) "
-                f"unless ignoring({c.burn_window_label}) (__arg_n__ * {seconds[long]} < on({c.slo_label}, {c.window_label}) "
+                f"(__arg_long__ > {number(w.threshold)} and ignoring({window_label}) __arg_short__ > {number(w.threshold)}) "
+                f"unless ignoring({window_label}, {kind_label}) (__arg_n__ * {seconds[long]} < on({c.slo_label}, {c.window_label}) "
                 f"group_left() __arg_min__)",
-                {"long": of_window(c.slo_burn_rate_metric, long), "short": of_window(c.slo_burn_rate_metric, short),
-                 "n": recorded["requests"][long], "min": minimum}))
+                {"long": read(long), "short": read(short), "n": read(long, "requests"), "min": minimum}))
         conditions.append(Rule(
-            expr=promql.build(f"max without ({c.burn_window_label}) ((__arg_a__) or (__arg_b__))", {"a": pairs[0], "b": pairs[1]}),
+            expr=promql.build(f"max without ({window_label}) ((__arg_a__) or (__arg_b__))", {"a": pairs[0], "b": pairs[1]}),
             record=c.slo_burning_metric, labels={c.slo_tier_label: tier}))
 
-    # The period's means are recorded one per rule (a window of the period): tiled from the longest
-    # window, errors and requests in one expression would pass the operator bound PromQL is held to.
-    whole = [Rule(expr=mean(kind, int(duration_seconds(period))), record=metrics[kind], labels={c.burn_window_label: period})
-             for kind in ("errors", "requests")]
+    whole = Rule(expr=mean(int(duration_seconds(period)), windows), record=c.slo_events_metric, labels={window_label: period})
     return [
-        RuleGroup(name=f"{c.rule_group_prefix}.slo-windows.{period}", rules=(*means, *rates, *conditions)),
+        RuleGroup(name=f"{c.rule_group_prefix}.slo-windows.{period}",
+                  rules=(first, *fast_means, *burn_rates(fast, one_rule=True), *conditions)),
         RuleGroup(
-            name=f"{c.rule_group_prefix}.slo-windows.{period}.budget",
-            interval=BUDGET_GROUP_INTERVAL,
+            name=f"{c.rule_group_prefix}.slo-windows.{period}.long",
+            interval=LONG_WINDOWS_INTERVAL,
             rules=(
-                *whole,
+                *slow_means,
+                *burn_rates(slow, one_rule=False),
+                whole,
                 # Up to 5 minutes late, which is noise against the period.
                 # Without the means' window label: the budget is the SLO's, not a window's.
-                Rule(expr=promql.build(f"max without ({c.burn_window_label}) (1 - __arg_e__ / __arg_r__)",
-                                       {"e": of_window(metrics["errors"], period), "r": of_window(metrics["requests"], period)}),
+                Rule(expr=promql.build(f"max without ({window_label}) (1 - __arg_e__ / ignoring({kind_label}) __arg_r__)",
+                                       {"e": events(period, "errors"), "r": events(period, "requests")}),
                      record=c.slo_budget_remaining_metric),
             ),
         ),
