@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -47,7 +48,9 @@ class Prometheus:
                      # Keep the history's blocks as they are: no compaction into longer blocks mid-run.
                      f"--storage.tsdb.max-block-duration={max_block}",
                      f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle",
-                     "--web.enable-admin-api"]
+                     "--web.enable-admin-api",
+                     # The backfill's range queries over days of tiled windows may pass the default 2 minutes.
+                     "--query.timeout=5m"]
         self.log_file = log_file
         self.proc: subprocess.Popen | None = None
 
@@ -90,8 +93,16 @@ class Prometheus:
 
     def get(self, path: str, **params: str) -> dict:
         url = self.url + path + ("?" + urllib.parse.urlencode(params) if params else "")
-        with urllib.request.urlopen(url, timeout=300) as r:
-            body = json.load(r)
+        for attempt in range(3):
+            try:
+                with urllib.request.urlopen(url, timeout=360) as r:
+                    body = json.load(r)
+                break
+            except urllib.error.HTTPError as e:
+                # 503: a query timed out (or the TSDB was reloading blocks); one that fails thrice is a failure.
+                if e.code != 503 or attempt == 2:
+                    raise
+                time.sleep(5 * (attempt + 1))
         if body.get("status") != "success":
             raise RuntimeError(f"{path}: {body}")
         return body["data"]
