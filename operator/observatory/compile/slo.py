@@ -19,7 +19,8 @@ instead (`sum_over_time(rate5m[1h])`) trails it by 2.5 minutes. Errors and reque
 set (a label tells them apart), so that each tile is one read for both. The windows a page reads,
 and the ticket's short ones, are recorded every 30 s; the ticket's long windows (1d, 3d), tiled
 from the 6h one, and the budget over the whole period every 2.5 minutes, which the ticket's 5 minutes
-of slack allow (a ticket comes up to one interval and two 30 s evaluations later than Sloth's). A tile without a sample (no history that old yet) counts as zero.
+of slack allow (a ticket comes up to one interval and two 30 s evaluations later than Sloth's). A
+tile without a sample (no history that old yet) counts as zero.
 
 A rule group costs Prometheus a fixed ~0.3 ms per evaluation whatever it holds, more than a rule:
 so an SLO's own 5 rules do not get a group of their own, but a place in one of SLO_SHARDS groups of
