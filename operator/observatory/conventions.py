@@ -62,12 +62,10 @@ class Conventions:
     # How often the price catalogue and the spend rate are recorded: budgets turn the spend rate's
     # sample count into the time it covers with it (the local stack records every few seconds).
     prices_interval: str = "1m"
-    # Errors per second divided by the error budget: summed over a window and divided by the requests'
-    # sum, a burn rate.
-    slo_errors_rate_metric: str = "observatory:slo_errors_per_budget:rate5m"
-    slo_requests_rate_metric: str = "observatory:slo_requests:rate5m"
-    # Both, as one series set told apart by slo_events_kind_label (errors, requests), and their means
-    # over each longer window (burn_window_label), tiled from the shorter ones.
+    # Per SLO, errors per second divided by the error budget and requests per second over 5m, as one
+    # series set told apart by slo_events_kind_label (errors, requests); and their means over each
+    # longer window (burn_window_label), tiled from the shorter ones. Errors' mean over the requests'
+    # mean is a burn rate.
     slo_events_metric: str = "observatory:slo_events:rate"
     slo_burn_rate_metric: str = "observatory:slo_burn_rate"  # per window (burn_window_label)
     slo_burning_metric: str = "observatory:slo_burning"  # per tier: a pair of windows is over its factor
@@ -91,6 +89,7 @@ class Conventions:
     window_label: str = "window"
     burn_window_label: str = "burn_window"
     slo_events_kind_label: str = "observatory_events"
+    slo_tile_label: str = "observatory_tile"  # only inside a window's rule: tells its tiles apart
     calendar_part_label: str = "observatory_part"
     managed_by_label: str = "app.kubernetes.io/managed-by"
     managed_by_value: str = "observatory"

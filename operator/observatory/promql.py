@@ -319,6 +319,23 @@ def _pin(expr: pp.Expr, tenant_label: str, tenant: str) -> tuple[str, int]:
     return _write(expr, pin, check_call)
 
 
+def tiles_sum(label: str, tiles: Sequence[str], differing: Sequence[str] = ()) -> str:
+    """Template text of the sum of `tiles` (template texts of vectors with the same labels but
+    `differing`, which the sum drops), each but the first told apart by `label` while they are
+    unioned: a tile without a series adds nothing instead of dropping the sum. The union is a balanced tree of `or`s: each `or` hashes both its
+    sides, so a chain would hash the first tiles again at every step."""
+    labelled = [tile if i == 0 else f'label_replace({tile}, "{label}", "{i}", "", "")' for i, tile in enumerate(tiles)]
+
+    def union(parts: Sequence[str]) -> str:
+        if len(parts) == 1:
+            return parts[0]
+        half = (len(parts) + 1) // 2
+        right = union(parts[half:])
+        return f"{union(parts[:half])} or {right if len(parts) - half == 1 else f'({right})'}"  # `or` is left-associative
+
+    return f"sum without ({', '.join((label, *differing))}) ({union(labelled)})"
+
+
 def build(template: str, args: Mapping[str, pp.Expr] | None = None) -> pp.Expr:
     """Parse `template` and substitute each `__arg_<name>__` selector with `args[name]`."""
     args = args or {}

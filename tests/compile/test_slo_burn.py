@@ -342,8 +342,8 @@ INDICATORS = {
 
 @pytest.mark.parametrize("indicator", INDICATORS.values(), ids=INDICATORS.keys())
 @pytest.mark.parametrize("period", ["7d", "30d", "90d"])
-def test_five_rules_per_slo_in_groups_and_windows_shared_by_the_namespace(indicator: dict[str, Any], period: str) -> None:
-    """Each SLO has 5 rules, a part of one of its namespace's SLO groups for the period; its
+def test_four_rules_per_slo_in_groups_and_windows_shared_by_the_namespace(indicator: dict[str, Any], period: str) -> None:
+    """Each SLO has 4 rules, a part of one of its namespace's SLO groups for the period; its
     windows live in one object per namespace and period, whatever the number of SLOs using it."""
     slos = [parse_resource(slo_resource(period, name=f"slo-{i}", group_by=["gen_ai_request_model"], indicator=indicator))
             for i in range(40)]
@@ -360,7 +360,7 @@ def test_five_rules_per_slo_in_groups_and_windows_shared_by_the_namespace(indica
         assert len(shared_rules) <= 2 * 7 + 8 + 2 + 2 + 1
         assert all(f'namespace="{obj["metadata"]["namespace"]}"' in r["expr"] for r in shared_rules)
     holding = [o for o in shared if o["metadata"]["namespace"] == NAMESPACE and o not in windows]
-    # 40 SLOs share fewer groups, one per object, each SLO's 5 rules together, SLOs in name order.
+    # 40 SLOs share fewer groups, one per object, each SLO's 4 rules together, SLOs in name order.
     assert 10 < len(holding) < 40
     by_slo: dict[str, list[str]] = {}
     for obj in holding:
@@ -371,7 +371,7 @@ def test_five_rules_per_slo_in_groups_and_windows_shared_by_the_namespace(indica
         for rule in group["rules"]:
             by_slo.setdefault(rule["labels"]["slo"], []).append(obj["metadata"]["name"])
             assert f'namespace="{NAMESPACE}"' in rule["expr"] or rule["expr"].startswith("vector(")
-    assert {name: len(objs) for name, objs in by_slo.items()} == {slo.name: 5 for slo in slos}
+    assert {name: len(objs) for name, objs in by_slo.items()} == {slo.name: 4 for slo in slos}
     assert all(len(set(objs)) == 1 for objs in by_slo.values())
     [alone] = [o for o in compile_bundle(slos[:1]) if o["metadata"]["name"].startswith("observatory-slos-")]
     assert sum("alert" in r for r in alone["spec"]["groups"][0]["rules"]) == 2

@@ -76,10 +76,10 @@ def test_negative_selector_excludes_its_series_in_prometheus(tmp_path: Path, pro
                     "values": "0+60x20" if fast else "0+0x20"}]
     identity = f'namespace="{NAMESPACE}", slo="api-latency", window="30d"'
     test = {"interval": "1m", "input_series": series, "promql_expr_test": [
-        {"expr": "observatory:slo_errors_per_budget:rate5m", "eval_time": "10m",
-         "exp_samples": [{"labels": f"observatory:slo_errors_per_budget:rate5m{{{identity}}}", "value": 0}]},
-        {"expr": "observatory:slo_requests:rate5m", "eval_time": "10m",
-         "exp_samples": [{"labels": f"observatory:slo_requests:rate5m{{{identity}}}", "value": 1}]},
+        {"expr": f'observatory:slo_events:rate{{burn_window="5m", observatory_events="{kind}"}}', "eval_time": "10m",
+         "exp_samples": [{"labels": f'observatory:slo_events:rate{{{identity}, burn_window="5m", observatory_events="{kind}"}}',
+                          "value": value}]}
+        for kind, value in (("errors", 0), ("requests", 1))
     ]}
     outcome = run_promtool([slo], [test], "1m", tmp_path)
     assert outcome.ok, explain(outcome, tmp_path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import promql_parser as pp
 import pytest
 import yaml
 from importer_helpers import FIXTURES, observatory, pinned, selectors
@@ -41,6 +42,13 @@ CASES = [
 ]
 
 
+def _kinds(events: str) -> tuple[str, str]:
+    """The errors (before the budget divides them) and the requests of an SLO's events rule:
+    `label_replace(errors / budget or zero, ...) or label_replace(requests, ...)`."""
+    tree = pp.parse(events)
+    return tree.lhs.args[0].lhs.lhs.prettify(), tree.rhs.args[0].prettify()
+
+
 def _without_le(found, le_values: list[str]):
     out = set()
     for name, matchers in found:
@@ -71,9 +79,9 @@ def test_imported_slo_renders_passes_promtool_and_reads_the_source_series(tmp_pa
     assert {r["labels"][C.window_label] for r in rules.values()} == {window}
     want_le: list[str] = []
     got_le: list[str] = []
-    assert _without_le(selectors(rules[C.slo_errors_rate_metric]["expr"]), got_le) == \
-        _without_le(pinned(selectors(errors), "team-a"), want_le)
-    assert selectors(rules[C.slo_requests_rate_metric]["expr"]) == pinned(selectors(total), "team-a")
+    got_errors, got_total = _kinds(rules[C.slo_events_metric]["expr"])
+    assert _without_le(selectors(got_errors), got_le) == _without_le(pinned(selectors(errors), "team-a"), want_le)
+    assert selectors(got_total) == pinned(selectors(total), "team-a")
     # The bucket bound: the source's le value is one the rendered matcher selects.
     assert len(want_le) == len(got_le)
     for want, got in zip(want_le, got_le):
@@ -138,8 +146,9 @@ def test_imported_rates_equal_the_source_queries_in_promtool(tmp_path, promtool,
     group = f"sum by ({', '.join(by)})" if by else "sum"
     # The source's queries read the SLO's namespace only, as Observatory does.
     source = {k: promql.pin_tenant(promql.parse(q), C.tenant_label, "team-a").prettify() for k, q in (("e", errors), ("t", total))}
-    recorded = {k: f'{group} ({metric}{{{C.slo_label}="{name}"}})'
-                for k, metric in (("e", C.slo_errors_rate_metric), ("t", C.slo_requests_rate_metric))}
+    recorded = {k: f'{group} ({C.slo_events_metric}{{{C.slo_label}="{name}",{C.burn_window_label}="5m",'
+                   f'{C.slo_events_kind_label}="{kind}"}})'
+                for k, kind in (("e", "errors"), ("t", "requests"))}
     groups = sorted({dict(re.findall(r'(\w+)="([^"]*)"', s["series"])).get(by[0]) for s in series} - {None}) if by else [None]
     if fixture == "sloth/k8s-latency.yml":
         groups = [g for g in groups if g != "WATCH"]

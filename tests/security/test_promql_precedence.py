@@ -25,8 +25,8 @@ def test_latency_slo_errors_per_budget_are_slow_calls_over_the_budget(tmp_path: 
     series = [{"series": 'http_duration_seconds_count{namespace="team-a"}', "values": "0+600x20"},
               {"series": 'http_duration_seconds_bucket{namespace="team-a", le="1"}', "values": "0+540x20"}]
     test = {"interval": "1m", "input_series": series, "promql_expr_test": [{
-        "expr": "observatory:slo_errors_per_budget:rate5m", "eval_time": "10m",
-        "exp_samples": [{"labels": 'observatory:slo_errors_per_budget:rate5m{namespace="team-a", slo="chat-latency", '
-                                   'window="30d"}', "value": 20}]}]}
+        "expr": 'observatory:slo_events:rate{burn_window="5m", observatory_events="errors"}', "eval_time": "10m",
+        "exp_samples": [{"labels": 'observatory:slo_events:rate{namespace="team-a", slo="chat-latency", window="30d", '
+                                   'burn_window="5m", observatory_events="errors"}', "value": 20}]}]}
     outcome = run_promtool([slo], [test], "1m", tmp_path)
     assert outcome.ok, explain(outcome, tmp_path)

@@ -180,13 +180,12 @@ def spend_rules(tenant: Tenant, labels: Sequence[str]) -> list[Rule]:
         raise CompileError("spec.defaultRules.spendLabels", f"{c.spend_tile_label} is the label Observatory tells the "
                                                             "day's hourly tiles apart with; choose another label")
     signals = Signals(tenant, None, (c.model_label, c.token_type_label, *labels))
-    tiles = " or ".join(f'label_replace(__arg_h__{f" offset {h}h" if h else ""}, "{c.spend_tile_label}", "{h}", "", "")'
-                        for h in range(HOURS_PER_DAY))
+    day = promql.tiles_sum(c.spend_tile_label, [f'__arg_h__{f" offset {h}h" if h else ""}' for h in range(HOURS_PER_DAY)])
     return [
         Rule(expr=promql.build(f"sum by ({signals.by()}) (__arg_s__)", {"s": signals.metric(c.spend_rate_metric)}),
              record=c.spend_rate_sum_metric),
         Rule(expr=signals.cost("1h", rate_metric=c.spend_rate_sum_metric), record=c.spend_hour_metric),
-        Rule(expr=promql.build(f"sum without ({c.spend_tile_label}) ({tiles})", {"h": signals.metric(c.spend_hour_metric)}),
+        Rule(expr=promql.build(day, {"h": signals.metric(c.spend_hour_metric)}),
              record=c.spend_day_metric),
     ]
 

@@ -1,29 +1,30 @@
-"""SLO → multi-window multi-burn-rate rules: 5 rules per SLO, the windows shared by the namespace.
+"""SLO → multi-window multi-burn-rate rules: 4 rules per SLO, the windows shared by the namespace.
 
 Sloth records `rate()` over the raw series for every alert window (5m to 3d) plus a 30d rule: 17
 rules per SLO, each window re-reading every raw series, each a query of its own. Here each SLO has
-5 rules: two read the raw series over 5m (requests, and errors divided by the error budget), one
-records the objective, and the two alerts read one recorded series each. The burn rates over every
-window, the alert conditions and the error budget are computed once per namespace and SLO period
-for all its SLOs together (`slo_window_groups`): a rule's fixed cost is paid once, not once per
-SLO. Every window is a ratio of sums (errors and requests are summed separately, then divided), so
-a moment without an error series (OpenTelemetry exports one only once a call fails) counts as no
-errors, with no zeros to record; dividing errors by the budget first makes the ratio the burn rate
-itself, so the workbook's factors are the thresholds for every SLO alike.
+4 rules: one reads the raw series over 5m (errors divided by the error budget, and requests, as one
+series set told apart by a label), one records the objective, and the two alerts read one recorded
+series each. The burn rates over every window, the alert conditions and the error budget are
+computed once per namespace and SLO period for all its SLOs together (`slo_window_groups`): a rule's
+fixed cost is paid once, not once per SLO. Every window is a ratio of sums (errors and requests are
+summed separately, then divided), so a moment without an error series (OpenTelemetry exports one
+only once a call fails) counts as no errors; dividing errors by the budget first makes the ratio
+the burn rate itself, so the workbook's factors are the thresholds for every SLO alike.
 
 Every window is tiled exactly: a window's mean rate is that of shorter windows read at offsets
 (1h = 30m now + 30m offset 30m, 30m = six 5m rates at offsets 0, 5m, ..., 25m; the longest
 shorter ones first), so it covers the same stretch of time as `rate(x[1h])` over the raw series
 and an alert fires as soon as Sloth's would. Averaging the overlapping 5m rates over the window
-instead (`sum_over_time(rate5m[1h])`) trails it by 2.5 minutes. Errors and requests are one series
-set (a label tells them apart), so that each tile is one read for both. The windows a page reads,
-and the ticket's short ones, are recorded every 30 s; the ticket's long windows (1d, 3d), tiled
-from the 6h one, and the budget over the whole period every 2.5 minutes, which the ticket's 5 minutes
-of slack allow (a ticket comes up to one interval and two 30 s evaluations later than Sloth's). A
-tile without a sample (no history that old yet) counts as zero.
+instead (`sum_over_time(rate5m[1h])`) trails it by 2.5 minutes. Errors and requests being one
+series set, each tile is one read for both; the tiles are unioned (told apart by a label) and
+summed, so a tile without a sample (no history that old yet) adds nothing, with no zeros to read.
+The windows a page reads, and the ticket's short ones, are recorded every 30 s; the ticket's long
+windows (1d, 3d), tiled from the 6h one, and the budget over the whole period every 2.5 minutes,
+which the ticket's 5 minutes of slack allow (a ticket comes up to one interval and two 30 s
+evaluations later than Sloth's).
 
 A rule group costs Prometheus a fixed ~0.3 ms per evaluation whatever it holds, more than a rule:
-so an SLO's own 5 rules do not get a group of their own, but a place in one of SLO_SHARDS groups of
+so an SLO's own rules do not get a group of their own, but a place in one of SLO_SHARDS groups of
 its namespace and period, picked by a hash of its name (`slo_shard`); each group is computed whole
 from all its SLOs (`slo_groups.groups_of`). One change rewrites one group, not the namespace's rules.
 """
@@ -156,7 +157,7 @@ def slo_rules(slo: SLO, tenant: Tenant) -> tuple[Rule, ...]:
     check_alert_fields(c, {"spec.labels": spec.labels, **{f"{path}.labels": t.labels for path, t in tiers.items()}},
                        {f"{path}.annotations": t.annotations for path, t in tiers.items()},
                        {"spec.description": spec.description} if spec.description else None)
-    generated = (c.slo_label, c.window_label, c.burn_window_label, c.slo_events_kind_label, c.slo_tier_label)
+    generated = (c.slo_label, c.window_label, c.burn_window_label, c.slo_events_kind_label, c.slo_tile_label, c.slo_tier_label)
     for i, name in enumerate(spec.group_by):
         if name in generated:
             raise CompileError(f"spec.groupBy.{i}", f"{name!r} is a label Observatory sets on the SLO's series, so "
@@ -186,15 +187,21 @@ def slo_rules(slo: SLO, tenant: Tenant) -> tuple[Rule, ...]:
         name = tier.name or f"{alert_name(slo.name)}ErrorBudgetBurn{tier_name.capitalize()}"
         alerts.append(Rule(expr=burning, alert=name, for_=tier.for_, labels=labels, annotations=annotations))
 
-    errors = promql.build(f"__arg_e__ / {budget}", {"e": events.errors})
-    # Only where a tier asks for one, so that an SLO without keeps its 5 rules; the tenant label lets
+    # Both kinds in one series set, so that every tile of the namespace's windows is one read for
+    # both: errors per budget (as no errors where a success has no error series yet: OpenTelemetry
+    # exports one only once a call fails) and requests.
+    kind = c.slo_events_kind_label
+    # Not grouped, one series or none: a zero then (`on()`, as the sum has the tenant label and vector() none).
+    no_errors = "on() vector(0)" if not spec.group_by else "0 * __arg_t__"
+    both = promql.build(f'label_replace(__arg_e__ / {budget} or {no_errors}, "{kind}", "errors", "", "") '
+                        f'or label_replace(__arg_t__, "{kind}", "requests", "", "")', {"e": events.errors, "t": events.total})
+    # Only where a tier asks for one, so that an SLO without keeps its 4 rules; the tenant label lets
     # the namespace's pinned conditions read it.
     minimums = [Rule(expr=promql.parse(f"vector({getattr(spec.alerting, t).min_events})"), record=c.slo_min_events_metric,
                      labels={**identity, c.slo_tier_label: t, c.tenant_label: tenant.namespace})
                 for t in ("page", "ticket") if getattr(spec.alerting, t).enabled and getattr(spec.alerting, t).min_events]
     return (
-        Rule(expr=events.total, record=c.slo_requests_rate_metric, labels=identity),
-        Rule(expr=errors, record=c.slo_errors_rate_metric, labels=identity),
+        Rule(expr=both, record=c.slo_events_metric, labels={**identity, c.burn_window_label: SHORTEST_WINDOW}),
         Rule(expr=promql.parse(f"vector({number(spec.objective / 100)})"), record=c.slo_objective_metric, labels=identity),
         *minimums,
         *alerts,
@@ -238,25 +245,19 @@ def slo_window_groups(period: str, tenant: Tenant) -> list[RuleGroup]:
     exact = {x for w in BURN_WINDOWS for x in (scaled[w] if w.tier == "page" else scaled[w][1:])} | {SHORTEST_WINDOW}
     fast = [w for w in windows if w in exact]
     slow = [w for w in windows if w not in exact]
-    # A zero for every SLO, group and kind that has traffic now: what a tile without a sample counts
-    # as (no history that old yet), so that a window never waits for its oldest tile.
-    zero = promql.build("0 * __arg_e__", {"e": events(SHORTEST_WINDOW)})
-
     def mean(total: int, shorter: list[str]) -> pp.Expr:
         """Both kinds' mean rates over the last `total` seconds: their tiles' recorded means, weighted
         by length. Exact tiling, where an average of overlapping 5m rates would trail the window by
-        2.5 minutes. The tile now was recorded this evaluation; older ones may be missing."""
+        2.5 minutes. A tile without a sample (no history that old yet) adds nothing."""
         parts = tiling(total, [seconds[w] for w in shorter if seconds[w] < total])
         unit = math.gcd(*(part for part, _ in parts))
-        args, terms = {}, []
+        args, tiles = {}, []
         for i, (part, offset) in enumerate(parts):
             args[f"t{i}"] = events(by_seconds[part])
-            tile = f"(__arg_t{i}__ offset {format_duration(offset)} or ignoring({window_label}) __arg_z__)" if offset else f"__arg_t{i}__"
-            terms.append(f"{part // unit} * {tile}" if part != unit else tile)
-            if offset:
-                args["z"] = zero
-        # The tiles' window labels differ (the zero's too): matched without them.
-        return promql.build(f"({f' + ignoring({window_label}) '.join(terms)}) / {total // unit}", args)
+            tile = f"__arg_t{i}__ offset {format_duration(offset)}" if offset else f"__arg_t{i}__"
+            tiles.append(f"{part // unit} * {tile}" if part != unit else tile)
+        # Tiles of different windows differ in their window label.
+        return promql.build(f"{promql.tiles_sum(c.slo_tile_label, tiles, (window_label,))} / {total // unit}", args)
 
     def burn_rates(of: list[str], one_rule: bool) -> list[Rule]:
         """The burn rates of the windows `of`: errors per budget over requests, per window; all in
@@ -281,14 +282,8 @@ def slo_window_groups(period: str, tenant: Tenant) -> list[RuleGroup]:
         span = format_duration(2 * duration_seconds(LONG_WINDOWS_INTERVAL))
         return promql.build(f"last_over_time(__arg_s__[{span}])", {"s": selector})
 
-    # Both kinds in one series set, so that every tile is one read: errors (as no errors where a
-    # success has no error series yet: OpenTelemetry exports one only once a call fails) and requests.
-    errors, requests = (promql.selector(m, of_period) for m in (c.slo_errors_rate_metric, c.slo_requests_rate_metric))
-    first = Rule(expr=promql.build(
-        f'label_replace(__arg_e__ or 0 * __arg_r__, "{kind_label}", "errors", "", "") '
-        f'or label_replace(__arg_r__, "{kind_label}", "requests", "", "")', {"e": errors, "r": requests}),
-        record=c.slo_events_metric, labels={window_label: SHORTEST_WINDOW})
-    # Shortest first: each window reads the shorter ones this same evaluation recorded.
+    # Shortest first: each window reads the shorter ones this same evaluation recorded (the 5m one,
+    # each SLO's own rule, one evaluation before: its group runs beside this one, in any order).
     fast_means = [Rule(expr=mean(seconds[w], fast), record=c.slo_events_metric, labels={window_label: w}) for w in fast[1:]]
     slow_means = [Rule(expr=mean(seconds[w], windows), record=c.slo_events_metric, labels={window_label: w}) for w in slow]
 
@@ -313,7 +308,7 @@ def slo_window_groups(period: str, tenant: Tenant) -> list[RuleGroup]:
     whole = Rule(expr=mean(int(duration_seconds(period)), windows), record=c.slo_events_metric, labels={window_label: period})
     return [
         RuleGroup(name=f"{c.rule_group_prefix}.slo-windows.{period}",
-                  rules=(first, *fast_means, *burn_rates(fast, one_rule=True), *conditions)),
+                  rules=(*fast_means, *burn_rates(fast, one_rule=True), *conditions)),
         RuleGroup(
             name=f"{c.rule_group_prefix}.slo-windows.{period}.long",
             interval=LONG_WINDOWS_INTERVAL,
