@@ -28,6 +28,15 @@ def fetch(url: str) -> tuple[int, str]:
         return response.status, response.read().decode()
 
 
+def serving(url: str, proc: asyncio.subprocess.Process) -> bool:
+    """Whether `url` answers 200; a process that exited fails at once instead of at the timeout."""
+    assert proc.returncode is None, f'observatory run exited with {proc.returncode}'
+    try:
+        return fetch(url)[0] == 200
+    except OSError:  # not listening yet
+        return False
+
+
 async def test_observatory_run_reconciles_and_serves_health_and_metrics(tmp_path):
     health, metrics = free_port(), free_port()
     # The chart's RBAC for watchNamespaces=[team-a]: a Role there, the ClusterRole for cluster-scoped reads.
@@ -41,21 +50,22 @@ async def test_observatory_run_reconciles_and_serves_health_and_metrics(tmp_path
         try:
             cluster.seed(example('alertrules/llm-error-rate.yaml'))
             cluster.seed(example('alertrules/llm-error-rate.yaml', namespace='team-b'))  # not watched
-            await cluster.until(lambda: settled(cluster, ALERTRULES, 'llm-error-rate', 'team-a'), timeout=30)
+            # A new Python process on a busy machine takes many seconds to start: wait for it to serve
+            # (the timeouts only bound a hang).
+            await cluster.until(lambda: serving(f'http://127.0.0.1:{health}/healthz', proc), timeout=300)
+            await cluster.until(lambda: settled(cluster, ALERTRULES, 'llm-error-rate', 'team-a'), timeout=120)
             rule = cluster.get(PROMETHEUSRULES, 'alertrule-llm-error-rate', 'team-a')
             assert rule['metadata']['labels']['release'] == 'prometheus'
             assert cluster.get(PROMETHEUSRULES, 'alertrule-llm-error-rate', 'team-b') is None
-            status, _ = await asyncio.to_thread(fetch, f'http://127.0.0.1:{health}/healthz')
-            assert status == 200
             # The status is written before the reconcile is counted: wait for the count.
             text = await cluster.until(lambda: (text := fetch(f'http://127.0.0.1:{metrics}/metrics')[1])
                                        and 'observatory_reconcile_total{kind="AlertRule",result="applied"} 1.0' in text
-                                       and text)
+                                       and text, timeout=120)
             assert 'observatory_managed_objects{kind="AlertRule"} 2.0' in text
             assert 'observatory_reconcile_duration_seconds_count{kind="AlertRule"} 1.0' in text
         finally:
             proc.terminate()
-            output, _ = await asyncio.wait_for(proc.communicate(), 15)
+            output, _ = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, output.decode()[-3000:]
 
 
