@@ -120,8 +120,8 @@ class StackController:
     metrics: Metrics
     charts: Mapping[Component, ChartRef] = field(default_factory=dict)  # the operator's (env) chart sources
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    # Last reconciled stack and component states by uid, for the readiness refresh.
-    _last: dict[str, tuple[ObservabilityStack, list[ComponentState], ObservabilityStackClass | None]] = field(default_factory=dict)
+    # Last reconciled generation, stack and component states by uid, for the readiness refresh.
+    _last: dict[str, tuple[int | None, ObservabilityStack, list[ComponentState], ObservabilityStackClass | None]] = field(default_factory=dict)
 
     def _lock(self, uid: str) -> asyncio.Lock:
         return self._locks.setdefault(uid, asyncio.Lock())
@@ -205,7 +205,7 @@ class StackController:
         instrumentation = await self._instrumentation(owner, stack, labels, stack_class)
         await self._report(owner, generation, previous, conditions(states), states=states, stack=stack,
                            stack_class=stack_class, instrumentation=instrumentation)
-        self._last[owner.uid] = (stack, states, stack_class)
+        self._last[owner.uid] = (generation, stack, states, stack_class)
         self.metrics.owned(KIND, owner.uid, len(rules))
         broken = [s for s in states if s.phase in ("Failed", "Conflict")]
         if broken:
@@ -326,12 +326,14 @@ class StackController:
 
     async def refresh(self, body: Mapping[str, Any]) -> None:
         """Re-read workload readiness of the last reconciled releases; writes status only on change."""
-        meta = body["metadata"]
-        async with self._lock(meta["uid"]):
+        async with self._lock(body["metadata"]["uid"]):
+            # kopf's body is live (replaced as events arrive): metadata and status are read together,
+            # after waiting for a reconcile, and only the generation the states belong to is reported.
+            meta, previous = body["metadata"], body.get("status") or {}
             last = self._last.get(meta["uid"])
-            if last is None or meta.get("generation") != (body.get("status") or {}).get("observedGeneration"):
+            if last is None or not last[0] == meta.get("generation") == previous.get("observedGeneration"):
                 return  # not reconciled by this process yet, or a reconcile is due anyway
-            stack, states, stack_class = last
+            generation, stack, states, stack_class = last
             fresh = []
             for state in states:
                 if state.phase in ("Ready", "Progressing"):
@@ -340,9 +342,9 @@ class StackController:
                     state = ComponentState(state.component, state.release, "Ready" if ready else "Progressing", message,
                                            chart=state.chart, revision=state.revision)
                 fresh.append(state)
-            self._last[meta["uid"]] = (stack, fresh, stack_class)
+            self._last[meta["uid"]] = (generation, stack, fresh, stack_class)
             owner = Owner(body["apiVersion"], KIND, meta["namespace"], meta["name"], meta["uid"])
-            await self._report(owner, meta.get("generation"), body.get("status") or {}, conditions(fresh),
+            await self._report(owner, generation, previous, conditions(fresh),
                                states=fresh, stack=stack, stack_class=stack_class)
 
     # --- deletion -----------------------------------------------------------------------------------
