@@ -115,6 +115,10 @@ def _series(prom: Prometheus, rule: dict, start: int, end: int, step: int) -> di
             labels.update(rule.get("labels", {}))
             text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
             out.setdefault(text, []).extend((int(t), v) for t, v in series["values"])
+    # Result series that differ only in labels the rule sets are one recorded series, each holding
+    # its part of the steps (an SLO's `errors or on() vector(0)`): in time order, as OpenMetrics needs.
+    for points in out.values():
+        points.sort()
     return out
 
 
