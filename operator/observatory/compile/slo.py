@@ -282,8 +282,8 @@ def slo_window_groups(period: str, tenant: Tenant) -> list[RuleGroup]:
         span = format_duration(2 * duration_seconds(LONG_WINDOWS_INTERVAL))
         return promql.build(f"last_over_time(__arg_s__[{span}])", {"s": selector})
 
-    # Shortest first: each window reads the shorter ones this same evaluation recorded (the 5m one,
-    # each SLO's own rule, one evaluation before: its group runs beside this one, in any order).
+    # Shortest first: each window reads the shorter ones this same evaluation recorded (the 5m one is
+    # each SLO's own rule, recorded by its group, which runs beside this one, within the last 30 s).
     fast_means = [Rule(expr=mean(seconds[w], fast), record=c.slo_events_metric, labels={window_label: w}) for w in fast[1:]]
     slow_means = [Rule(expr=mean(seconds[w], windows), record=c.slo_events_metric, labels={window_label: w}) for w in slow]
 
