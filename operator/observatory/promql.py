@@ -322,8 +322,9 @@ def _pin(expr: pp.Expr, tenant_label: str, tenant: str) -> tuple[str, int]:
 def tiles_sum(label: str, tiles: Sequence[str], differing: Sequence[str] = ()) -> str:
     """Template text of the sum of `tiles` (template texts of vectors with the same labels but
     `differing`, which the sum drops), each but the first told apart by `label` while they are
-    unioned: a tile without a series adds nothing instead of dropping the sum. The union is a balanced tree of `or`s: each `or` hashes both its
-    sides, so a chain would hash the first tiles again at every step."""
+    unioned: a tile without a series adds nothing instead of dropping the sum. The union is a
+    balanced tree of `or`s: each `or` hashes both its sides, so a chain would hash the first tiles
+    again at every step."""
     labelled = [tile if i == 0 else f'label_replace({tile}, "{label}", "{i}", "", "")' for i, tile in enumerate(tiles)]
 
     def union(parts: Sequence[str]) -> str:

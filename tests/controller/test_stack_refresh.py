@@ -32,6 +32,18 @@ class FakeKube:
         pass
 
 
+class SignallingLock(asyncio.Lock):
+    """A lock that tells when someone starts waiting for it (refresh has read what it reads first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = asyncio.Event()
+
+    async def acquire(self) -> bool:
+        self.asked.set()
+        return await super().acquire()
+
+
 def stack_body(generation: int, observed: int) -> dict:
     return {"apiVersion": "observatory.dev/v1alpha1", "kind": "ObservabilityStack",
             "metadata": {"name": "s1", "namespace": "team-a", "uid": "u1", "generation": generation},
@@ -66,10 +78,11 @@ async def test_refresh_reads_the_body_after_waiting_for_the_reconcile() -> None:
     kube = FakeKube()
     controller = controller_with(kube, 1, "Progressing")
     body = kopf.Body(stack_body(1, 1))
-    lock = controller._lock("u1")
+    lock = controller._locks["u1"] = SignallingLock()
     await lock.acquire()  # a reconcile of generation 2 is running
+    lock.asked.clear()
     refresh = asyncio.create_task(controller.refresh(body))
-    await asyncio.sleep(0.01)
+    await lock.asked.wait()  # the refresh waits for the reconcile
     body._replace_with(stack_body(2, 1))  # its event: the spec changed, its status not seen yet
     remember(controller, 2, "Failed", "Killed")
     lock.release()

@@ -191,7 +191,8 @@ def slo_rules(slo: SLO, tenant: Tenant) -> tuple[Rule, ...]:
     # both: errors per budget (as no errors where a success has no error series yet: OpenTelemetry
     # exports one only once a call fails) and requests.
     kind = c.slo_events_kind_label
-    # Not grouped, one series or none: a zero then (`on()`, as the sum has the tenant label and vector() none).
+    # Not grouped, one series or none: a constant zero reads the raw series once less than `0 * total`
+    # (`on()`: the sum has the tenant label, vector() none).
     no_errors = "on() vector(0)" if not spec.group_by else "0 * __arg_t__"
     both = promql.build(f'label_replace(__arg_e__ / {budget} or {no_errors}, "{kind}", "errors", "", "") '
                         f'or label_replace(__arg_t__, "{kind}", "requests", "", "")', {"e": events.errors, "t": events.total})
