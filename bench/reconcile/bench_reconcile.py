@@ -9,7 +9,10 @@ latency from the emulator's own commit times, RSS, writes), then CRs created one
 (latency of an idle operator), then a restart (time to re-reconcile everything, writes: should be
 0). The floor replays the exact write requests the operator made in the burst as raw HTTP
 requests (urllib3, 1 and 8 threads, the faster counts) against a fresh emulator holding the same CRs:
-the time the writes alone take.
+the time the writes alone take. The burst's wall time also holds the emulator's work of creating
+the CRs (they are created while the operator runs): the floor the ratio is judged against adds the
+time the same creates take on the fresh emulator, so that the operator is charged only for its own
+requests and thinking; the writes-only ratio is printed beside it.
 """
 
 from __future__ import annotations
@@ -38,13 +41,22 @@ from k8s import emulator as emu
 # Commit times of ADDED objects, taken on the emulator's loop: (plural, namespace, name) -> seconds;
 # an SLO's rules land as its part of a shared group: ("slo-rules", namespace, SLO name).
 COMMITS: dict[tuple[str, str | None, str], float] = {}
+# CRs whose status reports their current generation, seen on the same commits: the bench waits on
+# this set instead of listing the emulator's objects on its loop, which would slow the emulator it times.
+SETTLED: set[tuple[str, str | None, str]] = set()
 _commit = emu.Emulator._commit
 
 
 def _timed_commit(self, key, obj, event, old=None):
     now = time.perf_counter()
+    cr = (key[0].plural, key[1], key[2])
     if event == "ADDED":
-        COMMITS.setdefault((key[0].plural, key[1], key[2]), now)
+        COMMITS.setdefault(cr, now)
+    if key[0].plural in ("alertrules", "slos"):
+        if event != "DELETED" and (obj.get("status") or {}).get("observedGeneration") == obj["metadata"].get("generation"):
+            SETTLED.add(cr)
+        else:
+            SETTLED.discard(cr)
     if event != "DELETED" and key[0].plural == "prometheusrules":
         for group in (obj.get("spec") or {}).get("groups") or []:
             for rule in group["rules"]:
@@ -147,13 +159,6 @@ def wait(predicate, timeout: float, interval: float = 0.02):
     return result
 
 
-def settled_count(cluster: emu.Cluster) -> int:
-    def count() -> int:
-        return sum(1 for key, obj in cluster.emulator._live() if key[0].plural in ("alertrules", "slos")
-                   and (obj.get("status") or {}).get("observedGeneration") == obj["metadata"].get("generation"))
-    return cluster.call(count)
-
-
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -194,6 +199,7 @@ def with_uids(writes: list[dict], old: dict[tuple[str, str, str], str], new: dic
 
 def one_run(n: int, steady: int, workdir: Path) -> dict:
     COMMITS.clear()
+    SETTLED.clear()
     objects = [resource(i) for i in range(n)]
     with emu.running_cluster(event_window=1_000_000) as cluster:
         for i in range(NAMESPACES):
@@ -202,7 +208,7 @@ def one_run(n: int, steady: int, workdir: Path) -> dict:
         cluster.clear_requests()
         cpu_before, bench_cpu_before = operator.cpu_seconds(), time.process_time()
         uids = seed_all(cluster, objects)
-        wait(lambda: settled_count(cluster) == n, 600, interval=0.1)  # polling costs the emulator
+        wait(lambda: len(SETTLED) == n, 600)
         done = time.perf_counter()
         operator_cpu, emulator_cpu = operator.cpu_seconds() - cpu_before, time.process_time() - bench_cpu_before
         start = min(COMMITS[cr_key(o)] for o in objects)
@@ -232,13 +238,16 @@ def one_run(n: int, steady: int, workdir: Path) -> dict:
         restart_rss = restarted.rss_mib()[1]
         restarted.stop()
 
-    floors = {}
+    floors, creates = {}, []
     path = workdir / "writes.json"
     for threads in (1, 8):
         with emu.running_cluster(event_window=1_000_000) as cluster:
             for i in range(NAMESPACES):
                 cluster.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"bench-{i}"}})
-            path.write_text(json.dumps(with_uids(writes, uids, seed_all(cluster, objects))))
+            seeding = time.perf_counter()
+            fresh_uids = seed_all(cluster, objects)
+            creates.append(time.perf_counter() - seeding)
+            path.write_text(json.dumps(with_uids(writes, uids, fresh_uids)))
             out = subprocess.run([sys.executable, str(Path(__file__).with_name("replay_writes.py")), cluster.url,
                                   str(path), str(threads), cluster.token()], capture_output=True, text=True, check=False)
             if out.returncode:
@@ -249,7 +258,7 @@ def one_run(n: int, steady: int, workdir: Path) -> dict:
         "p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
         "steady_p50": percentile(steady_latencies, 50), "steady_p95": percentile(steady_latencies, 95),
         "operator_cpu": operator_cpu, "emulator_cpu": emulator_cpu, "rss": rss, "peak_rss": peak, "writes": len(writes), "write_kinds": dict(write_kinds),
-        "floor": min(floors.values()), "floor_1": floors[1], "floor_8": floors[8],
+        "floor": min(floors.values()), "floor_1": floors[1], "floor_8": floors[8], "creates": min(creates),
         "restart_seconds": restart_seconds, "restart_writes": restart_writes, "restart_peak_rss": restart_rss,
     }
 
@@ -274,7 +283,8 @@ def main() -> None:
     def each(key: str, fmt: str) -> str:
         return ", ".join(format(r[key], fmt) for r in runs)
 
-    ratio = [r["wall_status"] / r["floor"] for r in runs]
+    ratio = [r["wall_status"] / (r["floor"] + r["creates"]) for r in runs]
+    writes_only = [r["wall_status"] / r["floor"] for r in runs]
     print(f"""## Operator reconcile: {args.crs} AlertRules and SLOs (bench/reconcile)
 
 `observatory run` (subprocess, all namespaces) against the apiserver emulator (tests/k8s), a burst of
@@ -289,7 +299,9 @@ as raw HTTP requests against a fresh emulator holding the same CRs (faster of 1 
 | wall time, burst → all PrometheusRules | {med('wall_rules'):.2f} s | {each('wall_rules', '.2f')} | |
 | wall time, burst → all statuses written | {med('wall_status'):.2f} s | {each('wall_status', '.2f')} | |
 | floor: same writes replayed raw | {med('floor'):.2f} s | {each('floor', '.2f')} (1 thread: {each('floor_1', '.2f')}; 8: {each('floor_8', '.2f')}) | |
-| ratio wall (statuses) / floor | {statistics.median(ratio):.2f}× | {', '.join(f'{x:.2f}' for x in ratio)} | ≤ 1.5× |
+| the burst's {args.crs} creates alone | {med('creates'):.2f} s | {each('creates', '.2f')} | |
+| ratio wall (statuses) / (creates + floor) | {statistics.median(ratio):.2f}× | {', '.join(f'{x:.2f}' for x in ratio)} | ≤ 1.5× |
+| ratio wall (statuses) / floor (writes only) | {statistics.median(writes_only):.2f}× | {', '.join(f'{x:.2f}' for x in writes_only)} | |
 | p50 / p95 latency in the burst | {med('p50') * 1000:.0f} / {med('p95') * 1000:.0f} ms | {each('p50', '.3f')} / {each('p95', '.3f')} s | |
 | p50 / p95 latency, one CR at a time ({args.steady}) | {med('steady_p50') * 1000:.0f} / {med('steady_p95') * 1000:.0f} ms | {each('steady_p50', '.3f')} / {each('steady_p95', '.3f')} s | p50 ≤ 100 ms |
 | CPU in the burst: operator / emulator process | {med('operator_cpu'):.1f} / {med('emulator_cpu'):.1f} s | {each('operator_cpu', '.1f')} / {each('emulator_cpu', '.1f')} | |
