@@ -7,6 +7,7 @@ with effectiveFrom). The cached-token formula itself is proven in rule_types/cos
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -92,3 +93,23 @@ def test_the_request_cost_the_demo_plans_with_is_the_formula_promtool_proves():
     (sonnet,) = [p for p in DEFAULT_CATALOGUE if p.model == "claude-sonnet-4"]
     assert request_cost(sonnet, 10_000, 500, cache_read=6_000, cache_creation=2_000) == pytest.approx(0.0228)
     assert request_cost(sonnet, 10_000, 500) == pytest.approx(0.0375)  # no cache: every input token at $3
+
+
+def test_the_catalogue_is_built_once_per_namespace_and_each_caller_gets_its_own_copy():
+    """Every cost rule of a namespace shares one catalogue: built once, but a caller that changes
+    what it got (the adapter adds owners and annotations) must not change the next caller's."""
+    from observatory.compile.prices import DEFAULT_CATALOGUE, price_objects
+    from observatory.compile.rules import Tenant
+    from observatory.conventions import DEFAULT, Conventions
+
+    first = price_objects(DEFAULT_CATALOGUE, Tenant("team-a", DEFAULT), "Namespace", "team-a")
+    pristine = copy.deepcopy(first)
+    first[0]["metadata"]["labels"]["changed"] = "by a caller"
+    first[0]["spec"]["groups"].pop()
+    assert price_objects(DEFAULT_CATALOGUE, Tenant("team-a", DEFAULT), "Namespace", "team-a") == pristine
+    # Other inputs are other objects: the namespace, the catalogue, the conventions.
+    other_namespace = price_objects(DEFAULT_CATALOGUE, Tenant("team-b", DEFAULT), "Namespace", "team-b")
+    assert other_namespace[0]["metadata"]["namespace"] == "team-b"
+    assert price_objects(DEFAULT_CATALOGUE[:1], Tenant("team-a", DEFAULT), "Namespace", "team-a") != pristine
+    selected = Conventions(rule_selector_labels={"release": "other"})
+    assert price_objects(DEFAULT_CATALOGUE, Tenant("team-a", selected), "Namespace", "team-a")[0]["metadata"]["labels"]["release"] == "other"

@@ -23,6 +23,7 @@ from .stack_reconcile import StackController, build_stack_controller
 ANNOTATION_PREFIX = "observatory.dev"
 # How stale the list of Prometheus objects behind RulesLoaded may be (at most the resync interval).
 PROMETHEUS_CACHE_SECONDS = 5.0
+HANDLER_THREADS = 16
 
 
 def build_controller(api_client, settings: Settings, *, timeout: float = 10.0) -> Controller:
@@ -93,7 +94,7 @@ def configure(kopf_settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
     # Our own Events report transitions; kopf's would add one per handled change (and a write).
     kopf_settings.posting.level = logging.WARNING
     # Handlers are synchronous (the official client blocks) and run in this many threads.
-    kopf_settings.execution.max_workers = 16
+    kopf_settings.execution.max_workers = HANDLER_THREADS
     # kopf waits this long for a stack's timers to stop before releasing its finalizer (default 60 s).
     kopf_settings.background.cancellation_polling = 1.0
     return kopf_settings
@@ -108,7 +109,11 @@ def run(settings: Settings) -> None:
     # kopf's login loads the official client's default configuration (in-cluster or kubeconfig), so
     # the adapter talks to the same server with the same credentials.
     kopf.login_via_client(logger=logging.getLogger(__name__), settings=kopf.OperatorSettings())
-    api_client = kubernetes.client.ApiClient(kubernetes.client.Configuration.get_default_copy())
+    configuration = kubernetes.client.Configuration.get_default_copy()
+    # A connection per handler thread, and the resync's: the default (5 per core) is fewer, so in a
+    # burst urllib3 discarded connections and opened new ones for most requests.
+    configuration.connection_pool_maxsize = HANDLER_THREADS + 2
+    api_client = kubernetes.client.ApiClient(configuration)
     controller = build_controller(api_client, settings)
     identity = instance_identity()
     registry = build_registry(controller, settings, build_stacks(controller), identity=identity)
