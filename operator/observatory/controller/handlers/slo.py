@@ -16,8 +16,10 @@ KIND = KindInfo("SLO", "slos")
 
 
 def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
+    # Async, so on kopf's loop: kopf runs a sync handler in its thread pool, a hop per watch event
+    # for what is a cache lookup after the first event of a generation.
     @kopf.index(GROUP, VERSION, KIND.plural, registry=registry, id=SLO_GROUPS_INDEX)
-    def slo_groups(body: kopf.Body, **_) -> dict[Any, Any]:
+    async def slo_groups(body: kopf.Body, **_) -> dict[Any, Any]:
         return controller.groups.index_entry(body)
 
     register_kind(registry, controller, KIND)
