@@ -4,9 +4,11 @@ favour of a peer writes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import datetime
+import threading
 
 import pytest
 from controller_harness import (
@@ -63,7 +65,6 @@ async def test_a_resync_holding_an_old_body_does_not_undo_a_handled_change():
 
 
 async def controller_resync(controller) -> None:
-    import asyncio
     await asyncio.to_thread(controller.resync)
 
 
@@ -149,3 +150,29 @@ async def test_a_membership_whose_status_write_was_lost_is_left_by_the_next_resy
             # The round leaves the group mid-way and counts itself at its end: wait for both.
             await cluster.until(lambda: slo_groups(cluster, 'team-a', '7d') == []
                                 and controller.metrics.resyncs.labels('done')._value.get() >= 1, timeout=60)
+
+
+async def test_a_round_under_way_when_the_operator_stops_breaks_off_and_is_waited_for():
+    """A round runs in a thread, which cancelling the loop's task does not stop: it went on after
+    the operator had stopped, writing from kopf's stopped view (e.g. while the next replica starts)."""
+    entered, gate = threading.Event(), threading.Event()
+    async with cluster_context() as cluster:
+        async with running_operator(cluster, Settings(resync_seconds=0.3)) as controller:
+            for name in ('a', 'b'):
+                cluster.seed(threshold_rule(name, 'sum(rate(llm_calls_total[5m]))'))
+            await cluster.until(lambda: all(settled(cluster, ALERTRULES, n, 'team-a') for n in 'ab'), timeout=60)
+            get_resource = controller.kube.get_resource
+
+            def held(plural, namespace, name):  # the resync reads each resource before reconciling it
+                if not entered.is_set():
+                    entered.set()
+                    gate.wait(60)
+                return get_resource(plural, namespace, name)
+
+            controller.kube.get_resource = held
+            await cluster.until(entered.is_set, timeout=60)  # the round is at 'a'
+            cluster.delete(PROMETHEUSRULES, 'alertrule-b', 'team-a')  # drift the round would repair at 'b'
+            asyncio.get_running_loop().call_later(1.0, gate.set)
+        assert gate.is_set()  # the stop waited for the round
+        await asyncio.sleep(1.0)
+        assert cluster.get(PROMETHEUSRULES, 'alertrule-b', 'team-a') is None  # it broke off before 'b'

@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import socket
+import threading
 
 import kopf
 
@@ -66,21 +67,32 @@ def build_registry(controller: Controller, settings: Settings, stacks: StackCont
     # SLO (a deletion would then wait for a running operator) and keep running for a resource deleted
     # without one. The loop is paused whenever kopf pauses this replica (see `PeeringView`).
     resync: list[asyncio.Task] = []
+    # A round runs in a thread, which cancelling the loop's task does not stop: on cleanup the round
+    # breaks off before its next resource and is waited for, so that nothing is written from kopf's
+    # stopped view (e.g. while the next replica starts).
+    rounds: list[asyncio.Future] = []
+    stopping = threading.Event()
+
+    def paused() -> bool:
+        return stopping.is_set() or peers.paused()
 
     async def resync_forever() -> None:
         while True:
             await asyncio.sleep(settings.resync_seconds)
-            await asyncio.to_thread(controller.resync, peers.paused)
+            rounds[:] = [asyncio.ensure_future(asyncio.to_thread(controller.resync, paused))]
+            await asyncio.shield(rounds[0])
 
     @kopf.on.startup(registry=registry)
     async def start_resync(**_) -> None:
+        stopping.clear()
         resync.append(asyncio.create_task(resync_forever()))
 
     @kopf.on.cleanup(registry=registry)
     async def stop_resync(**_) -> None:
+        stopping.set()
         for task in resync:
             task.cancel()
-        await asyncio.gather(*resync, return_exceptions=True)
+        await asyncio.gather(*resync, *rounds, return_exceptions=True)
 
     return registry
 
