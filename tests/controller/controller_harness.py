@@ -49,21 +49,26 @@ async def running_operator(cluster: Cluster, settings: Settings | None = None, t
     if user_agent:
         api_client.user_agent = user_agent
     controller = build_controller(api_client, settings, timeout=timeout)
+    # Requests logged before this operator starts (an earlier operator's watches) must not count
+    # as its own; the list keeps them alive, so their ids cannot be reused by new requests.
+    earlier = cluster.requests
     try:
         async with kopf_operator(cluster, build_registry(controller, settings, identity=identity, priority=priority),
                                  settings=configure(kopf_settings()), clusterwide=True,
                                  peering_name=settings.peering_name, priority=priority, identity=identity):
             # kopf reports ready before it discovers the resources; stopping it in the middle of its
             # discovery leaves a request retrying for 5 s. Watches being open means discovery is done.
-            await cluster.until(lambda: {'alertrules', 'slos'} <= watched(cluster))
+            await cluster.until(lambda: {'alertrules', 'slos'} <= watched(cluster, earlier))
             yield controller
     finally:
         api_client.close()
 
 
-def watched(cluster: Cluster) -> set[str]:
-    return {r.resource.plural for r in cluster.requests
-            if r.resource is not None and r.method == 'GET' and r.params.get('watch') == 'true'}
+def watched(cluster: Cluster, earlier: list[Any]) -> set[str]:
+    """Plurals watched by requests not among `earlier`."""
+    old = {id(r) for r in earlier}
+    return {r.resource.plural for r in cluster.requests if id(r) not in old
+            and r.resource is not None and r.method == 'GET' and r.params.get('watch') == 'true'}
 
 
 def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:

@@ -45,7 +45,9 @@ async def test_failing_requests_are_retried_until_they_succeed(method, path, sta
 
 
 async def test_a_hanging_request_times_out_and_is_retried():
-    async with cluster_context() as cluster, running_operator(cluster, timeout=0.5):
+    # The adapter's timeout applies to every request: short enough for the test, long enough that
+    # no other request outlasts it on a busy machine (that would be a retry of its own).
+    async with cluster_context() as cluster, running_operator(cluster, timeout=5):
         cluster.hang('POST', r'/prometheusrules', seconds=30)
         cluster.seed(example('slos/llm-availability.yaml'))
         await cluster.until(lambda: settled(cluster, SLOS, 'llm-availability', 'team-a'), timeout=60)

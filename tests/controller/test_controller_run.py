@@ -57,12 +57,13 @@ async def test_observatory_run_reconciles_and_serves_health_and_metrics(tmp_path
             rule = cluster.get(PROMETHEUSRULES, 'alertrule-llm-error-rate', 'team-a')
             assert rule['metadata']['labels']['release'] == 'prometheus'
             assert cluster.get(PROMETHEUSRULES, 'alertrule-llm-error-rate', 'team-b') is None
-            # The status is written before the reconcile is counted: wait for the count.
+            # The status is written before the reconcile is counted, and the count before its duration
+            # (a scrape may fall between them): wait for both.
             text = await cluster.until(lambda: (text := fetch(f'http://127.0.0.1:{metrics}/metrics')[1])
                                        and 'observatory_reconcile_total{kind="AlertRule",result="applied"} 1.0' in text
+                                       and 'observatory_reconcile_duration_seconds_count{kind="AlertRule"} 1.0' in text
                                        and text, timeout=120)
             assert 'observatory_managed_objects{kind="AlertRule"} 2.0' in text
-            assert 'observatory_reconcile_duration_seconds_count{kind="AlertRule"} 1.0' in text
         finally:
             proc.terminate()
             output, _ = await asyncio.wait_for(proc.communicate(), 60)
@@ -73,7 +74,7 @@ async def test_observatory_run_rejects_bad_configuration():
     env = {**os.environ, 'OBSERVATORY_RULE_SELECTOR_LABELS': '[1]'}
     proc = await asyncio.create_subprocess_exec(sys.executable, '-m', 'observatory', 'run', env=env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    _, err = await asyncio.wait_for(proc.communicate(), 120)  # a new process starts slowly on a busy machine
     assert proc.returncode == 2
     assert 'OBSERVATORY_RULE_SELECTOR_LABELS: must be a JSON object of strings' in err.decode()
 

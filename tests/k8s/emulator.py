@@ -957,7 +957,7 @@ class Cluster:
             '/'.join(filter(None, [r.resource.plural, r.subresource]))
             for r in self.requests if r.method in WRITE_METHODS and r.resource is not None)
 
-    def wait(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+    def wait(self, predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
         """`until` for blocking tests: poll `predicate` until truthy; its result."""
         deadline = time.monotonic() + timeout
         while not (result := predicate()):
@@ -966,8 +966,9 @@ class Cluster:
             time.sleep(0.02)
         return result
 
-    async def until(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-        """Poll `predicate` without blocking the caller's loop (kopf may run in it); its truthy result."""
+    async def until(self, predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
+        """Poll `predicate` without blocking the caller's loop (kopf may run in it); its truthy result.
+        The timeout only bounds a hang: on a loaded machine a reconcile can take seconds."""
         deadline = asyncio.get_running_loop().time() + timeout
         while not (result := predicate()):
             if asyncio.get_running_loop().time() > deadline:
@@ -978,7 +979,7 @@ class Cluster:
     def request(self, method: str, path: str, body: Obj | None = None, identity: Identity | None = rbac_module.ADMIN,
                 headers: dict[str, str] | None = None) -> tuple[int, Obj]:
         """One blocking HTTP request as `identity` (None: no credentials): its status and decoded body."""
-        headers = dict(headers or {}, **({'Content-Type': 'application/json'} if body is not None else {}))
+        headers = {**({'Content-Type': 'application/json'} if body is not None else {}), **(headers or {})}
         if identity is not None:
             headers['Authorization'] = f'Bearer {self.token(identity)}'
         request = urllib.request.Request(self.url + path, method=method, headers=headers,

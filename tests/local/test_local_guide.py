@@ -56,12 +56,14 @@ def test_every_address_and_file_printed_exists(local_stack) -> None:
 
 def test_a_wait_for_a_slow_process_says_what_it_waits_for(tmp_path) -> None:
     lines: list[str] = []
-    stack = LocalStack(Settings(files=(), data_dir=tmp_path, ready_timeout=6), log=lines.append)
+    # The progress line is due after 5 s; a timeout well past it, so that a pause of a busy machine
+    # cannot skip it.
+    stack = LocalStack(Settings(files=(), data_dir=tmp_path, ready_timeout=15), log=lines.append)
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
         port = free_port()  # nothing listens: never ready
         stack.processes.append(Process("sleeper", sleeper, f"http://127.0.0.1:{port}/-/ready", [port], tmp_path / "x.log"))
-        with pytest.raises(LocalError, match="not ready after 6 s: sleeper"):
+        with pytest.raises(LocalError, match="not ready after 15 s: sleeper"):
             stack._wait_ready()
     finally:
         sleeper.kill()

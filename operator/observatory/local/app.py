@@ -42,6 +42,7 @@ from ..redaction.processor import RedactingSpanProcessor
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 ERROR_TYPES = ("timeout", "rate_limited", "server_error")
 SERVICE_NAME = "synthetic-llm-app"
+SPANS_PER_REQUEST = 2  # the server span and its model call (`_spans`)
 
 
 @dataclass(frozen=True)

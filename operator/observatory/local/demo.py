@@ -29,7 +29,7 @@ from ..models.alertrule import AlertRule
 from ..models.redaction import RedactionPolicy
 from ..models.stack import ObservabilityStack
 from ..redaction.rules import HASH_PREFIX, MASK
-from .app import Knobs, SyntheticApp
+from .app import SPANS_PER_REQUEST, Knobs, SyntheticApp
 from .guide import print_places
 from .net import prometheus_query
 from .phoenix import PhoenixClient
@@ -259,7 +259,10 @@ def _read_back(phoenix: PhoenixClient, project: str, requests: int, pii_values: 
     while (count := phoenix.trace_count(project)) < requests and time.monotonic() < deadline:
         time.sleep(1)
     result.traces_stored = count
-    spans = phoenix.spans(project)
+    # A trace is listed once its first span is stored; the exporter may have sent its other one in a
+    # later batch, and Phoenix stores batches in the background.
+    while len(spans := phoenix.spans(project)) < SPANS_PER_REQUEST * requests and time.monotonic() < deadline:
+        time.sleep(1)
     result.spans_stored = len(spans)
     texts = [str(v) for s in spans for v in list(s["attributes"].values())
              + [v for e in s.get("events", []) for v in (e.get("attributes") or {}).values()]]
