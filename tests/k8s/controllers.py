@@ -146,33 +146,37 @@ class Controllers:
                 self.emulator.internal_errors.append(e)
             self.idle = not self._kicked.is_set()
 
+    def _candidates(self) -> list[Key]:
+        """Keys of the objects with owners or a deletionTimestamp, in the order they were created:
+        nothing else is the collector's to act on (a namespace's content is listed when it goes)."""
+        candidates = self.emulator._gc_candidates
+        return [key for key in self.emulator._objects._objects if key in candidates]
+
     def sweep(self) -> None:
         emulator = self.emulator
-        live = dict(emulator._live())
-        by_uid = {obj['metadata']['uid']: (key, obj) for key, obj in live.items()}
-        for key in live:
+        for key in self._candidates():
             obj = emulator._peek(key)  # as changed earlier in this sweep
             if obj is None:
                 continue
             meta = obj['metadata']
             if meta.get('deletionTimestamp'):
-                self._finish_deletion(key, obj, live)
+                self._finish_deletion(key, obj)
             if meta.get('ownerReferences'):
-                self._attempt_to_delete(key, obj, by_uid)
+                self._attempt_to_delete(key, obj)
 
-    def _owner(self, dependent_key: Key, ref: Obj, by_uid: dict[str, tuple[Key, Obj]]) -> Obj | None:
-        found = by_uid.get(ref.get('uid'))
-        if found is None or self.emulator._peek(found[0]) is None:
+    def _owner(self, dependent_key: Key, ref: Obj) -> Obj | None:
+        owner_key = self.emulator._keys_by_uid.get(ref.get('uid'))
+        owner = None if owner_key is None else self.emulator._peek(owner_key)
+        if owner is None:
             return None
-        owner_key, owner = found
         # A namespaced owner must be in the dependent's namespace (else it counts as absent).
         return owner if owner_key[1] in (None, dependent_key[1]) else None
 
-    def _attempt_to_delete(self, key: Key, obj: Obj, by_uid: dict[str, tuple[Key, Obj]]) -> None:
+    def _attempt_to_delete(self, key: Key, obj: Obj) -> None:
         """attemptToDeleteItem: classify the owner references, then patch or delete the dependent."""
         solid, gone, waiting = [], [], []
         for ref in obj['metadata']['ownerReferences']:
-            owner = self._owner(key, ref, by_uid)
+            owner = self._owner(key, ref)
             if owner is None:
                 gone.append(ref)
             elif FOREGROUND in (owner['metadata'].get('finalizers') or []) and owner['metadata'].get('deletionTimestamp'):
@@ -189,10 +193,10 @@ class Controllers:
         policy = 'Foreground' if waiting or FOREGROUND in finalizers else 'Orphan' if ORPHAN in finalizers else 'Background'
         self.emulator.delete_object(key, policy)
 
-    def _finish_deletion(self, key: Key, obj: Obj, live: dict[Key, Obj]) -> None:
+    def _finish_deletion(self, key: Key, obj: Obj) -> None:
         emulator, meta = self.emulator, obj['metadata']
         finalizers = meta.get('finalizers') or []
-        current = [(k, o) for k in live if (o := emulator._peek(k)) is not None]
+        current = [(k, o) for k in self._candidates() if (o := emulator._peek(k)) is not None]
         dependents = [(k, o) for k, o in current
                       if any(r.get('uid') == meta['uid'] for r in o['metadata'].get('ownerReferences') or [])]
         if ORPHAN in finalizers:
@@ -206,12 +210,12 @@ class Controllers:
             if not blocking:
                 emulator._remove_finalizer(key, FOREGROUND)
         if key[0] == emulator.resource_of('v1', 'Namespace'):
-            self._delete_content(key, obj, live)
+            self._delete_content(key, obj)
 
-    def _delete_content(self, key: Key, namespace: Obj, live: dict[Key, Obj]) -> None:
+    def _delete_content(self, key: Key, namespace: Obj) -> None:
         """The namespace controller: delete what is in it; finalize once nothing is left."""
         emulator = self.emulator
-        content = [(k, o) for k, o in live.items() if k[1] == key[2] and emulator._peek(k) is not None]
+        content = [(k, o) for k, o in emulator._live() if k[1] == key[2]]
         for content_key, obj in content:
             if not obj['metadata'].get('deletionTimestamp'):
                 emulator.delete_object(content_key)

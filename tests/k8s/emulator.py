@@ -230,6 +230,11 @@ class Emulator(kmock.KubernetesEmulator):
     _watch_transports: set[Any] = attrs.field(factory=set, init=False)
     internal_errors: list[BaseException] = attrs.field(factory=list, init=False)
     _answers: dict[int, int] = attrs.field(factory=dict, init=False)  # id(raw request) -> HTTP status answered
+    # For the garbage collector (controllers.py), kept on every commit: the live objects by uid, and
+    # the keys of those with owners or a deletionTimestamp (the only ones a sweep acts on), so that a
+    # sweep does not go over every object after each change.
+    _keys_by_uid: dict[str, Key] = attrs.field(factory=dict, init=False)
+    _gc_candidates: dict[Key, None] = attrs.field(factory=dict, init=False)
     # Schemas per served resource (schema.py); a resource without one keeps whatever it is sent.
     _schemas: dict[kmock.resource, schemas.ResourceSchema | None] = attrs.field(factory=dict, init=False)
     # The write being served: its ?fieldValidation= and the Warning headers it collects.
@@ -538,6 +543,16 @@ class Emulator(kmock.KubernetesEmulator):
         else:
             self._objects[key].create(body)
         self.rbac.observe(*key, None if event == 'DELETED' else body)
+        meta = body['metadata']
+        if event == 'DELETED':
+            self._keys_by_uid.pop(meta.get('uid'), None)
+            self._gc_candidates.pop(key, None)
+        else:
+            self._keys_by_uid[meta.get('uid')] = key
+            if meta.get('ownerReferences') or meta.get('deletionTimestamp'):
+                self._gc_candidates[key] = None
+            else:
+                self._gc_candidates.pop(key, None)
         if event == 'DELETED' or body['metadata'].get('deletionTimestamp') or body['metadata'].get('ownerReferences'):
             self.controllers.kick()
         self._events.append(Event(self._rv, key[0], event, body, old))
