@@ -268,14 +268,25 @@ def main() -> None:
     parser.add_argument("--crs", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--steady", type=int, default=50)
+    parser.add_argument("--one-run", action="store_true", help="one run in this process; its result as JSON")
     args = parser.parse_args()
+    if args.one_run:
+        with tempfile.TemporaryDirectory(prefix="bench-reconcile-") as tmp:
+            print(json.dumps(one_run(args.crs, args.steady, Path(tmp))))
+        return
     runs = []
-    with tempfile.TemporaryDirectory(prefix="bench-reconcile-") as tmp:
-        for i in range(args.runs):
-            result = one_run(args.crs, args.steady, Path(tmp))
-            runs.append(result)
-            print(f"run {i + 1}: " + json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}),
-                  file=sys.stderr)
+    for i in range(args.runs):
+        # Each run in a process of its own: in one process, every run after the first was slower
+        # (emulator CPU for the same burst up to 1.5x the first run's), which a fresh emulator alone
+        # did not undo.
+        out = subprocess.run([sys.executable, __file__, "--one-run", "--crs", str(args.crs), "--steady", str(args.steady)],
+                             capture_output=True, text=True, check=False)
+        if out.returncode:
+            raise RuntimeError(out.stderr[-3000:])
+        result = json.loads(out.stdout)
+        runs.append(result)
+        print(f"run {i + 1}: " + json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}),
+              file=sys.stderr)
 
     def med(key: str) -> float:
         return statistics.median(r[key] for r in runs)
