@@ -276,9 +276,7 @@ def main() -> None:
         return
     runs = []
     for i in range(args.runs):
-        # Each run in a process of its own: in one process, every run after the first was slower
-        # (emulator CPU for the same burst up to 1.5x the first run's), which a fresh emulator alone
-        # did not undo.
+        # Each run in a process of its own: no run inherits another's heap (emulators, clients, threads).
         out = subprocess.run([sys.executable, __file__, "--one-run", "--crs", str(args.crs), "--steady", str(args.steady)],
                              capture_output=True, text=True, check=False)
         if out.returncode:
