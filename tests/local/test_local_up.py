@@ -17,7 +17,7 @@ from observatory.local.net import get_json
 from observatory.local.receiver import LocalReceiver, read_notifications
 
 
-def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 60) -> dict:
+def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> dict:  # the stack itself waits up to 300 s
     deadline = time.monotonic() + timeout
     while not path.exists():
         assert process.poll() is None, process.communicate()[0]

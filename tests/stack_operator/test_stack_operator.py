@@ -109,7 +109,7 @@ async def test_create_update_ready_and_delete(acluster, helm, real_charts, upstr
     clickhouse_crds(cluster, upstream_dir)
     async with operator(cluster, helm, real_charts) as controller:
         cluster.seed(stack())
-        await cluster.until(lambda: condition(cluster, "Progressing").get("status") == "True", timeout=30)
+        await cluster.until(lambda: condition(cluster, "Progressing").get("status") == "True", timeout=120)
         assert sorted(release_records(cluster)) == sorted(RELEASES)
         assert controller.helm.upgrades == 3
 
@@ -146,7 +146,7 @@ async def test_create_update_ready_and_delete(acluster, helm, real_charts, upstr
         # Update: only the collector's values change, so only its release is upgraded.
         cluster.patch(STACKS, "s1", NS, {"spec": {"collector": {"replicas": 2}}})
         await cluster.until(lambda: status(cluster).get("components", {}).get("collector", {}).get("revision") == 2,
-                            timeout=30)
+                            timeout=120)
         assert controller.helm.upgrades == 4
         assert {name: len(revisions) for name, revisions in release_records(cluster).items()} == \
             {"s1-phoenix": 1, "s1-langfuse": 1, "s1-collector": 2}
@@ -160,7 +160,7 @@ async def test_create_update_ready_and_delete(acluster, helm, real_charts, upstr
         # Delete (deletionPolicy Retain): releases uninstalled, Phoenix's PVC and the Secret kept.
         assert cluster.get(PVCS, "s1-phoenix-data-pvc", NS) is not None
         cluster.delete(STACKS, "s1", NS)
-        await cluster.until(lambda: cluster.get(STACKS, "s1", NS) is None, timeout=30)
+        await cluster.until(lambda: cluster.get(STACKS, "s1", NS) is None, timeout=120)
         assert release_records(cluster) == {}
         assert cluster.list(DEPLOYMENTS, NS) == []
         await cluster.until(lambda: cluster.get(CONFIGMAPS, "s1-otel", NS) is None)  # owned: garbage-collected
@@ -183,7 +183,7 @@ async def test_delete_policy_delete_removes_pvcs_and_secret(acluster, helm, real
                       "metadata": {"name": "data-s1-phoenix-0", "namespace": NS,
                                    "labels": {"app.kubernetes.io/instance": "s1-phoenix"}}, "spec": {}})
         cluster.delete(STACKS, "s1", NS)
-        await cluster.until(lambda: cluster.get(STACKS, "s1", NS) is None, timeout=30)
+        await cluster.until(lambda: cluster.get(STACKS, "s1", NS) is None, timeout=120)
         assert cluster.list(PVCS, NS) == []
         assert cluster.list(SECRETS, NS) == []  # the generated Secret too
         assert release_records(cluster) == {}
@@ -196,7 +196,7 @@ async def test_helm_failure_is_degraded_scrubbed_and_recovers(acluster, helm):
         cluster.seed(stack_class("test", {"phoenix": {"allowedValues": ["failOnSecretKey"]}}))
         cluster.seed(stack({"className": "test", "langfuse": {"enabled": False},
                             "phoenix": {"values": {"failOnSecretKey": "PHOENIX_ADMIN_SECRET"}}}))
-        await cluster.until(lambda: condition(cluster, "Degraded").get("status") == "True", timeout=30)
+        await cluster.until(lambda: condition(cluster, "Degraded").get("status") == "True", timeout=120)
         secret = generated_secret(cluster)
         degraded = condition(cluster, "Degraded")
         assert degraded["reason"] == "HelmFailed"
@@ -209,7 +209,7 @@ async def test_helm_failure_is_degraded_scrubbed_and_recovers(acluster, helm):
         assert_no_secret_leaks(cluster, secret.values())
 
         cluster.patch(STACKS, "s1", NS, {"spec": {"phoenix": {"values": None}}})
-        await cluster.until(lambda: condition(cluster, "Degraded").get("status") == "False", timeout=30)
+        await cluster.until(lambda: condition(cluster, "Degraded").get("status") == "False", timeout=120)
         assert release_records(cluster)["s1-phoenix"] == ["deployed"]
         assert generated_secret(cluster) == secret
 
@@ -220,9 +220,9 @@ async def test_api_500_during_install_is_retried(acluster, helm, real_charts):
         # helm 3 creates chart objects with POST; the first Deployment create fails.
         cluster.fail("POST", rf"^/apis/apps/v1/namespaces/{NS}/deployments$", status=500, times=1)
         cluster.seed(stack({"langfuse": {"enabled": False}}))
-        await cluster.until(lambda: condition(cluster, "Degraded").get("status") == "True", timeout=30)
+        await cluster.until(lambda: condition(cluster, "Degraded").get("status") == "True", timeout=120)
         assert "500" in condition(cluster, "Degraded")["message"] or "nternal" in condition(cluster, "Degraded")["message"]
-        await cluster.until(lambda: condition(cluster, "Degraded").get("status") == "False", timeout=30)
+        await cluster.until(lambda: condition(cluster, "Degraded").get("status") == "False", timeout=120)
         set_available(cluster, NS)
         await cluster.until(lambda: condition(cluster, "Ready").get("status") == "True", timeout=60)
         assert sorted(cluster.get(DEPLOYMENTS, n, NS)["metadata"]["name"] for n in ("s1-phoenix", "s1-collector"))
@@ -233,7 +233,7 @@ async def test_secrets_survive_restarts_and_nothing_is_rewritten(acluster, helm,
     clickhouse_crds(cluster, upstream_dir)
     async with operator(cluster, helm, real_charts):
         cluster.seed(stack())
-        await cluster.until(lambda: len(status(cluster).get("components", {})) == 3, timeout=30)
+        await cluster.until(lambda: len(status(cluster).get("components", {})) == 3, timeout=120)
         set_available(cluster, NS)
         await cluster.until(lambda: condition(cluster, "Ready").get("status") == "True", timeout=60)
     first = cluster.get(SECRETS, "s1-observatory-secrets", NS)
@@ -241,7 +241,7 @@ async def test_secrets_survive_restarts_and_nothing_is_rewritten(acluster, helm,
     async with operator(cluster, helm, real_charts) as restarted:
         # kopf's resume handler runs the full reconcile once.
         await cluster.until(lambda: restarted.metrics.registry.get_sample_value(
-            "observatory_reconcile_total", {"kind": "ObservabilityStack", "result": "applied"}), timeout=30)
+            "observatory_reconcile_total", {"kind": "ObservabilityStack", "result": "applied"}), timeout=120)
     assert restarted.helm.upgrades == 0
     assert cluster.get(SECRETS, "s1-observatory-secrets", NS) == first
     writes = cluster.write_counts()
@@ -253,7 +253,7 @@ async def test_missing_langfuse_prerequisites_install_nothing(acluster, helm):
     async with operator(cluster, helm) as controller:
         cluster.seed(stack())
         await cluster.until(lambda: condition(cluster, "LangfuseReady").get("reason") == "PrerequisiteMissing",
-                            timeout=30)
+                            timeout=120)
         message = condition(cluster, "LangfuseReady")["message"]
         assert all(crd in message for crd in LANGFUSE_PREREQUISITES)
         assert condition(cluster, "Ready")["status"] == "False" and condition(cluster, "Degraded")["status"] == "True"
@@ -265,7 +265,7 @@ async def test_external_clickhouse_needs_no_prerequisites(acluster, request, bin
     cluster = acluster
     async with operator(cluster, request.getfixturevalue(binary_name), real_charts):
         cluster.seed(stack({"langfuse": {"dedicated": {"clickhouse": {"host": "ch.example", "passwordSecret": {"name": "ch"}}}}}))
-        await cluster.until(lambda: sorted(release_records(cluster)) == sorted(RELEASES), timeout=30)
+        await cluster.until(lambda: sorted(release_records(cluster)) == sorted(RELEASES), timeout=120)
         await cluster.until(lambda: condition(cluster, "Progressing").get("status") == "True", timeout=60)
 
 
@@ -284,10 +284,10 @@ async def test_a_class_chart_change_upgrades_the_release_of_its_stacks_only(aclu
         cluster.seed(stack({"className": "mirrored", "langfuse": {"enabled": False}}))
         cluster.seed({**stack({"className": "other", "langfuse": {"enabled": False}}), "metadata": {"name": "s2", "namespace": NS}})
         await cluster.until(lambda: status(cluster).get("components", {}).get("phoenix", {}).get("revision") == 1
-                            and status(cluster).get("className") == "mirrored", timeout=30)
-        await cluster.until(lambda: controller.helm.upgrades == 4, timeout=30)
+                            and status(cluster).get("className") == "mirrored", timeout=120)
+        await cluster.until(lambda: controller.helm.upgrades == 4, timeout=120)
         cluster.patch(CLASSES, "mirrored", None, {"spec": {"phoenix": {"chart": {"path": str(mirror)}}}})
-        await cluster.until(lambda: status(cluster).get("components", {}).get("phoenix", {}).get("revision") == 2, timeout=30)
+        await cluster.until(lambda: status(cluster).get("components", {}).get("phoenix", {}).get("revision") == 2, timeout=120)
         assert status(cluster)["components"]["phoenix"]["chart"] == "phoenix-helm-12.0.5"
         assert status(cluster)["components"]["collector"]["revision"] == 1
         assert release_records(cluster)["s2-phoenix"] == ["deployed"]  # the other class's stack: untouched
@@ -385,6 +385,6 @@ async def test_a_release_of_the_same_name_that_observatory_did_not_install_is_le
         assert owners == {"s1-collector": None, "s1-phoenix": uid}
 
         cluster.delete(STACKS, "s1", NS)
-        await cluster.until(lambda: cluster.get(STACKS, "s1", NS) is None, timeout=30)
+        await cluster.until(lambda: cluster.get(STACKS, "s1", NS) is None, timeout=120)
     assert release_records(cluster) == {"s1-collector": ["deployed"]}
     assert [d["metadata"]["name"] for d in cluster.list(DEPLOYMENTS, NS)] == ["s1-collector-opentelemetry-collector"]
