@@ -122,9 +122,11 @@ def run(settings: Settings) -> None:
     # the adapter talks to the same server with the same credentials.
     kopf.login_via_client(logger=logging.getLogger(__name__), settings=kopf.OperatorSettings())
     configuration = kubernetes.client.Configuration.get_default_copy()
-    # A connection per handler thread, and the resync's: the default (5 per core) is fewer, so in a
-    # burst urllib3 discarded connections and opened new ones for most requests.
-    configuration.connection_pool_maxsize = HANDLER_THREADS + 2
+    # A connection per thread that calls the API: kopf's handler threads and asyncio's default pool
+    # (the resync, deletions, the stack controller). The client's default (5 per CPU) is fewer on a
+    # small node: in a burst urllib3 discarded connections and opened new ones for most requests.
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize,
+                                                HANDLER_THREADS + min(32, (os.cpu_count() or 1) + 4))
     api_client = kubernetes.client.ApiClient(configuration)
     controller = build_controller(api_client, settings)
     identity = instance_identity()
