@@ -553,7 +553,7 @@ class Emulator(kmock.KubernetesEmulator):
                 self._gc_candidates[key] = None
             else:
                 self._gc_candidates.pop(key, None)
-        if event == 'DELETED' or body['metadata'].get('deletionTimestamp') or body['metadata'].get('ownerReferences'):
+        if event == 'DELETED' or key in self._gc_candidates:
             self.controllers.kick()
         self._events.append(Event(self._rv, key[0], event, body, old))
         if len(self._events) > self.event_window:
