@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import yaml
 from k8s.emulator import Cluster, kopf_operator, kopf_settings
 from observatory.controller.app import build_controller, build_registry, configure
+from observatory.controller.handled import HandledSpecs
 from observatory.controller.reconcile import Controller
 from observatory.controller.settings import Settings
 
@@ -41,9 +41,10 @@ def with_spec(obj: dict[str, Any], **spec: Any) -> dict[str, Any]:
 @contextlib.asynccontextmanager
 async def running_operator(cluster: Cluster, settings: Settings | None = None, timeout: float = 2.0, *,
                            identity: str = 'observatory-test', priority: int = 0,
-                           user_agent: str | None = None) -> AsyncIterator[Controller]:
+                           user_agent: str | None = None, handled: HandledSpecs | None = None) -> AsyncIterator[Controller]:
     """The operator as `observatory run` builds it, in this loop, watching all namespaces; with
-    `settings.peering_name`, as the peer `identity` of `priority`. `user_agent` tells its requests apart."""
+    `settings.peering_name`, as the peer `identity` of `priority`. `user_agent` tells its requests
+    apart; `handled` is kopf's memory of what it handled (a fresh one by default)."""
     settings = settings or Settings()
     api_client = cluster.api_client()
     if user_agent:
@@ -52,9 +53,10 @@ async def running_operator(cluster: Cluster, settings: Settings | None = None, t
     # Requests logged before this operator starts (an earlier operator's watches) must not count
     # as its own; the list keeps them alive, so their ids cannot be reused by new requests.
     earlier = cluster.requests
+    handled = HandledSpecs() if handled is None else handled
     try:
-        async with kopf_operator(cluster, build_registry(controller, settings, identity=identity, priority=priority),
-                                 settings=configure(kopf_settings()), clusterwide=True,
+        async with kopf_operator(cluster, build_registry(controller, settings, handled, identity=identity, priority=priority),
+                                 settings=configure(kopf_settings(), handled), clusterwide=True,
                                  peering_name=settings.peering_name, priority=priority, identity=identity):
             # kopf reports ready before it discovers the resources; stopping it in the middle of its
             # discovery leaves a request retrying for 5 s. Watches being open means discovery is done.
@@ -87,10 +89,11 @@ def settled(cluster: Cluster, resource: str, name: str, namespace: str) -> dict[
 
 
 def handled(cluster: Cluster, resource: str, name: str, namespace: str) -> dict[str, Any] | None:
-    """Settled, and kopf has recorded the current spec as handled (its last write for the change)."""
+    """Settled, and kopf has nothing left to write for the change: no retry record of its own
+    (`observatory.dev/<handler>` annotations, cleared by a last write once a retried handler succeeds)."""
     obj = settled(cluster, resource, name, namespace)
-    recorded = (obj or {}).get('metadata', {}).get('annotations', {}).get('observatory.dev/last-handled-configuration')
-    return obj if recorded and json.loads(recorded)['spec'] == obj['spec'] else None
+    annotations = (obj or {}).get('metadata', {}).get('annotations') or {}
+    return obj if obj and not any(key.startswith('observatory.dev/') for key in annotations) else None
 
 
 def threshold_rule(name: str, expr: str, namespace: str = 'team-a') -> dict[str, Any]:

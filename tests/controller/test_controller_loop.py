@@ -6,6 +6,8 @@ import asyncio
 import json
 from typing import Any
 
+import kopf
+
 from controller_harness import (
     ALERTRULES,
     AMCONFIGS,
@@ -22,9 +24,10 @@ from controller_harness import (
     settled,
     threshold_rule,
 )
-from k8s.emulator import cluster_context
+from k8s.emulator import WRITE_METHODS, cluster_context
 from observatory.compile.rules import count_rules
 from observatory.compile.slo import slo_shard
+from observatory.controller.handled import HandledSpecs
 from observatory.controller.settings import Settings
 
 WINDOWS_30D = 'observatory-slo-windows-30d'
@@ -92,6 +95,33 @@ async def test_update_changes_the_rules_in_place_without_duplicates():
         assert condition(live, 'Ready')['observedGeneration'] == 2
 
 
+async def test_a_change_writes_only_the_status_into_the_resource_and_a_deletion_is_forgotten():
+    # kopf remembers what it handled in the operator (controller/handled.py), not in an annotation:
+    # no second write per change, no copy of the spec on the resource, nothing kept of a deleted one.
+    memory = HandledSpecs()
+    resources = ((ALERTRULES, example('alertrules/llm-error-rate.yaml')), (SLOS, example('slos/llm-availability.yaml')))
+    async with cluster_context() as cluster, running_operator(cluster, handled=memory):
+        for plural, obj in resources:
+            cluster.seed(obj)
+        cluster.patch(ALERTRULES, 'llm-error-rate', 'team-a', {'spec': {'errorRate': {'threshold': 0.2}}})
+
+        def done(plural: str, name: str) -> bool:  # kopf has recorded the live spec as handled
+            live = settled(cluster, plural, name, 'team-a')
+            return bool(live) and (memory.fetch(body=kopf.Body(live)) or {}).get('spec') == live['spec']
+        await cluster.until(lambda: all(done(plural, obj['metadata']['name']) for plural, obj in resources))
+        for plural, obj in resources:
+            name = obj['metadata']['name']
+            live = cluster.get(plural, name, 'team-a')
+            writes = [r for r in cluster.requests if r.method in WRITE_METHODS and r.resource is not None
+                      and r.resource.plural == plural.rsplit('/', 1)[1] and r.name == name]
+            assert writes and all(r.subresource == 'status' for r in writes), [(r.method, r.subresource) for r in writes]
+            assert not any(key.startswith('observatory.dev/') for key in live['metadata'].get('annotations') or {})
+        assert len(memory) == 2
+        for plural, obj in resources:
+            cluster.delete(plural, obj['metadata']['name'], 'team-a')
+        await cluster.until(lambda: len(memory) == 0)
+
+
 async def test_objects_no_longer_generated_are_pruned_and_others_left_alone():
     # Handlers read what the status names; the resync lists by owner labels and finds the rest.
     # A garbage collector that has not got round to it yet: the foreign object below stays.
@@ -143,7 +173,6 @@ async def test_invalid_spec_reports_the_field_writes_nothing_and_recovers_when_f
         last_good = cluster.get(PROMETHEUSRULES, 'alertrule-calls', 'team-a')
         cluster.clear_requests()
         cluster.patch(ALERTRULES, 'calls', 'team-a', {'spec': {'threshold': {'expr': bad}}})
-        # kopf records the change as handled after the handler's status and Event writes.
         live = await cluster.until(lambda: (obj := handled(cluster, ALERTRULES, 'calls', 'team-a')) and
                                    obj['metadata']['generation'] == 2 and obj)
         valid, ready = condition(live, 'Valid'), condition(live, 'Ready')
@@ -152,7 +181,7 @@ async def test_invalid_spec_reports_the_field_writes_nothing_and_recovers_when_f
         assert live['status']['prometheusRules'] == ['alertrule-calls']  # the last good one, still there
         # No retry loop: after the status and one event, nothing more is written.
         await asyncio.sleep(1.0)
-        assert cluster.write_counts() == {'alertrules/status': 1, 'events': 1, 'alertrules': 1}
+        assert cluster.write_counts() == {'alertrules/status': 1, 'events': 1}
         assert cluster.get(PROMETHEUSRULES, 'alertrule-calls', 'team-a') == last_good
         assert controller.metrics.registry.get_sample_value(
             'observatory_reconcile_total', {'kind': 'AlertRule', 'result': 'invalid'}) == 1

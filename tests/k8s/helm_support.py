@@ -260,6 +260,7 @@ async def stack_operator(cluster: Cluster, helm_binary: Path, env: dict[str, str
     import kopf
     from observatory.compile import CompileOptions
     from observatory.controller.app import configure
+    from observatory.controller.handled import HandledSpecs
     from observatory.controller.handlers import stack as stack_handlers
     from observatory.controller.metrics import Metrics
     from observatory.controller.stack_kube import StackKube
@@ -272,8 +273,9 @@ async def stack_operator(cluster: Cluster, helm_binary: Path, env: dict[str, str
     controller = build_stack_controller(StackKube(api_client, DEFAULT), CompileOptions(), Metrics(),
                                         kubeconfig=kubeconfig(cluster), helm_executable=str(helm_binary), env=env)
     registry = kopf.OperatorRegistry()
-    stack_handlers.register(registry, controller, resync_seconds=3600, readiness_seconds=0.2)
-    settings = configure(kopf_settings())
+    handled = HandledSpecs()
+    stack_handlers.register(registry, controller, resync_seconds=3600, handled=handled, readiness_seconds=0.2)
+    settings = configure(kopf_settings(), handled)
     # kopf keeps the finalizer until timers exit and polls for that every 60 s by default.
     settings.background.cancellation_polling = 0.1
     try:

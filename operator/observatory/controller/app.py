@@ -11,6 +11,7 @@ import threading
 
 import kopf
 
+from .handled import HandledSpecs, UnmarkedProgressStorage
 from .handlers import alertrule, slo, stack
 from .metrics import Metrics
 from .peering import PeeringView
@@ -51,15 +52,17 @@ def instance_identity() -> str:
     return os.environ.get("POD_ID") or socket.gethostname()
 
 
-def build_registry(controller: Controller, settings: Settings, stacks: StackController | None = None, *,
+def build_registry(controller: Controller, settings: Settings, handled: HandledSpecs,
+                   stacks: StackController | None = None, *,
                    identity: str | None = None, priority: int | None = None) -> kopf.OperatorRegistry:
-    """Handlers of every kind and the resync loop. `identity` and `priority` are the ones kopf runs
-    with as a peer (defaults: `instance_identity()` and its `peering_priority`)."""
+    """Handlers of every kind and the resync loop; `handled` is the diff base kopf runs `configure`d
+    with, which the handlers clear of deleted resources. `identity` and `priority` are the ones kopf
+    runs with as a peer (defaults: `instance_identity()` and its `peering_priority`)."""
     registry = kopf.OperatorRegistry()
-    alertrule.register(registry, controller)
-    slo.register(registry, controller)
+    alertrule.register(registry, controller, handled)
+    slo.register(registry, controller, handled)
     if stacks is not None:
-        stack.register(registry, stacks, settings.resync_seconds)
+        stack.register(registry, stacks, settings.resync_seconds, handled)
     identity = identity or instance_identity()
     peers = PeeringView(controller.kube.peering_status, settings.peering_name, identity,
                         peering_priority(identity) if priority is None else priority, settings.watch_namespaces)
@@ -97,11 +100,10 @@ def build_registry(controller: Controller, settings: Settings, stacks: StackCont
     return registry
 
 
-def configure(kopf_settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
+def configure(kopf_settings: kopf.OperatorSettings, handled: HandledSpecs) -> kopf.OperatorSettings:
     """The kopf settings the operator needs, on top of whatever `kopf_settings` holds."""
-    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
-    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration")
+    kopf_settings.persistence.progress_storage = UnmarkedProgressStorage(prefix=ANNOTATION_PREFIX)
+    kopf_settings.persistence.diffbase_storage = handled
     kopf_settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/kopf-finalizer"
     # Our own Events report transitions; kopf's would add one per handled change (and a write).
     kopf_settings.posting.level = logging.WARNING
@@ -130,7 +132,8 @@ def run(settings: Settings) -> None:
     api_client = kubernetes.client.ApiClient(configuration)
     controller = build_controller(api_client, settings)
     identity = instance_identity()
-    registry = build_registry(controller, settings, build_stacks(controller), identity=identity)
+    handled = HandledSpecs()
+    registry = build_registry(controller, settings, handled, build_stacks(controller), identity=identity)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs):
@@ -139,7 +142,7 @@ def run(settings: Settings) -> None:
     start_http_server(settings.metrics_port, registry=controller.metrics.registry)
     kopf.run(
         registry=registry,
-        settings=configure(kopf.OperatorSettings()),
+        settings=configure(kopf.OperatorSettings(), handled),
         standalone=settings.peering_name is None,
         peering_name=settings.peering_name,
         identity=identity,

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import kopf
 
+from ..handled import HandledSpecs
 from ..reconcile import Controller, KindInfo
 from . import register_kind
 
 KIND = KindInfo("AlertRule", "alertrules")
 
 
-def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
-    register_kind(registry, controller, KIND)
+def register(registry: kopf.OperatorRegistry, controller: Controller, handled: HandledSpecs) -> None:
+    register_kind(registry, controller, KIND, handled)

@@ -19,6 +19,7 @@ import kopf
 
 from ...compile.stack import INSTRUMENTATION_CRD
 from ...models.common import GROUP, VERSION
+from ..handled import HandledSpecs
 from ..stack_reconcile import CLASS_PLURAL, KIND, PLURAL, StackController
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ READINESS_SECONDS = 10.0
 
 
 def register(registry: kopf.OperatorRegistry, controller: StackController, resync_seconds: float,
-             readiness_seconds: float = READINESS_SECONDS) -> None:
+             handled: HandledSpecs, readiness_seconds: float = READINESS_SECONDS) -> None:
     @kopf.index(GROUP, VERSION, CLASS_PLURAL, registry=registry, id="stackclasses")  # the kwarg name of the index
     def stackclasses(name: str, body: kopf.Body, **_) -> dict[str, Any]:
         return {name: dict(body)}
@@ -71,6 +72,7 @@ def register(registry: kopf.OperatorRegistry, controller: StackController, resyn
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="uninstall")
     async def uninstall(body: kopf.Body, **_) -> None:
         await controller.delete(body)
+        handled.forget(body.metadata.uid)  # the finalizer goes next: kopf sees nothing of it after that
 
     @kopf.timer(GROUP, VERSION, PLURAL, registry=registry, id="readiness", interval=readiness_seconds,
                 initial_delay=readiness_seconds)
