@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import logging
 import os
@@ -26,6 +27,9 @@ ANNOTATION_PREFIX = "observatory.dev"
 # How stale the list of Prometheus objects behind RulesLoaded may be (at most the resync interval).
 PROMETHEUS_CACHE_SECONDS = 5.0
 HANDLER_THREADS = 16
+# Allocations between young collections (CPython's default is 700) and young collections between
+# older ones (10 and 10): see `tune_garbage_collector`.
+GC_THRESHOLDS = (10_000, 20, 100)
 
 
 def build_controller(api_client, settings: Settings, *, timeout: float = 10.0) -> Controller:
@@ -114,6 +118,16 @@ def configure(kopf_settings: kopf.OperatorSettings, handled: HandledSpecs) -> ko
     return kopf_settings
 
 
+def tune_garbage_collector() -> None:
+    """Stop the cyclic collector re-scanning what never becomes garbage. Measured in bench/reconcile
+    (1,000 CRs): with CPython's defaults the operator spent 3.3 s of its 18 s of CPU collecting,
+    most of it full collections walking the ~86,000 objects of its imported modules; frozen after
+    start-up, and collected less often, 1.4 s — and a smaller resident set."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run(settings: Settings) -> None:
     """Run until terminated, as `kopf run` would: login, watch, handle; health and metrics served."""
     import kubernetes.client
@@ -140,6 +154,7 @@ def run(settings: Settings) -> None:
         return kopf.login_via_client(**kwargs)
 
     start_http_server(settings.metrics_port, registry=controller.metrics.registry)
+    tune_garbage_collector()
     kopf.run(
         registry=registry,
         settings=configure(kopf.OperatorSettings(), handled),
