@@ -235,6 +235,10 @@ class Emulator(kmock.KubernetesEmulator):
     # sweep does not go over every object after each change.
     _keys_by_uid: dict[str, Key] = attrs.field(factory=dict, init=False)
     _gc_candidates: dict[Key, None] = attrs.field(factory=dict, init=False)
+    # The live keys of each resource: a list reads those alone, as the apiserver reads one key range
+    # of etcd (/registry/<group>/<resource>/[<namespace>/], k8s.io/apiserver storage/etcd3/store.go
+    # GetList), not every object of every kind.
+    _keys_by_resource: dict[kmock.resource, dict[Key, None]] = attrs.field(factory=dict, init=False)
     # Schemas per served resource (schema.py); a resource without one keeps whatever it is sent.
     _schemas: dict[kmock.resource, schemas.ResourceSchema | None] = attrs.field(factory=dict, init=False)
     # The write being served: its ?fieldValidation= and the Warning headers it collects.
@@ -290,9 +294,8 @@ class Emulator(kmock.KubernetesEmulator):
             registered.append(resource)
             # The apiserver defaults objects as it reads them from etcd: a default added by a CRD
             # update shows on every stored object, with no new resourceVersion.
-            for key, obj in self._live():
-                if key[0] == resource:
-                    schemas.apply_defaults(obj, schema.node)
+            for _, obj in self._live(resource):
+                schemas.apply_defaults(obj, schema.node)
         return registered
 
     def schema_of(self, resource: kmock.resource) -> schemas.ResourceSchema | None:
@@ -526,10 +529,15 @@ class Emulator(kmock.KubernetesEmulator):
             raise api_error(404, f'{key[0].plural} "{key[2]}" not found')
         return current
 
-    def _live(self) -> Iterator[tuple[Key, Obj]]:
-        for key, stored in list(self._objects.items()):
-            if not stored.deleted:
-                yield key, stored.raw
+    def _live(self, resource: kmock.resource | None = None) -> Iterator[tuple[Key, Obj]]:
+        """The live objects (of `resource` only, if given)."""
+        if resource is None:
+            for key, stored in list(self._objects.items()):
+                if not stored.deleted:
+                    yield key, stored.raw
+            return
+        for key in list(self._keys_by_resource.get(resource, ())):
+            yield key, self._objects._objects[key].raw
 
     def _commit(self, key: Key, obj: Obj, event: str, old: Obj | None = None) -> Obj:
         """Store a new state (or the removal, for DELETED) under a fresh resourceVersion; publish it."""
@@ -547,8 +555,10 @@ class Emulator(kmock.KubernetesEmulator):
         if event == 'DELETED':
             self._keys_by_uid.pop(meta.get('uid'), None)
             self._gc_candidates.pop(key, None)
+            self._keys_by_resource.get(key[0], {}).pop(key, None)
         else:
             self._keys_by_uid[meta.get('uid')] = key
+            self._keys_by_resource.setdefault(key[0], {})[key] = None
             if meta.get('ownerReferences') or meta.get('deletionTimestamp'):
                 self._gc_candidates[key] = None
             else:
@@ -752,8 +762,7 @@ class Emulator(kmock.KubernetesEmulator):
                              lambda path: _str_or_none(get_path(obj, tuple(path.split('.')))))
 
     def _list(self, resource: kmock.resource, namespace: str | None, params: dict[str, str]) -> Obj:
-        items = sorted((obj for key, obj in self._live() if key[0] == resource and
-                        self._selected(obj, resource, namespace, params)),
+        items = sorted((obj for _, obj in self._live(resource) if self._selected(obj, resource, namespace, params)),
                        key=lambda o: (o['metadata'].get('namespace') or '', o['metadata']['name']))
         after = params.get('continue')
         if after:
