@@ -59,7 +59,8 @@ class Controller:
     metrics: Metrics
     prometheus_ttl: float = 5.0
     _prometheus_cache: tuple[float, list[dict[str, Any]]] = field(default=(0.0, []), init=False)
-    # Every live resource by uid, from the watch events: what `resync` goes over (by name, never by body).
+    # Every live resource by uid, added by its first reconcile, dropped by `forget`: what `resync`
+    # goes over (by name, never by body).
     _live: dict[str, tuple[KindInfo, str, str]] = field(default_factory=dict, init=False)
     _live_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     # Per resource, handlers, the resync and `forget` take turns: each runs in a thread of its own.
@@ -72,16 +73,6 @@ class Controller:
     def _turn(self, uid: str) -> threading.Lock:
         with self._live_lock:
             return self._turns.setdefault(uid, threading.Lock())
-
-    def observe(self, kind: KindInfo, event_type: str | None, body: Mapping[str, Any]) -> None:
-        meta = body["metadata"]
-        with self._live_lock:
-            if event_type == "DELETED":
-                self._live.pop(meta["uid"], None)
-            else:
-                self._live[meta["uid"]] = (kind, meta["namespace"], meta["name"])
-        if event_type == "DELETED":  # the garbage collector removes the generated objects
-            self.metrics.owned(kind.kind, meta["uid"], None)
 
     def resync(self, paused: Callable[[], bool] = lambda: False) -> str:
         """Reconcile every live resource once more: repairs drift (a generated object deleted by
@@ -142,7 +133,10 @@ class Controller:
 
     def reconcile(self, kind: KindInfo, body: Mapping[str, Any], retry: int = 0) -> None:
         """The handlers' reconcile of the body kopf hands them."""
-        with self._turn(body["metadata"]["uid"]):
+        meta = body["metadata"]
+        with self._live_lock:
+            self._live[meta["uid"]] = (kind, meta["namespace"], meta["name"])
+        with self._turn(meta["uid"]):
             moved = self._attempt(kind, body, retry)
         self._report_moved(kind, body["metadata"]["namespace"], moved)
 
@@ -281,7 +275,8 @@ class Controller:
         """A deleted resource leaves its shared objects: an AlertRule those its status names, an SLO
         every one it is an owner of, written again from the index kopf has dropped it from. The
         garbage collector removes it from their owners too, but not an SLO's rules from its group;
-        should this fail, the next write of that group (at the latest the resync's) leaves them out."""
+        should this fail, the next write of that group (at the latest the resync's) leaves them out.
+        The resync no longer goes over it, and the garbage collector removes what it owned."""
         meta = body["metadata"]
         owner = Owner(body["apiVersion"], kind.kind, meta["namespace"], meta["name"], meta["uid"])
         names = [("PrometheusRule", n) for n in (body.get("status") or {}).get("prometheusRules") or []]
@@ -298,6 +293,8 @@ class Controller:
         finally:
             with self._live_lock:
                 self._turns.pop(owner.uid, None)
+                self._live.pop(owner.uid, None)
+            self.metrics.owned(kind.kind, owner.uid, None)
         self._report_moved(kind, owner.namespace, moved)  # the room it leaves may let others in
 
     def _prometheuses(self) -> list[dict[str, Any]]:
