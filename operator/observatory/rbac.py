@@ -65,7 +65,8 @@ _INSTALLER_OBJECTS = ("the installer ServiceAccount and RoleBinding of a stack's
 
 REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
     *_each(GROUP, _OWN_KINDS, (*READ, "patch", "update"),
-           "kopf watches the own custom resources and patches its progress and finalizers into them"),
+           "kopf watches the own custom resources and patches into them its retry records (annotations, "
+           "while a handler retries) and, for stacks, its finalizer"),
     *_each(GROUP, tuple(f"{k}/status" for k in _OWN_KINDS), ("get", "patch", "update"),
            "conditions, components and endpoints are written to the status subresource"),
     *_each(GROUP, tuple(f"{k}/finalizers" for k in _OWN_KINDS), ("update",),
