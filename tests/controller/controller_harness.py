@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import kopf
 import yaml
 from k8s.emulator import Cluster, kopf_operator, kopf_settings
 from observatory.controller.app import build_controller, build_registry, configure
@@ -54,6 +55,7 @@ async def running_operator(cluster: Cluster, settings: Settings | None = None, t
     # as its own; the list keeps them alive, so their ids cannot be reused by new requests.
     earlier = cluster.requests
     handled = HandledSpecs() if handled is None else handled
+    MEMORIES.setdefault(id(cluster), []).append(handled)
     try:
         async with kopf_operator(cluster, build_registry(controller, settings, handled, identity=identity, priority=priority),
                                  settings=configure(kopf_settings(), handled), clusterwide=True,
@@ -63,7 +65,12 @@ async def running_operator(cluster: Cluster, settings: Settings | None = None, t
             await cluster.until(lambda: {'alertrules', 'slos'} <= watched(cluster, earlier))
             yield controller
     finally:
+        MEMORIES[id(cluster)].remove(handled)
         api_client.close()
+
+
+# kopf's memory of what it handled, of each operator running on a cluster (by id): what `handled` reads.
+MEMORIES: dict[int, list[HandledSpecs]] = {}
 
 
 def watched(cluster: Cluster, earlier: list[Any]) -> set[str]:
@@ -89,11 +96,14 @@ def settled(cluster: Cluster, resource: str, name: str, namespace: str) -> dict[
 
 
 def handled(cluster: Cluster, resource: str, name: str, namespace: str) -> dict[str, Any] | None:
-    """Settled, and kopf has nothing left to write for the change: no retry record of its own
-    (`observatory.dev/<handler>` annotations, cleared by a last write once a retried handler succeeds)."""
+    """Settled, and kopf is done with the change: its handler has returned (so its Event is posted
+    too), kopf has recorded the spec as handled, and no retry record of its own is left to clear
+    (`observatory.dev/<handler>` annotations, removed by a last write once a retried handler succeeds)."""
     obj = settled(cluster, resource, name, namespace)
-    annotations = (obj or {}).get('metadata', {}).get('annotations') or {}
-    return obj if obj and not any(key.startswith('observatory.dev/') for key in annotations) else None
+    if not obj or any(key.startswith('observatory.dev/') for key in obj['metadata'].get('annotations') or {}):
+        return None
+    recorded = [memory.fetch(body=kopf.Body(obj)) for memory in MEMORIES.get(id(cluster), [])]
+    return obj if any(r and r.get('spec') == obj['spec'] for r in recorded) else None
 
 
 def threshold_rule(name: str, expr: str, namespace: str = 'team-a') -> dict[str, Any]:

@@ -6,7 +6,6 @@ import asyncio
 import json
 from typing import Any
 
-import kopf
 
 from controller_harness import (
     ALERTRULES,
@@ -105,10 +104,7 @@ async def test_a_change_writes_only_the_status_into_the_resource_and_a_deletion_
             cluster.seed(obj)
         cluster.patch(ALERTRULES, 'llm-error-rate', 'team-a', {'spec': {'errorRate': {'threshold': 0.2}}})
 
-        def done(plural: str, name: str) -> bool:  # kopf has recorded the live spec as handled
-            live = settled(cluster, plural, name, 'team-a')
-            return bool(live) and (memory.fetch(body=kopf.Body(live)) or {}).get('spec') == live['spec']
-        await cluster.until(lambda: all(done(plural, obj['metadata']['name']) for plural, obj in resources))
+        await cluster.until(lambda: all(handled(cluster, plural, obj['metadata']['name'], 'team-a') for plural, obj in resources))
         for plural, obj in resources:
             name = obj['metadata']['name']
             live = cluster.get(plural, name, 'team-a')

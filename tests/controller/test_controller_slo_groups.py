@@ -20,6 +20,7 @@ from controller_harness import (
 from k8s.emulator import cluster_context, running_cluster
 from observatory.compile import CompileOptions, compile_bundle
 from observatory.compile.slo import slo_shard
+from observatory.controller.handled import HandledSpecs
 from observatory.controller.kube import Kube
 from observatory.controller.settings import Settings
 from observatory.controller.slo_groups import SloGroups
@@ -185,8 +186,10 @@ async def test_an_slo_deleted_while_the_watch_was_away_leaves_its_group_at_the_n
     """kopf drops an SLO from its index on the DELETED event; a watch that resumes after
     compaction lists again and synthesises no event for what vanished (kopf/_cogs/clients/
     watching.py continuous_watch), so the index kept the SLO and every write of its group kept
-    its rules, beside an owner reference to nothing."""
-    async with cluster_context() as cluster, running_operator(cluster, Settings(resync_seconds=0.3)) as controller:
+    its rules, beside an owner reference to nothing. The resync, finding it gone, also takes it off
+    its list and out of kopf's memory of what it handled."""
+    memory = HandledSpecs()
+    async with cluster_context() as cluster, running_operator(cluster, Settings(resync_seconds=0.3), handled=memory) as controller:
         for name in (FIRST, SECOND):
             cluster.seed(example('slos/llm-availability.yaml', name=name))
         await cluster.until(lambda: slos_in(cluster) == [FIRST, SECOND] and handled(cluster, SLOS, SECOND, 'team-a'))
@@ -200,3 +203,4 @@ async def test_an_slo_deleted_while_the_watch_was_away_leaves_its_group_at_the_n
         await cluster.until(lambda: owners_of(cluster) == [SECOND] and slos_in(cluster) == [SECOND], timeout=60)
         assert matches_render(cluster)
         assert controller.groups.indexed('team-a') == {cluster.get(SLOS, SECOND, 'team-a')['metadata']['uid']}
+        await cluster.until(lambda: len(memory) == 1)

@@ -86,7 +86,7 @@ def build_registry(controller: Controller, settings: Settings, handled: HandledS
     async def resync_forever() -> None:
         while True:
             await asyncio.sleep(settings.resync_seconds)
-            rounds[:] = [asyncio.ensure_future(asyncio.to_thread(controller.resync, paused))]
+            rounds[:] = [asyncio.ensure_future(asyncio.to_thread(controller.resync, paused, handled.forget))]
             await asyncio.shield(rounds[0])
 
     @kopf.on.startup(registry=registry)

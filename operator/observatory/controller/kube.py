@@ -165,7 +165,10 @@ class Kube:
         data = response.read()
         if not 200 <= response.status <= 299:
             raise ApiException.from_response(http_resp=response, body=data.decode("utf-8", "replace"), data=None)
-        return json.loads(data) if data else None
+        try:  # every request made here answers the object or list (an apiserver always sends one)
+            return json.loads(data)
+        except ValueError:
+            raise ApiProblem(0, f"{method} {path} answered {response.status} without a JSON body") from None
 
     # --- generated objects -----------------------------------------------------------------------
 

@@ -74,7 +74,8 @@ class Controller:
         with self._live_lock:
             return self._turns.setdefault(uid, threading.Lock())
 
-    def resync(self, paused: Callable[[], bool] = lambda: False) -> str:
+    def resync(self, paused: Callable[[], bool] = lambda: False,
+               forgotten: Callable[[str], None] = lambda uid: None) -> str:
         """Reconcile every live resource once more: repairs drift (a generated object deleted by
         hand) and refreshes RulesLoaded after Prometheus or namespace changes. Writes nothing when
         nothing changed; failures wait for the next round.
@@ -82,7 +83,10 @@ class Controller:
         Each resource is read again, in its turn, right before it is reconciled: a body held since
         the round began could be older than a change a handler applied meanwhile, and writing it
         would undo that change. `paused` (a peer is active instead, see `PeeringView`) is asked
-        before every resource, so a replica kopf pauses stops writing mid-round too."""
+        before every resource, so a replica kopf pauses stops writing mid-round too. A resource found
+        gone was deleted unseen (a watch listing again after compaction or a peering pause: kopf
+        synthesises no DELETED event for what vanished, kopf/_cogs/clients/watching.py): it comes off
+        the list, and `forgotten` is told its uid."""
         with self._live_lock:
             snapshot = sorted(self._live.items(), key=lambda item: (item[1][1], item[1][2], item[0]))
         result = "done"
@@ -97,11 +101,14 @@ class Controller:
             try:
                 with self._turn(uid):
                     body = self.kube.get_resource(kind.plural, namespace, name)
-                    if body is None or body["metadata"]["uid"] != uid or body["metadata"].get("deletionTimestamp"):
-                        continue  # gone, or a namesake: the watch events bring it
-                    if namespace not in memberships:
-                        memberships[namespace] = self._resync_shared(namespace)
-                    self._attempt(kind, body, 0, thorough=memberships[namespace].get(uid, []))
+                    gone = body is None or body["metadata"]["uid"] != uid  # or replaced by a namesake
+                    if not gone and not body["metadata"].get("deletionTimestamp"):
+                        if namespace not in memberships:
+                            memberships[namespace] = self._resync_shared(namespace)
+                        self._attempt(kind, body, 0, thorough=memberships[namespace].get(uid, []))
+                if gone:
+                    self._drop(kind, uid)
+                    forgotten(uid)
             except (ApiProblem, kopf.TemporaryError) as e:
                 log.info("resync of %s/%s failed: %s", namespace, name, e)
         self.metrics.resyncs.labels(result).inc()
@@ -291,11 +298,15 @@ class Controller:
         except (ApiProblem, CompileError) as e:
             log.warning("%s/%s left shared rules behind: %s", owner.namespace, owner.name, e)
         finally:
-            with self._live_lock:
-                self._turns.pop(owner.uid, None)
-                self._live.pop(owner.uid, None)
-            self.metrics.owned(kind.kind, owner.uid, None)
+            self._drop(kind, owner.uid)
         self._report_moved(kind, owner.namespace, moved)  # the room it leaves may let others in
+
+    def _drop(self, kind: KindInfo, uid: str) -> None:
+        """Off the resync's list, its turn and its count of owned objects gone with it."""
+        with self._live_lock:
+            self._turns.pop(uid, None)
+            self._live.pop(uid, None)
+        self.metrics.owned(kind.kind, uid, None)
 
     def _prometheuses(self) -> list[dict[str, Any]]:
         """Prometheus objects, listed at most once per `prometheus_ttl` (a cluster-wide list per

@@ -72,7 +72,12 @@ def register(registry: kopf.OperatorRegistry, controller: StackController, resyn
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="uninstall")
     async def uninstall(body: kopf.Body, **_) -> None:
         await controller.delete(body)
-        handled.forget(body.metadata.uid)  # the finalizer goes next: kopf sees nothing of it after that
+
+    # kopf records the spec it handled after the uninstall too, and a finalizer removed by hand runs
+    # no handler at all: the deletion itself clears it from kopf's memory (controller/handled.py).
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, id="forget", when=lambda type, **_: type == "DELETED")
+    async def forget(uid: str, **_) -> None:
+        handled.forget(uid)
 
     @kopf.timer(GROUP, VERSION, PLURAL, registry=registry, id="readiness", interval=readiness_seconds,
                 initial_delay=readiness_seconds)
