@@ -26,7 +26,9 @@ from controller_harness import (
 from k8s.emulator import WRITE_METHODS, cluster_context
 from observatory.compile.rules import count_rules
 from observatory.compile.slo import slo_shard
+from observatory.controller.app import build_controller
 from observatory.controller.handled import HandledSpecs
+from observatory.controller.handlers.alertrule import KIND as ALERTRULE
 from observatory.controller.settings import Settings
 
 WINDOWS_30D = 'observatory-slo-windows-30d'
@@ -234,6 +236,27 @@ async def test_shared_price_catalogue_is_owned_by_each_cost_rule_and_goes_with_t
         await cluster.until(lambda: owners_of(cluster, PRICES) == ['llm-daily-budget'])
         cluster.delete(ALERTRULES, 'llm-daily-budget', 'team-a')
         await cluster.until(lambda: cluster.get(PROMETHEUSRULES, 'observatory-llm-prices', 'team-a') is None)
+
+
+async def test_a_body_older_than_the_status_its_last_reconcile_wrote_still_leaves_the_catalogue():
+    """kopf hands a handler the latest event it has, which can predate the status the previous
+    reconcile wrote (that write's own event still on its way): a cost rule changed right after its
+    creation was handed its new spec without a status, so it never left the price catalogue."""
+    async with cluster_context() as cluster:
+        api_client = cluster.api_client()
+        try:
+            controller = build_controller(api_client, Settings())
+            cluster.seed(example('alertrules/llm-hourly-budget.yaml'))
+            created = cluster.get(ALERTRULES, 'llm-hourly-budget', 'team-a')
+            await asyncio.to_thread(controller.reconcile, ALERTRULE, created)
+            assert owners_of(cluster, PRICES) == ['llm-hourly-budget']
+            changed = cluster.patch(ALERTRULES, 'llm-hourly-budget', 'team-a',
+                                    {'spec': {'cost': None, 'groupBy': None, 'errorRate': {'threshold': 0.1}}})
+            await asyncio.to_thread(controller.reconcile, ALERTRULE, {**changed, 'status': created.get('status')})
+            assert cluster.get(PROMETHEUSRULES, PRICES, 'team-a') is None
+            assert names(cluster, PROMETHEUSRULES, 'team-a') == ['alertrule-llm-hourly-budget']
+        finally:
+            api_client.close()
 
 
 def parts_in(cluster: Any, name: str) -> list[str]:
