@@ -63,6 +63,11 @@ class Controller:
     # goes over (by name, never by body).
     _live: dict[str, tuple[KindInfo, str, str]] = field(default_factory=dict, init=False)
     _live_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    # What each resource's last reconcile in this process left it owning or sharing, (kind, name):
+    # the body kopf hands a handler can predate the status that reconcile wrote (kopf takes the
+    # latest event it has, and the status write's own event may still be on its way), and objects
+    # the status does not name would never be pruned or left. Naming more only costs a read.
+    _left_with: dict[str, set[tuple[str, str]]] = field(default_factory=dict, init=False)
     # Per resource, handlers, the resync and `forget` take turns: each runs in a thread of its own.
     _turns: dict[str, threading.Lock] = field(default_factory=dict, init=False)
     groups: SloGroups = field(init=False)
@@ -201,22 +206,27 @@ class Controller:
         before = previous.get("prometheusRules") or []
         owned = {o["metadata"]["name"] for o in objects}
         shared_names = {o["metadata"]["name"] for o in shared}
-        known = None if thorough is not None else [("PrometheusRule", n) for n in before if n not in shared_names] + \
-            [("AlertmanagerConfig", n) for n in [previous.get("alertmanagerConfig")] if n]
-        sync = self.kube.sync_owned(owner, objects, known, unseen=not previous)
+        left_with = self._left_with.get(owner.uid, set())
+        known = None if thorough is not None else sorted(
+            {*[("PrometheusRule", n) for n in before if n not in shared_names],
+             *[("AlertmanagerConfig", n) for n in [previous.get("alertmanagerConfig")] if n],
+             *[(k, n) for k, n in left_with if n not in shared_names]})
+        sync = self.kube.sync_owned(owner, objects, known, unseen=not previous and not left_with)
         # Besides what it needs now and had, only a former cost rule may own more: the catalogue. A
         # rule without a status had nothing yet (a lost status write is the resync's to find).
-        had = [("PrometheusRule", n) for n in [*before, *(thorough or [])] if n not in owned]
+        had = {*[("PrometheusRule", n) for n in [*before, *(thorough or [])] if n not in owned],
+               *[(k, n) for k, n in left_with if k == "PrometheusRule" and n not in owned]}
         if isinstance(resource, AlertRule) and previous:
-            had.append(("PrometheusRule", object_name(self.options.conventions.prices_object_name)))
+            had.add(("PrometheusRule", object_name(self.options.conventions.prices_object_name)))
         try:
-            shared_sync = self.kube.sync_shared(owner, owner.namespace, shared, had)
+            shared_sync = self.kube.sync_shared(owner, owner.namespace, shared, sorted(had))
         except CompileError as err:  # the spec is fine, but its namespace's group of SLO rules is full
             self._report(kind, owner, generation, previous, [
                 Cond(READY, "False", "RuleGroupFull", str(err)),
                 Cond(VALID, "True", "Compiled"), *_kept(previous, RULES_LOADED)])
             return "full"
         wrote = bool(sync.applied or sync.deleted or shared_sync.applied or shared_sync.deleted)
+        self._left_with[owner.uid] = {(o["kind"], o["metadata"]["name"]) for o in [*objects, *shared]}
         self._reconciled(kind, owner, generation, previous, objects, sync.live + shared_sync.live, count_rules(objects))
         return "applied" if wrote else "unchanged"
 
@@ -231,8 +241,11 @@ class Controller:
             self._invalid(kind, owner, generation, previous, err)
             return "invalid", ()
         slo = compiled.resource
-        known = None if thorough is not None else [("AlertmanagerConfig", n) for n in [previous.get("alertmanagerConfig")] if n]
-        sync = self.kube.sync_owned(owner, compiled.owned, known, unseen=not previous)
+        left_with = self._left_with.get(owner.uid, set())
+        known = None if thorough is not None else sorted(
+            {*[("AlertmanagerConfig", n) for n in [previous.get("alertmanagerConfig")] if n], *left_with})
+        sync = self.kube.sync_owned(owner, compiled.owned, known, unseen=not previous and not left_with)
+        self._left_with[owner.uid] = {(o["kind"], o["metadata"]["name"]) for o in compiled.owned}
         written = self.groups.sync(owner.namespace, owner.uid, [("slos", *group_key(slo)), ("windows", slo.namespace, slo.spec.window)])
         if written.full is not None:  # the spec is fine, but its group of SLO rules is full
             self._report(kind, owner, generation, previous, [
@@ -306,6 +319,7 @@ class Controller:
         with self._live_lock:
             self._turns.pop(uid, None)
             self._live.pop(uid, None)
+        self._left_with.pop(uid, None)
         self.metrics.owned(kind.kind, uid, None)
 
     def _prometheuses(self) -> list[dict[str, Any]]:
