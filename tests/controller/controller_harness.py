@@ -66,6 +66,8 @@ async def running_operator(cluster: Cluster, settings: Settings | None = None, t
             yield controller
     finally:
         MEMORIES[id(cluster)].remove(handled)
+        if not MEMORIES[id(cluster)]:
+            del MEMORIES[id(cluster)]  # another cluster may get this id later
         api_client.close()
 
 

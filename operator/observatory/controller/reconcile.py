@@ -59,8 +59,8 @@ class Controller:
     metrics: Metrics
     prometheus_ttl: float = 5.0
     _prometheus_cache: tuple[float, list[dict[str, Any]]] = field(default=(0.0, []), init=False)
-    # Every live resource by uid, added by its first reconcile, dropped by `forget`: what `resync`
-    # goes over (by name, never by body).
+    # Every live resource by uid, added by its first reconcile, dropped (`_drop`) when `forget` or the
+    # resync finds it deleted: what `resync` goes over (by name, never by body).
     _live: dict[str, tuple[KindInfo, str, str]] = field(default_factory=dict, init=False)
     _live_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     # What each resource's last reconcile in this process left it owning or sharing, (kind, name):
