@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 
@@ -238,26 +239,54 @@ async def test_shared_price_catalogue_is_owned_by_each_cost_rule_and_goes_with_t
         await cluster.until(lambda: cluster.get(PROMETHEUSRULES, 'observatory-llm-prices', 'team-a') is None)
 
 
-async def test_a_body_older_than_the_status_its_last_reconcile_wrote_still_leaves_the_catalogue():
+async def reconcile_a_change_from_a_stale_body(cluster: Any, example_file: str, name: str, change: dict[str, Any],
+                                              after_first: Callable[[], None]) -> None:
     """kopf hands a handler the latest event it has, which can predate the status the previous
-    reconcile wrote (that write's own event still on its way): a cost rule changed right after its
-    creation was handed its new spec without a status, so it never left the price catalogue."""
-    async with cluster_context() as cluster:
-        api_client = cluster.api_client()
-        try:
-            controller = build_controller(api_client, Settings())
-            cluster.seed(example('alertrules/llm-hourly-budget.yaml'))
-            created = cluster.get(ALERTRULES, 'llm-hourly-budget', 'team-a')
-            await asyncio.to_thread(controller.reconcile, ALERTRULE, created)
-            assert owners_of(cluster, PRICES) == ['llm-hourly-budget']
-            changed = cluster.patch(ALERTRULES, 'llm-hourly-budget', 'team-a',
-                                    {'spec': {'cost': None, 'groupBy': None, 'errorRate': {'threshold': 0.1}}})
-            await asyncio.to_thread(controller.reconcile, ALERTRULE, {**changed, 'status': created.get('status')})
-            assert cluster.get(PROMETHEUSRULES, PRICES, 'team-a') is None
-            assert names(cluster, PROMETHEUSRULES, 'team-a') == ['alertrule-llm-hourly-budget']
-        finally:
-            api_client.close()
+    reconcile wrote (that write's own event still on its way): the AlertRule of `example_file`
+    reconciled (`after_first` checks it), then `change`d and reconciled from a body holding its
+    status from before that first reconcile (none)."""
+    api_client = cluster.api_client()
+    try:
+        controller = build_controller(api_client, Settings())
+        cluster.seed(example(example_file))
+        created = cluster.get(ALERTRULES, name, 'team-a')
+        await asyncio.to_thread(controller.reconcile, ALERTRULE, created)
+        after_first()
+        changed = cluster.patch(ALERTRULES, name, 'team-a', {'spec': change})
+        await asyncio.to_thread(controller.reconcile, ALERTRULE, {**changed, 'status': created.get('status')})
+    finally:
+        api_client.close()
 
+
+async def test_a_body_older_than_the_status_its_last_reconcile_wrote_still_leaves_the_catalogue():
+    """A cost rule changed right after its creation was handed its new spec without a status, so it
+    never left the price catalogue."""
+    async with cluster_context() as cluster:
+        def owns_the_catalogue() -> None:
+            assert owners_of(cluster, PRICES) == ['llm-hourly-budget']
+
+        await reconcile_a_change_from_a_stale_body(
+            cluster, 'alertrules/llm-hourly-budget.yaml', 'llm-hourly-budget',
+            {'cost': None, 'groupBy': None, 'errorRate': {'threshold': 0.1}}, owns_the_catalogue)
+        assert cluster.get(PROMETHEUSRULES, PRICES, 'team-a') is None
+        assert names(cluster, PROMETHEUSRULES, 'team-a') == ['alertrule-llm-hourly-budget']
+
+
+async def test_a_body_older_than_the_status_its_last_reconcile_wrote_gets_no_stale_status_key():
+    """The same race for the status itself: the routing removed, the new status has no
+    AlertmanagerConfig, but a merge patch computed against the older body's status (none) does not
+    remove the key the last reconcile wrote, and the status keeps naming a deleted object."""
+    async with cluster_context() as cluster:
+        def names_its_config() -> None:
+            status = cluster.get(ALERTRULES, 'llm-error-rate', 'team-a')['status']
+            assert status['alertmanagerConfig'] == 'alertrule-llm-error-rate'
+
+        await reconcile_a_change_from_a_stale_body(
+            cluster, 'alertrules/llm-error-rate.yaml', 'llm-error-rate', {'routing': None}, names_its_config)
+        assert names(cluster, AMCONFIGS, 'team-a') == []
+        status = cluster.get(ALERTRULES, 'llm-error-rate', 'team-a')['status']
+        assert 'alertmanagerConfig' not in status
+        assert condition({'status': status}, 'Ready')['message'].endswith('PrometheusRule(s)')
 
 def parts_in(cluster: Any, name: str) -> list[str]:
     """The SLOs with rules in a PrometheusRule, in the order of its rules."""
