@@ -364,9 +364,10 @@ class Kube:
     # --- the custom resources ---------------------------------------------------------------------
 
     def patch_status(self, plural: str, namespace: str, name: str, status: Mapping[str, Any],
-                     previous: Mapping[str, Any] | None) -> None:
-        """Replace the status stanza (keys no longer reported are removed, at any depth)."""
-        patch = _merge_patch(previous or {}, status)
+                     *before: Mapping[str, Any]) -> None:
+        """Replace the status stanza, whichever of `before` it holds (keys no longer reported are
+        removed, at any depth)."""
+        patch = _merge_patch(functools.reduce(_union, before, {}), status)
         self._call(GROUP, f"{plural}/status", "patch", self._send, "PATCH",
                    _path(GROUP, VERSION, namespace, plural, name, "status"), {"status": patch},
                    content_type="application/merge-patch+json")
@@ -460,6 +461,40 @@ def _merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, An
         before = old.get(key)
         patch[key] = _merge_patch(before, value) if isinstance(value, dict) and isinstance(before, dict) else value
     return patch
+
+
+def _union(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """Every key of `a` and `b` at any depth: what a merge patch must null to remove from either."""
+    merged = dict(a)
+    for key, value in b.items():
+        merged[key] = _union(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+class StatusWrites:
+    """The status each resource's last write in this process left. kopf hands a handler the latest
+    event it has, which can predate that write (its own event still on the way): a status computed
+    from such a body must still replace what the write left, keys included."""
+
+    def __init__(self) -> None:
+        self._left: dict[str, Mapping[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def write(self, kube: Kube, plural: str, owner: Owner, status: Mapping[str, Any],
+              previous: Mapping[str, Any]) -> bool:
+        """Write `status` unless the resource holds it already; whether it wrote."""
+        with self._lock:
+            left = self._left.get(owner.uid)
+        if status == previous and left in (None, status):
+            return False
+        kube.patch_status(plural, owner.namespace, owner.name, status, previous, *([left] if left else []))
+        with self._lock:
+            self._left[owner.uid] = status
+        return True
+
+    def forget(self, uid: str) -> None:
+        with self._lock:
+            self._left.pop(uid, None)
 
 
 def _truncate_utf8(text: str, limit: int) -> str:

@@ -29,7 +29,7 @@ from ..models.alertrule import AlertRule
 from ..models.common import CustomResource
 from ..models.stack import ObservabilityStack
 from . import loading
-from .kube import ApiProblem, Kube, Owner
+from .kube import ApiProblem, Kube, Owner, StatusWrites
 from .metrics import Metrics
 from .slo_groups import SloGroups
 from .status import READY, RULES_LOADED, VALID, Cond, build_status, transitions
@@ -68,6 +68,7 @@ class Controller:
     # latest event it has, and the status write's own event may still be on its way), and objects
     # the status does not name would never be pruned or left. Naming more only costs a read.
     _left_with: dict[str, set[tuple[str, str]]] = field(default_factory=dict, init=False)
+    _statuses: StatusWrites = field(default_factory=StatusWrites, init=False)  # the same for its status
     # Per resource, handlers, the resync and `forget` take turns: each runs in a thread of its own.
     _turns: dict[str, threading.Lock] = field(default_factory=dict, init=False)
     groups: SloGroups = field(init=False)
@@ -320,6 +321,7 @@ class Controller:
             self._turns.pop(uid, None)
             self._live.pop(uid, None)
         self._left_with.pop(uid, None)
+        self._statuses.forget(uid)
         self.metrics.owned(kind.kind, uid, None)
 
     def _prometheuses(self) -> list[dict[str, Any]]:
@@ -348,9 +350,8 @@ class Controller:
                 counts: tuple[int, int] | None = None) -> None:
         status = build_status(previous, conditions, generation, prometheus_rules=rules, alertmanager_config=config,
                               counts=counts)
-        if status == previous:
+        if not self._statuses.write(self.kube, kind.plural, owner, status, previous):
             return
-        self.kube.patch_status(kind.plural, owner.namespace, owner.name, status, previous)
         changed = transitions(previous, status)
         if changed:  # one Event per reconcile, named after its most important transition
             problem = any(c["status"] == "False" or c["reason"] == "NoPrometheus" for c in changed)

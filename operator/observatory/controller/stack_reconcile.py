@@ -59,7 +59,7 @@ from ..models.common import ObjectMeta
 from ..compile.stackclass import component_class, resolve_class
 from ..models.stack import ObservabilityStack
 from ..models.stackclass import ObservabilityStackClass
-from .kube import ApiProblem, Owner
+from .kube import ApiProblem, Owner, StatusWrites
 from .metrics import Metrics
 from .reconcile import REFUSED_RETRY_SECONDS, backoff
 from .stack_kube import InstallerConflict, StackKube, installer_user
@@ -122,6 +122,7 @@ class StackController:
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     # Last reconciled generation, stack and component states by uid, for the readiness refresh.
     _last: dict[str, tuple[int | None, ObservabilityStack, list[ComponentState], ObservabilityStackClass | None]] = field(default_factory=dict)
+    _statuses: StatusWrites = field(default_factory=StatusWrites)  # a body kopf hands can predate the last
 
     def _lock(self, uid: str) -> asyncio.Lock:
         return self._locks.setdefault(uid, asyncio.Lock())
@@ -393,6 +394,7 @@ class StackController:
 
     def _forget(self, uid: str) -> None:
         self._last.pop(uid, None)
+        self._statuses.forget(uid)
         self._locks.pop(uid, None)
         self.metrics.owned(KIND, uid, None)
 
@@ -409,9 +411,8 @@ class StackController:
                               endpoints=endpoints(stack) if stack else None,
                               config_map=configmap_name(stack) if stack and states else None,
                               langfuse_login=langfuse_login(stack) if stack and states else None)
-        if status == previous:
+        if not await self._api(self._statuses.write, self.kube, PLURAL, owner, status, previous):
             return
-        await self._api(self.kube.patch_status, PLURAL, owner.namespace, owner.name, status, previous)
         for cond in transitions(previous, status):
             bad = cond["status"] == ("True" if cond["type"] == "Degraded" else "False") and cond["type"] != "Progressing"
             note = f"{cond['type']}={cond['status']}" + (f": {cond['message']}" if cond["message"] else "")
