@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import http.server
+import threading
 
+import kubernetes
 import pytest
 from controller_harness import (
     ALERTRULES,
@@ -19,6 +22,8 @@ from controller_harness import (
     threshold_rule,
 )
 from k8s.emulator import cluster_context
+from observatory.controller.kube import ApiProblem, Kube
+from observatory.conventions import DEFAULT
 
 
 def requests_to(cluster, method: str, plural: str) -> int:
@@ -99,3 +104,32 @@ async def test_restart_re_reconciles_everything_without_writing():
         assert sorted(after) == sorted(before)
         assert after['alertrule-llm-error-rate']['spec'] != before['alertrule-llm-error-rate']['spec']
         assert all(after[n] == before[n] for n in after if n != 'alertrule-llm-error-rate')
+
+
+def test_an_answer_without_json_is_an_api_problem_not_a_traceback():
+    """A proxy in front of the API server (a login page, a load balancer's error page) can answer
+    200 with HTML: the adapter reports it as an API problem, which a reconcile retries."""
+    class HtmlPage(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            page = b'<html><body>Sign in</body></html>'
+            self.send_response(200)
+            self.send_header('Content-Type', 'text/html')
+            self.send_header('Content-Length', str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), HtmlPage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    api_client = kubernetes.client.ApiClient(kubernetes.client.Configuration(host=f'http://127.0.0.1:{server.server_port}'))
+    try:
+        with pytest.raises(ApiProblem) as problem:
+            Kube(api_client, DEFAULT).get_resource('alertrules', 'team-a', 'r1')
+        assert problem.value.code == 0 and problem.value.transient
+        assert 'answered 200 without a JSON body' in str(problem.value)
+    finally:
+        api_client.close()
+        server.shutdown()
+        server.server_close()
