@@ -242,18 +242,19 @@ async def test_shared_price_catalogue_is_owned_by_each_cost_rule_and_goes_with_t
 async def reconcile_a_change_from_a_stale_body(cluster: Any, example_file: str, name: str, change: dict[str, Any],
                                               after_first: Callable[[], None]) -> None:
     """kopf hands a handler the latest event it has, which can predate the status the previous
-    reconcile wrote (that write's own event still on its way): the AlertRule of `example_file`
-    reconciled (`after_first` checks it), then `change`d and reconciled from a body holding its
-    status from before that first reconcile (none)."""
+    reconcile wrote: the AlertRule of `example_file` is `change`d while its creation is reconciled
+    (`after_first` checks that reconcile), and the change is handed over as its event had it,
+    without the status written since."""
     api_client = cluster.api_client()
     try:
         controller = build_controller(api_client, Settings())
         cluster.seed(example(example_file))
         created = cluster.get(ALERTRULES, name, 'team-a')
+        changed = cluster.patch(ALERTRULES, name, 'team-a', {'spec': change})
         await asyncio.to_thread(controller.reconcile, ALERTRULE, created)
         after_first()
-        changed = cluster.patch(ALERTRULES, name, 'team-a', {'spec': change})
-        await asyncio.to_thread(controller.reconcile, ALERTRULE, {**changed, 'status': created.get('status')})
+        assert 'status' not in changed
+        await asyncio.to_thread(controller.reconcile, ALERTRULE, changed)
     finally:
         api_client.close()
 
@@ -287,6 +288,26 @@ async def test_a_body_older_than_the_status_its_last_reconcile_wrote_gets_no_sta
         status = cluster.get(ALERTRULES, 'llm-error-rate', 'team-a')['status']
         assert 'alertmanagerConfig' not in status
         assert condition({'status': status}, 'Ready')['message'].endswith('PrometheusRule(s)')
+
+
+async def test_a_stale_body_with_an_invalid_spec_keeps_the_status_of_the_last_good_rules():
+    """An invalid spec keeps the last good objects and the status naming them: those of the last
+    write, not of the older body (which names none), and no second Event for conditions unchanged."""
+    async with cluster_context() as cluster:
+        def names_its_config() -> None:
+            status = cluster.get(ALERTRULES, 'llm-error-rate', 'team-a')['status']
+            assert status['alertmanagerConfig'] == 'alertrule-llm-error-rate'
+
+        await reconcile_a_change_from_a_stale_body(
+            cluster, 'alertrules/llm-error-rate.yaml', 'llm-error-rate',
+            {'errorRate': None, 'threshold': {'expr': 'up{namespace="kube-system"}', 'value': 1}}, names_its_config)
+        live = cluster.get(ALERTRULES, 'llm-error-rate', 'team-a')
+        assert condition(live, 'Valid')['reason'] == 'InvalidSpec'
+        assert (live['status']['alertmanagerConfig'], live['status']['prometheusRules']) == \
+            ('alertrule-llm-error-rate', ['alertrule-llm-error-rate'])
+        assert names(cluster, AMCONFIGS, 'team-a') == ['alertrule-llm-error-rate']
+        reasons = [e['reason'] for e in cluster.list(EVENTS, 'team-a')]
+        assert reasons.count('Reconciled') == 1 and reasons.count('InvalidSpec') == 1
 
 def parts_in(cluster: Any, name: str) -> list[str]:
     """The SLOs with rules in a PrometheusRule, in the order of its rules."""
