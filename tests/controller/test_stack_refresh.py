@@ -25,7 +25,7 @@ class FakeKube:
     def workloads(self, namespace: str, release: str) -> list[dict]:
         return [{"kind": "Deployment", "name": release, "available": 1, "replicas": 1, "current": True}]
 
-    def patch_status(self, plural: str, namespace: str, name: str, status: dict, previous: dict) -> None:
+    def patch_status(self, plural: str, namespace: str, name: str, status: dict, *before: dict) -> None:
         self.patches.append(status)
 
     def post_event(self, *args: object) -> None:

@@ -364,11 +364,11 @@ class Kube:
     # --- the custom resources ---------------------------------------------------------------------
 
     def patch_status(self, plural: str, namespace: str, name: str, status: Mapping[str, Any],
-                     *before: Mapping[str, Any]) -> None:
+                     *before: Mapping[str, Any]) -> dict[str, Any]:
         """Replace the status stanza, whichever of `before` it holds (keys no longer reported are
-        removed, at any depth)."""
+        removed, at any depth); the resource as written."""
         patch = _merge_patch(functools.reduce(_union, before, {}), status)
-        self._call(GROUP, f"{plural}/status", "patch", self._send, "PATCH",
+        return self._call(GROUP, f"{plural}/status", "patch", self._send, "PATCH",
                    _path(GROUP, VERSION, namespace, plural, name, "status"), {"status": patch},
                    content_type="application/merge-patch+json")
 
@@ -472,29 +472,47 @@ def _union(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class StatusWrites:
-    """The status each resource's last write in this process left. kopf hands a handler the latest
-    event it has, which can predate that write (its own event still on the way): a status computed
-    from such a body must still replace what the write left, keys included."""
+    """The status each resource's last write in this process left, with the resourceVersion the
+    write gave it. kopf hands a handler the latest event it has, which can predate that write (its
+    own event still on the way): `held` is what the resource holds now, for a status to be computed
+    from and to replace, keys included."""
 
     def __init__(self) -> None:
-        self._left: dict[str, Mapping[str, Any]] = {}
+        self._left: dict[str, tuple[str | None, Mapping[str, Any]]] = {}
         self._lock = threading.Lock()
 
+    def held(self, uid: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The body's status, unless the body is older than this process's last write of it."""
+        with self._lock:
+            left = self._left.get(uid)
+        if left is not None and _older(body["metadata"].get("resourceVersion"), left[0]):
+            return left[1]
+        return body.get("status") or {}
+
     def write(self, kube: Kube, plural: str, owner: Owner, status: Mapping[str, Any],
-              previous: Mapping[str, Any]) -> bool:
+              held: Mapping[str, Any]) -> bool:
         """Write `status` unless the resource holds it already; whether it wrote."""
-        with self._lock:
-            left = self._left.get(owner.uid)
-        if status == previous and left in (None, status):
+        if status == held:
             return False
-        kube.patch_status(plural, owner.namespace, owner.name, status, previous, *([left] if left else []))
         with self._lock:
-            self._left[owner.uid] = status
+            left = self._left.pop(owner.uid, None)  # a write that fails may have landed: the body decides
+        answer = kube.patch_status(plural, owner.namespace, owner.name, status, held, *([left[1]] if left else []))
+        with self._lock:
+            self._left[owner.uid] = ((answer or {}).get("metadata", {}).get("resourceVersion"), status)
         return True
 
     def forget(self, uid: str) -> None:
         with self._lock:
             self._left.pop(uid, None)
+
+
+def _older(version: str | None, than: str | None) -> bool:
+    """Whether resourceVersion `version` predates `than`. The apiserver's are etcd revisions, which
+    increase, but API conventions call them opaque: a version that is no integer trusts the body."""
+    try:
+        return int(version) < int(than)
+    except (TypeError, ValueError):
+        return False
 
 
 def _truncate_utf8(text: str, limit: int) -> str:

@@ -194,7 +194,7 @@ class Controller:
 
     def _reconcile_rule(self, kind: KindInfo, body: Mapping[str, Any], owner: Owner, thorough: list[str] | None) -> str:
         generation = body["metadata"].get("generation")
-        previous = body.get("status") or {}
+        previous = self._statuses.held(body["metadata"]["uid"], body)
         try:
             resource = parse_resource({k: v for k, v in body.items() if k != "status"})
             objects = compile_resource(resource, self.options)
@@ -235,7 +235,7 @@ class Controller:
                        thorough: list[str] | None) -> tuple[str, tuple[str, ...]]:
         """An SLO owns its AlertmanagerConfig; its group and windows are written whole from the index."""
         generation = body["metadata"].get("generation")
-        previous = body.get("status") or {}
+        previous = self._statuses.held(body["metadata"]["uid"], body)
         try:
             compiled = self.groups.compile(body)
         except CompileError as err:
@@ -362,7 +362,7 @@ class Controller:
     def _refused(self, kind: KindInfo, body: Mapping[str, Any], problem: ApiProblem) -> None:
         meta = body["metadata"]
         owner = Owner(body["apiVersion"], kind.kind, meta["namespace"], meta["name"], meta["uid"])
-        previous = body.get("status") or {}
+        previous = self._statuses.held(owner.uid, body)
         try:
             self._report(kind, owner, meta.get("generation"), previous,
                          [Cond(READY, "False", "ApplyFailed", f"the API server refused: {problem.message}"),

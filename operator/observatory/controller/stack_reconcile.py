@@ -162,7 +162,7 @@ class StackController:
     async def _reconcile(self, body: Mapping[str, Any], retry: int, classes: Mapping[str, Mapping[str, Any]]) -> str:
         meta = body["metadata"]
         owner = Owner(body["apiVersion"], KIND, meta["namespace"], meta["name"], meta["uid"])
-        generation, previous = meta.get("generation"), body.get("status") or {}
+        generation, previous = meta.get("generation"), self._statuses.held(meta["uid"], body)
         try:
             stack = parse_resource({k: v for k, v in body.items() if k != "status"})
             stack_class = resolve_class(stack, classes)
@@ -330,7 +330,8 @@ class StackController:
         async with self._lock(body["metadata"]["uid"]):
             # kopf's body is live (replaced as events arrive): metadata and status are read together,
             # after waiting for a reconcile, and only the generation the states belong to is reported.
-            meta, previous = body["metadata"], body.get("status") or {}
+            meta = body["metadata"]
+            previous = self._statuses.held(meta["uid"], body)
             last = self._last.get(meta["uid"])
             if last is None or not last[0] == meta.get("generation") == previous.get("observedGeneration"):
                 return  # not reconciled by this process yet, or a reconcile is due anyway
@@ -373,7 +374,7 @@ class StackController:
                 # The namespace controller deletes the releases' objects and records itself, and the
                 # installer's binding may be gone already: nothing is left to uninstall as it.
                 log.info("namespace %s is being deleted: the releases of stack %s go with it", stack.namespace, stack.name)
-                self._forget(meta["uid"])
+                self.forget(meta["uid"])
                 return
             current = await self._api(tenant.read_secret_data, stack.namespace, secret_name(stack))
             secret_values = [base64.b64decode(v).decode() for v in (current[0] if current else {}).values()]
@@ -390,9 +391,10 @@ class StackController:
                 raise kopf.TemporaryError(str(e), delay=REFUSED_RETRY_SECONDS) from None
             if remove_data:
                 await self._api(tenant.delete_secret, stack.namespace, secret_name(stack))
-        self._forget(meta["uid"])
+        self.forget(meta["uid"])
 
-    def _forget(self, uid: str) -> None:
+    def forget(self, uid: str) -> None:
+        """Drop what this process remembers of a stack deleted."""
         self._last.pop(uid, None)
         self._statuses.forget(uid)
         self._locks.pop(uid, None)

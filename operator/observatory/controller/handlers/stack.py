@@ -73,11 +73,12 @@ def register(registry: kopf.OperatorRegistry, controller: StackController, resyn
     async def uninstall(body: kopf.Body, **_) -> None:
         await controller.delete(body)
 
-    # kopf records the spec it handled after the uninstall too, and a finalizer removed by hand runs
-    # no handler at all: the deletion itself clears it from kopf's memory (controller/handled.py).
+    # kopf records the spec it handled after the uninstall too, and a finalizer removed by hand (or
+    # an uninstall a peer ran) runs no handler here: the deletion itself clears the memories.
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, id="forget", when=lambda type, **_: type == "DELETED")
     async def forget(uid: str, **_) -> None:
         handled.forget(uid)
+        controller.forget(uid)
 
     @kopf.timer(GROUP, VERSION, PLURAL, registry=registry, id="readiness", interval=readiness_seconds,
                 initial_delay=readiness_seconds)
