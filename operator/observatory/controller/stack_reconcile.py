@@ -122,7 +122,7 @@ class StackController:
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     # Last reconciled generation, stack and component states by uid, for the readiness refresh.
     _last: dict[str, tuple[int | None, ObservabilityStack, list[ComponentState], ObservabilityStackClass | None]] = field(default_factory=dict)
-    _statuses: StatusWrites = field(default_factory=StatusWrites)  # a body kopf hands can predate the last
+    _statuses: StatusWrites = field(default_factory=StatusWrites)  # a body kopf hands can predate the last status write
 
     def _lock(self, uid: str) -> asyncio.Lock:
         return self._locks.setdefault(uid, asyncio.Lock())
