@@ -273,17 +273,18 @@ async def test_a_body_older_than_the_status_its_last_reconcile_wrote_still_leave
         assert names(cluster, PROMETHEUSRULES, 'team-a') == ['alertrule-llm-hourly-budget']
 
 
+def names_its_config(cluster: Any) -> None:
+    status = cluster.get(ALERTRULES, 'llm-error-rate', 'team-a')['status']
+    assert status['alertmanagerConfig'] == 'alertrule-llm-error-rate'
+
+
 async def test_a_body_older_than_the_status_its_last_reconcile_wrote_gets_no_stale_status_key():
     """The same race for the status itself: the routing removed, the new status has no
     AlertmanagerConfig, but a merge patch computed against the older body's status (none) does not
     remove the key the last reconcile wrote, and the status keeps naming a deleted object."""
     async with cluster_context() as cluster:
-        def names_its_config() -> None:
-            status = cluster.get(ALERTRULES, 'llm-error-rate', 'team-a')['status']
-            assert status['alertmanagerConfig'] == 'alertrule-llm-error-rate'
-
         await reconcile_a_change_from_a_stale_body(
-            cluster, 'alertrules/llm-error-rate.yaml', 'llm-error-rate', {'routing': None}, names_its_config)
+            cluster, 'alertrules/llm-error-rate.yaml', 'llm-error-rate', {'routing': None}, lambda: names_its_config(cluster))
         assert names(cluster, AMCONFIGS, 'team-a') == []
         status = cluster.get(ALERTRULES, 'llm-error-rate', 'team-a')['status']
         assert 'alertmanagerConfig' not in status
@@ -294,13 +295,10 @@ async def test_a_stale_body_with_an_invalid_spec_keeps_the_status_of_the_last_go
     """An invalid spec keeps the last good objects and the status naming them: those of the last
     write, not of the older body (which names none), and no second Event for conditions unchanged."""
     async with cluster_context() as cluster:
-        def names_its_config() -> None:
-            status = cluster.get(ALERTRULES, 'llm-error-rate', 'team-a')['status']
-            assert status['alertmanagerConfig'] == 'alertrule-llm-error-rate'
-
         await reconcile_a_change_from_a_stale_body(
             cluster, 'alertrules/llm-error-rate.yaml', 'llm-error-rate',
-            {'errorRate': None, 'threshold': {'expr': 'up{namespace="kube-system"}', 'value': 1}}, names_its_config)
+            {'errorRate': None, 'threshold': {'expr': 'up{namespace="kube-system"}', 'value': 1}},
+            lambda: names_its_config(cluster))
         live = cluster.get(ALERTRULES, 'llm-error-rate', 'team-a')
         assert condition(live, 'Valid')['reason'] == 'InvalidSpec'
         assert (live['status']['alertmanagerConfig'], live['status']['prometheusRules']) == \
@@ -308,6 +306,7 @@ async def test_a_stale_body_with_an_invalid_spec_keeps_the_status_of_the_last_go
         assert names(cluster, AMCONFIGS, 'team-a') == ['alertrule-llm-error-rate']
         reasons = [e['reason'] for e in cluster.list(EVENTS, 'team-a')]
         assert reasons.count('Reconciled') == 1 and reasons.count('InvalidSpec') == 1
+
 
 def parts_in(cluster: Any, name: str) -> list[str]:
     """The SLOs with rules in a PrometheusRule, in the order of its rules."""
