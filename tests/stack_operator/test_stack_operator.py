@@ -28,10 +28,15 @@ from k8s.helm_support import (
     stack_operator,
 )
 from k8s.rbac import ADMIN
+from observatory.compile import CompileOptions
+from observatory.controller.metrics import Metrics
+from observatory.controller.stack_kube import StackKube
 from observatory.controller.stack_reconcile import (
     LANGFUSE_PREREQUISITES,
     StackController,
+    build_stack_controller,
 )
+from observatory.conventions import DEFAULT
 from observatory.helm import REDACTED
 
 NS = "team-a"
@@ -388,3 +393,25 @@ async def test_a_release_of_the_same_name_that_observatory_did_not_install_is_le
         await cluster.until(lambda: cluster.get(STACKS, "s1", NS) is None, timeout=120)
     assert release_records(cluster) == {"s1-collector": ["deployed"]}
     assert [d["metadata"]["name"] for d in cluster.list(DEPLOYMENTS, NS)] == ["s1-collector-opentelemetry-collector"]
+
+
+async def test_a_component_dropped_while_its_install_is_reconciled_is_uninstalled_from_a_stale_body(acluster, helm):
+    """kopf hands the change as its event had it, without the status the install wrote since: the
+    status naming Phoenix's release is what the stack holds, so the release the change drops goes."""
+    cluster = acluster
+    api_client = cluster.api_client()
+    controller = build_stack_controller(StackKube(api_client, DEFAULT), CompileOptions(), Metrics(),
+                                        kubeconfig=kubeconfig(cluster), helm_executable=str(helm), env=STAND_IN_CHARTS)
+    try:
+        cluster.seed(stack({"langfuse": {"enabled": False}}))
+        created = cluster.get(STACKS, "s1", NS)
+        changed = cluster.patch(STACKS, "s1", NS, {"spec": {"phoenix": {"enabled": False}}})
+        await controller.reconcile(created)
+        assert sorted(status(cluster)["components"]) == ["collector", "phoenix"]
+        assert "status" not in changed
+        await controller.reconcile(changed)
+        assert sorted(release_records(cluster)) == ["s1-collector"]
+        assert sorted(status(cluster)["components"]) == ["collector"]
+    finally:
+        controller.helm.close()
+        api_client.close()
