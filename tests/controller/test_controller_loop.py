@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
-
 
 from controller_harness import (
     ALERTRULES,
@@ -349,17 +349,25 @@ async def test_slos_sharing_a_group_each_write_their_part_and_take_it_along_when
             assert cluster.get(PROMETHEUSRULES, group, 'team-a')['spec'] == compiled(third)
 
 
-async def test_an_slo_without_room_in_its_group_is_reported_and_admitted_once_there_is(monkeypatch):
+FIRST_IN, SECOND_IN, LEFT_OUT = 'svc-104-availability', 'svc-113-availability', 'svc-132-availability'
+
+
+async def fill_the_group_and_leave_one_out(cluster: Any, monkeypatch: Any) -> dict[str, Any]:
+    """Three SLOs of one group, room for two: the third is left out; its settled body."""
     # Two of these SLOs' parts fit in 8 KiB, three do not: the limit stands in for prometheus-operator's 512 KiB.
     monkeypatch.setattr('observatory.compile.slo_groups.MAX_RULE_OBJECT_BYTES', 8 * 1024)
-    first, second, third = 'svc-104-availability', 'svc-113-availability', 'svc-132-availability'
+    for name in (FIRST_IN, SECOND_IN):
+        cluster.seed(example('slos/llm-availability.yaml', name=name))
+    await cluster.until(lambda: parts_in(cluster, group_of(FIRST_IN)) == [FIRST_IN, SECOND_IN])
+    cluster.seed(example('slos/llm-availability.yaml', name=LEFT_OUT))
+    return await cluster.until(lambda: settled(cluster, SLOS, LEFT_OUT, 'team-a'))
+
+
+async def test_an_slo_without_room_in_its_group_is_reported_and_admitted_once_there_is(monkeypatch):
+    first, second, third = FIRST_IN, SECOND_IN, LEFT_OUT
     group = group_of(first)
     async with cluster_context() as cluster, running_operator(cluster) as controller:
-        for name in (first, second):
-            cluster.seed(example('slos/llm-availability.yaml', name=name))
-        await cluster.until(lambda: parts_in(cluster, group) == [first, second])
-        cluster.seed(example('slos/llm-availability.yaml', name=third))
-        live = await cluster.until(lambda: settled(cluster, SLOS, third, 'team-a'))
+        live = await fill_the_group_and_leave_one_out(cluster, monkeypatch)
         ready = condition(live, 'Ready')
         assert (ready['status'], ready['reason'], condition(live, 'Valid')['status']) == ('False', 'RuleGroupFull', 'True')
         assert ready['message'] == (f'metadata.namespace: PrometheusRule {group} would hold the rules of 3 SLOs, more than '
@@ -375,3 +383,46 @@ async def test_an_slo_without_room_in_its_group_is_reported_and_admitted_once_th
         await cluster.until(lambda: parts_in(cluster, group) == [second, third] and owners_of(cluster, group) == [second, third])
         await cluster.until(lambda: condition(cluster.get(SLOS, third, 'team-a'), 'Ready')['status'] == 'True')
         assert group in cluster.get(SLOS, third, 'team-a')['status']['prometheusRules']
+
+
+class HeldTurn:
+    """A resource's turn (`Controller._turn`), held by the test, that counts who waits for it."""
+
+    def __init__(self) -> None:
+        self.lock, self.waiting = threading.Lock(), 0
+        self.lock.acquire()
+
+    def __enter__(self) -> None:
+        self.waiting += 1
+        self.lock.acquire()
+
+    def __exit__(self, *_: object) -> None:
+        self.lock.release()
+
+
+async def test_an_slo_deleted_while_its_admission_is_reported_writes_nothing_and_is_forgotten(monkeypatch):
+    """The SLO a deletion lets into its full group is reconciled again in its turn: deleted while
+    that reconcile waited for its turn, it was reconciled from a body read before the deletion,
+    writing for a resource gone and, after its own deletion was handled, keeping memories of it."""
+    async with cluster_context() as cluster, running_operator(cluster) as controller:
+        left_out = await fill_the_group_and_leave_one_out(cluster, monkeypatch)
+        forgotten = {FIRST_IN: threading.Event(), LEFT_OUT: threading.Event()}
+        forget = controller.forget
+
+        def forget_and_tell(kind: Any, body: dict[str, Any]) -> None:
+            forget(kind, body)  # for FIRST_IN, it reports the admission it made before it returns
+            forgotten[body['metadata']['name']].set()
+
+        controller.forget = forget_and_tell
+        turn = controller._turns[left_out['metadata']['uid']] = HeldTurn()
+        cluster.delete(SLOS, FIRST_IN, 'team-a')
+        await cluster.until(lambda: turn.waiting == 1)  # the admission's report
+        deleted_at = len(cluster.requests)
+        cluster.delete(SLOS, LEFT_OUT, 'team-a')
+        await cluster.until(lambda: turn.waiting == 2)  # its deletion's; either may go first
+        turn.lock.release()
+        await cluster.until(lambda: all(e.is_set() for e in forgotten.values()))
+        assert parts_in(cluster, group_of(FIRST_IN)) == [SECOND_IN]
+        assert [(r.method, r.resource.plural, r.name, r.subresource) for r in cluster.requests[deleted_at:]
+                if r.method in WRITE_METHODS and r.resource is not None and r.resource.plural != 'prometheusrules'] == []
+        assert left_out['metadata']['uid'] not in controller._left_with  # nothing kept of it
