@@ -155,15 +155,29 @@ class Controller:
 
     def _report_moved(self, kind: KindInfo, namespace: str, names: tuple[str, ...]) -> None:
         """Reconcile, from their current bodies, the SLOs a group write let into their full group or
-        left out of it, so that their status says so (each in its own turn, after the writer's)."""
+        left out of it, so that their status says so (each in its own turn, after the writer's). One
+        this process has not reconciled yet reports itself; one forgotten meanwhile is gone."""
         for name in names:
+            live = self._live_turn(kind, namespace, name)
+            if live is None:
+                continue
+            uid, turn = live
             try:
-                body = self.kube.get_resource(kind.plural, namespace, name)
-                if body is not None and not body["metadata"].get("deletionTimestamp"):
-                    with self._turn(body["metadata"]["uid"]):
+                with turn:
+                    with self._live_lock:
+                        if uid not in self._live:  # deleted and forgotten while it waited for its turn
+                            continue
+                    body = self.kube.get_resource(kind.plural, namespace, name)
+                    if body is not None and body["metadata"]["uid"] == uid and not body["metadata"].get("deletionTimestamp"):
                         self._attempt(kind, body, 0)
             except (ApiProblem, kopf.TemporaryError) as e:  # its own retries and the resync report it
                 log.info("could not report the group of %s/%s: %s", namespace, name, e)
+
+    def _live_turn(self, kind: KindInfo, namespace: str, name: str) -> tuple[str, threading.Lock] | None:
+        """The uid and turn of the resource of that name this process reconciles; None if none."""
+        with self._live_lock:
+            uid = next((u for u, live in self._live.items() if live == (kind, namespace, name)), None)
+            return None if uid is None else (uid, self._turns.setdefault(uid, threading.Lock()))
 
     def _attempt(self, kind: KindInfo, body: Mapping[str, Any], retry: int, thorough: list[str] | None = None) -> tuple[str, ...]:
         """`thorough` (the names of shared objects listing the resource as an owner) lists its own
@@ -302,17 +316,17 @@ class Controller:
         owner = Owner(body["apiVersion"], kind.kind, meta["namespace"], meta["name"], meta["uid"])
         names = [("PrometheusRule", n) for n in (body.get("status") or {}).get("prometheusRules") or []]
         moved: tuple[str, ...] = ()
-        try:
-            with self._turn(owner.uid):  # after a reconcile in flight, which may still add it somewhere
+        with self._turn(owner.uid):  # after a reconcile in flight, which may still add it somewhere
+            try:
                 if kind.kind != "SLO":
                     self.kube.sync_shared(owner, owner.namespace, [], names)
                 elif self.groups.bound:  # kopf has dropped it from the index: its objects are written without it
                     self.groups.forget(owner.uid)
                     moved = self.groups.sync(owner.namespace, owner.uid).moved
-        except (ApiProblem, CompileError) as e:
-            log.warning("%s/%s left shared rules behind: %s", owner.namespace, owner.name, e)
-        finally:
-            self._drop(kind, owner.uid)
+            except (ApiProblem, CompileError) as e:
+                log.warning("%s/%s left shared rules behind: %s", owner.namespace, owner.name, e)
+            finally:
+                self._drop(kind, owner.uid)  # in its turn: whoever waits for it finds it forgotten
         self._report_moved(kind, owner.namespace, moved)  # the room it leaves may let others in
 
     def _drop(self, kind: KindInfo, uid: str) -> None:
