@@ -426,3 +426,23 @@ async def test_an_slo_deleted_while_its_admission_is_reported_writes_nothing_and
         assert [(r.method, r.resource.plural, r.name, r.subresource) for r in cluster.requests[deleted_at:]
                 if r.method in WRITE_METHODS and r.resource is not None and r.resource.plural != 'prometheusrules'] == []
         assert left_out['metadata']['uid'] not in controller._left_with  # nothing kept of it
+
+
+async def test_an_admission_is_reported_to_the_new_namesake_of_an_slo_not_yet_forgotten(monkeypatch):
+    """An SLO deleted and created again under its name is two resources until the first one's
+    deletion is handled: the report of an admission went to the first one found by name, found it
+    replaced, and the new one kept saying RuleGroupFull until the next resync."""
+    async with cluster_context() as cluster, running_operator(cluster) as controller:
+        deleted = await fill_the_group_and_leave_one_out(cluster, monkeypatch)
+        turn = controller._turns[deleted['metadata']['uid']] = HeldTurn()  # its deletion waits
+        cluster.delete(SLOS, LEFT_OUT, 'team-a')
+        await cluster.until(lambda: turn.waiting == 1)
+        cluster.seed(example('slos/llm-availability.yaml', name=LEFT_OUT))
+        again = await cluster.until(lambda: settled(cluster, SLOS, LEFT_OUT, 'team-a'))
+        assert again['metadata']['uid'] != deleted['metadata']['uid']
+        assert condition(again, 'Ready')['reason'] == 'RuleGroupFull'
+        cluster.delete(SLOS, FIRST_IN, 'team-a')
+        await cluster.until(lambda: parts_in(cluster, group_of(FIRST_IN)) == [SECOND_IN, LEFT_OUT])
+        await cluster.until(lambda: turn.waiting == 2)  # the report, at the first one's turn
+        turn.lock.release()
+        await cluster.until(lambda: condition(cluster.get(SLOS, LEFT_OUT, 'team-a'), 'Ready')['status'] == 'True')

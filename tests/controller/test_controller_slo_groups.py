@@ -198,9 +198,11 @@ async def test_an_slo_deleted_while_the_watch_was_away_leaves_its_group_at_the_n
         cluster.drop_watches(abrupt=True)
         await cluster.until(lambda: any(r.method == 'GET' and r.params.get('watch') == 'true' and cluster.answered(r) is None
                                         and r.resource is not None and r.resource.plural == 'slos' for r in cluster.requests))
+        gone = cluster.get(SLOS, FIRST, 'team-a')['metadata']['uid']
         cluster.delete(SLOS, FIRST, 'team-a')
         cluster.compact()
         await cluster.until(lambda: owners_of(cluster) == [SECOND] and slos_in(cluster) == [SECOND], timeout=60)
         assert matches_render(cluster)
         assert controller.groups.indexed('team-a') == {cluster.get(SLOS, SECOND, 'team-a')['metadata']['uid']}
         await cluster.until(lambda: len(memory) == 1)
+        assert gone not in controller.groups._compiled  # nor its rules, compiled once per generation
