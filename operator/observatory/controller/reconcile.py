@@ -6,6 +6,7 @@ live state, so running it again (or after an operator restart) writes nothing.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -105,20 +106,38 @@ class Controller:
                 result = "paused"
                 break
             try:
-                with self._turn(uid):
-                    body = self.kube.get_resource(kind.plural, namespace, name)
-                    gone = body is None or body["metadata"]["uid"] != uid  # or replaced by a namesake
-                    if not gone and not body["metadata"].get("deletionTimestamp"):
-                        if namespace not in memberships:
-                            memberships[namespace] = self._resync_shared(namespace)
-                        self._attempt(kind, body, 0, thorough=memberships[namespace].get(uid, []))
-                if gone:
-                    self._drop(kind, uid)
-                    forgotten(uid)
+                self._in_turn(kind, uid, namespace, name, functools.partial(self._resynced, kind, uid, memberships, forgotten))
             except (ApiProblem, kopf.TemporaryError) as e:
                 log.info("resync of %s/%s failed: %s", namespace, name, e)
         self.metrics.resyncs.labels(result).inc()
         return result
+
+    def _resynced(self, kind: KindInfo, uid: str, memberships: dict[str, dict[str, list[str]]],
+                  forgotten: Callable[[str], None], body: Mapping[str, Any] | None) -> None:
+        if body is None:
+            self._drop(kind, uid)
+            forgotten(uid)
+            return
+        namespace = body["metadata"]["namespace"]
+        if not body["metadata"].get("deletionTimestamp"):
+            if namespace not in memberships:
+                memberships[namespace] = self._resync_shared(namespace)
+            self._attempt(kind, body, 0, thorough=memberships[namespace].get(uid, []))
+
+    def _in_turn(self, kind: KindInfo, uid: str, namespace: str, name: str,
+                 act: Callable[[Mapping[str, Any] | None], None]) -> None:
+        """`act` in the resource's turn on its body as it is now; None when it is gone (or replaced by
+        a namesake). Nothing for one forgotten, before or while it waited: its turn is not made again."""
+        with self._live_lock:
+            turn = self._turns.setdefault(uid, threading.Lock()) if uid in self._live else None
+        if turn is None:
+            return
+        with turn:
+            with self._live_lock:
+                if uid not in self._live:
+                    return
+            body = self.kube.get_resource(kind.plural, namespace, name)
+            act(body if body is not None and body["metadata"]["uid"] == uid else None)
 
     def _resync_shared(self, namespace: str) -> dict[str, list[str]]:
         """Owner uid -> names of the shared PrometheusRules of `namespace` it is an owner of."""
@@ -156,28 +175,19 @@ class Controller:
     def _report_moved(self, kind: KindInfo, namespace: str, names: tuple[str, ...]) -> None:
         """Reconcile, from their current bodies, the SLOs a group write let into their full group or
         left out of it, so that their status says so (each in its own turn, after the writer's). One
-        this process has not reconciled yet reports itself; one forgotten meanwhile is gone."""
-        for name in names:
-            live = self._live_turn(kind, namespace, name)
-            if live is None:
-                continue
-            uid, turn = live
-            try:
-                with turn:
-                    with self._live_lock:
-                        if uid not in self._live:  # deleted and forgotten while it waited for its turn
-                            continue
-                    body = self.kube.get_resource(kind.plural, namespace, name)
-                    if body is not None and body["metadata"]["uid"] == uid and not body["metadata"].get("deletionTimestamp"):
-                        self._attempt(kind, body, 0)
-            except (ApiProblem, kopf.TemporaryError) as e:  # its own retries and the resync report it
-                log.info("could not report the group of %s/%s: %s", namespace, name, e)
+        this process has not reconciled yet reports itself."""
+        def report(body: Mapping[str, Any] | None) -> None:
+            if body is not None and not body["metadata"].get("deletionTimestamp"):
+                self._attempt(kind, body, 0)
 
-    def _live_turn(self, kind: KindInfo, namespace: str, name: str) -> tuple[str, threading.Lock] | None:
-        """The uid and turn of the resource of that name this process reconciles; None if none."""
-        with self._live_lock:
-            uid = next((u for u, live in self._live.items() if live == (kind, namespace, name)), None)
-            return None if uid is None else (uid, self._turns.setdefault(uid, threading.Lock()))
+        for name in names:
+            with self._live_lock:  # a deleted one and its new namesake, until the first is forgotten
+                uids = [u for u, live in self._live.items() if live == (kind, namespace, name)]
+            for uid in uids:
+                try:
+                    self._in_turn(kind, uid, namespace, name, report)
+                except (ApiProblem, kopf.TemporaryError) as e:  # its own retries and the resync report it
+                    log.info("could not report the group of %s/%s: %s", namespace, name, e)
 
     def _attempt(self, kind: KindInfo, body: Mapping[str, Any], retry: int, thorough: list[str] | None = None) -> tuple[str, ...]:
         """`thorough` (the names of shared objects listing the resource as an owner) lists its own
@@ -321,7 +331,6 @@ class Controller:
                 if kind.kind != "SLO":
                     self.kube.sync_shared(owner, owner.namespace, [], names)
                 elif self.groups.bound:  # kopf has dropped it from the index: its objects are written without it
-                    self.groups.forget(owner.uid)
                     moved = self.groups.sync(owner.namespace, owner.uid).moved
             except (ApiProblem, CompileError) as e:
                 log.warning("%s/%s left shared rules behind: %s", owner.namespace, owner.name, e)
@@ -330,12 +339,14 @@ class Controller:
         self._report_moved(kind, owner.namespace, moved)  # the room it leaves may let others in
 
     def _drop(self, kind: KindInfo, uid: str) -> None:
-        """Off the resync's list, its turn and its count of owned objects gone with it."""
+        """Off the resync's list, its turn, what this process remembers of it and its count of owned
+        objects gone with it. Called in its turn, so that whoever waits for the turn finds it gone."""
         with self._live_lock:
             self._turns.pop(uid, None)
             self._live.pop(uid, None)
         self._left_with.pop(uid, None)
         self._statuses.forget(uid)
+        self.groups.forget(uid)
         self.metrics.owned(kind.kind, uid, None)
 
     def _prometheuses(self) -> list[dict[str, Any]]:
