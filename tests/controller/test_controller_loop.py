@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from controller_harness import (
@@ -360,7 +361,7 @@ async def fill_the_group_and_leave_one_out(cluster: Any, monkeypatch: Any) -> di
         cluster.seed(example('slos/llm-availability.yaml', name=name))
     await cluster.until(lambda: parts_in(cluster, group_of(FIRST_IN)) == [FIRST_IN, SECOND_IN])
     cluster.seed(example('slos/llm-availability.yaml', name=LEFT_OUT))
-    return await cluster.until(lambda: settled(cluster, SLOS, LEFT_OUT, 'team-a'))
+    return await cluster.until(lambda: handled(cluster, SLOS, LEFT_OUT, 'team-a'))  # its Event posted too
 
 
 async def test_an_slo_without_room_in_its_group_is_reported_and_admitted_once_there_is(monkeypatch):
@@ -386,11 +387,17 @@ async def test_an_slo_without_room_in_its_group_is_reported_and_admitted_once_th
 
 
 class HeldTurn:
-    """A resource's turn (`Controller._turn`), held by the test, that counts who waits for it."""
+    """A resource's turn (`Controller._turn`), held by the test until `release`, that counts who
+    waits for it."""
 
     def __init__(self) -> None:
-        self.lock, self.waiting = threading.Lock(), 0
+        self.lock, self.waiting, self.held = threading.Lock(), 0, True
         self.lock.acquire()
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.lock.release()
 
     def __enter__(self) -> None:
         self.waiting += 1
@@ -398,6 +405,15 @@ class HeldTurn:
 
     def __exit__(self, *_: object) -> None:
         self.lock.release()
+
+
+@contextlib.contextmanager
+def holding_the_turn(controller: Any, uid: str) -> Iterator[HeldTurn]:
+    turn = controller._turns[uid] = HeldTurn()
+    try:
+        yield turn
+    finally:
+        turn.release()  # a failing test must not leave the operator's threads waiting for ever
 
 
 async def test_an_slo_deleted_while_its_admission_is_reported_writes_nothing_and_is_forgotten(monkeypatch):
@@ -414,13 +430,12 @@ async def test_an_slo_deleted_while_its_admission_is_reported_writes_nothing_and
             forgotten[body['metadata']['name']].set()
 
         controller.forget = forget_and_tell
-        turn = controller._turns[left_out['metadata']['uid']] = HeldTurn()
-        cluster.delete(SLOS, FIRST_IN, 'team-a')
-        await cluster.until(lambda: turn.waiting == 1)  # the admission's report
-        deleted_at = len(cluster.requests)
-        cluster.delete(SLOS, LEFT_OUT, 'team-a')
-        await cluster.until(lambda: turn.waiting == 2)  # its deletion's; either may go first
-        turn.lock.release()
+        with holding_the_turn(controller, left_out['metadata']['uid']) as turn:
+            cluster.delete(SLOS, FIRST_IN, 'team-a')
+            await cluster.until(lambda: turn.waiting == 1)  # the admission's report
+            deleted_at = len(cluster.requests)
+            cluster.delete(SLOS, LEFT_OUT, 'team-a')
+            await cluster.until(lambda: turn.waiting == 2)  # its deletion's; either may go first
         await cluster.until(lambda: all(e.is_set() for e in forgotten.values()))
         assert parts_in(cluster, group_of(FIRST_IN)) == [SECOND_IN]
         assert [(r.method, r.resource.plural, r.name, r.subresource) for r in cluster.requests[deleted_at:]
@@ -430,19 +445,18 @@ async def test_an_slo_deleted_while_its_admission_is_reported_writes_nothing_and
 
 async def test_an_admission_is_reported_to_the_new_namesake_of_an_slo_not_yet_forgotten(monkeypatch):
     """An SLO deleted and created again under its name is two resources until the first one's
-    deletion is handled: the report of an admission went to the first one found by name, found it
-    replaced, and the new one kept saying RuleGroupFull until the next resync."""
+    deletion is handled: the report of an admission must reach the new one at once, not wait for
+    (or stop at) the first one."""
     async with cluster_context() as cluster, running_operator(cluster) as controller:
         deleted = await fill_the_group_and_leave_one_out(cluster, monkeypatch)
-        turn = controller._turns[deleted['metadata']['uid']] = HeldTurn()  # its deletion waits
-        cluster.delete(SLOS, LEFT_OUT, 'team-a')
-        await cluster.until(lambda: turn.waiting == 1)
-        cluster.seed(example('slos/llm-availability.yaml', name=LEFT_OUT))
-        again = await cluster.until(lambda: settled(cluster, SLOS, LEFT_OUT, 'team-a'))
-        assert again['metadata']['uid'] != deleted['metadata']['uid']
-        assert condition(again, 'Ready')['reason'] == 'RuleGroupFull'
-        cluster.delete(SLOS, FIRST_IN, 'team-a')
-        await cluster.until(lambda: parts_in(cluster, group_of(FIRST_IN)) == [SECOND_IN, LEFT_OUT])
-        await cluster.until(lambda: turn.waiting == 2)  # the report, at the first one's turn
-        turn.lock.release()
-        await cluster.until(lambda: condition(cluster.get(SLOS, LEFT_OUT, 'team-a'), 'Ready')['status'] == 'True')
+        with holding_the_turn(controller, deleted['metadata']['uid']) as turn:  # its deletion waits
+            cluster.delete(SLOS, LEFT_OUT, 'team-a')
+            await cluster.until(lambda: turn.waiting == 1)
+            cluster.seed(example('slos/llm-availability.yaml', name=LEFT_OUT))
+            again = await cluster.until(lambda: settled(cluster, SLOS, LEFT_OUT, 'team-a'))
+            assert again['metadata']['uid'] != deleted['metadata']['uid']
+            assert condition(again, 'Ready')['reason'] == 'RuleGroupFull'
+            cluster.delete(SLOS, FIRST_IN, 'team-a')
+            await cluster.until(lambda: parts_in(cluster, group_of(FIRST_IN)) == [SECOND_IN, LEFT_OUT])
+            await cluster.until(lambda: condition(cluster.get(SLOS, LEFT_OUT, 'team-a'), 'Ready')['status'] == 'True')
+        await cluster.until(lambda: deleted['metadata']['uid'] not in controller._left_with)
