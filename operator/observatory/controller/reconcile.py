@@ -181,13 +181,12 @@ class Controller:
                 self._attempt(kind, body, 0)
 
         for name in names:
-            with self._live_lock:  # a deleted one and its new namesake, until the first is forgotten
-                uids = [u for u, live in self._live.items() if live == (kind, namespace, name)]
-            for uid in uids:
-                try:
-                    self._in_turn(kind, uid, namespace, name, report)
-                except (ApiProblem, kopf.TemporaryError) as e:  # its own retries and the resync report it
-                    log.info("could not report the group of %s/%s: %s", namespace, name, e)
+            try:  # read to learn which resource has the name now (a deleted one's namesake?), then in its turn
+                found = self.kube.get_resource(kind.plural, namespace, name)
+                if found is not None:
+                    self._in_turn(kind, found["metadata"]["uid"], namespace, name, report)
+            except (ApiProblem, kopf.TemporaryError) as e:  # its own retries and the resync report it
+                log.info("could not report the group of %s/%s: %s", namespace, name, e)
 
     def _attempt(self, kind: KindInfo, body: Mapping[str, Any], retry: int, thorough: list[str] | None = None) -> tuple[str, ...]:
         """`thorough` (the names of shared objects listing the resource as an owner) lists its own
