@@ -354,7 +354,7 @@ FIRST_IN, SECOND_IN, LEFT_OUT = 'svc-104-availability', 'svc-113-availability', 
 
 
 async def fill_the_group_and_leave_one_out(cluster: Any, monkeypatch: Any) -> dict[str, Any]:
-    """Three SLOs of one group, room for two: the third is left out; its settled body."""
+    """Three SLOs of one group, room for two: the third is left out; its body once handled."""
     # Two of these SLOs' parts fit in 8 KiB, three do not: the limit stands in for prometheus-operator's 512 KiB.
     monkeypatch.setattr('observatory.compile.slo_groups.MAX_RULE_OBJECT_BYTES', 8 * 1024)
     for name in (FIRST_IN, SECOND_IN):
