@@ -121,17 +121,13 @@ def measure(prom: Prometheus, groups: int, interval: float, cycles: int, timeout
     }
 
 
-# Prometheus' default lookback: an instant read finds a series only if it has a sample this recent.
-LOOKBACK_SECONDS = 300
-
-
-def history_gaps(prom: Prometheus, records: list[str], within: float = LOOKBACK_SECONDS - 30) -> list[str]:
-    """The recorded series names of which some series that has history has no sample in the last
-    `within` seconds: an offset read of it by a rule loaded now would fall into the gap up to now."""
+def history_gaps(prom: Prometheus, records: list[str], at: float, within: float) -> list[str]:
+    """The recorded series names of which some series that has history has no sample in the
+    `within` seconds before `at`: an offset read of it by a rule loaded then would fall into the gap."""
     gaps = []
     for record in records:
         selector = f'{{__name__="{record}"}}'
-        counts = [prom.get("/api/v1/query", query=f"count(last_over_time({selector}[{span}]))")["result"]
+        counts = [prom.get("/api/v1/query", query=f"count(last_over_time({selector}[{span}]))", time=str(at))["result"]
                   for span in ("1d", f"{int(within)}s")]
         had, fresh = (float(r[0]["value"][1]) if r else 0.0 for r in counts)
         if not had or fresh < had:

@@ -3,9 +3,9 @@
     python -m bench.slo_eval.variants --k 500            # the baseline, today's rules and each variant
     python -m bench.slo_eval.variants --k 500 floor      # only the sets whose name starts with these
 
-Each variant transforms the rules `observatory render` prints for the bench's SLOs (the recorded
-series stay the same, so one history serves all); each set is loaded alone into one server on the
-same data, the recorded history caught up to the present before it (`Bench.catch_up`), every group
+Each variant transforms the rules `observatory render` prints for the bench's SLOs; the history is
+that of what the measured sets record (all but the self-contained shards record the same series).
+Each set is loaded alone into one server on the same data, the recorded history caught up to the present before it (`Bench.catch_up`), every group
 evaluated every `--interval`, and its cost per 30 s of production printed as the cost bench computes
 it. Results of 2026-12-03 are in bench/RESULTS.md ("The history gap, and the K = 500 cost without it").
 """
@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import copy
+import re
+import sys
 from collections.abc import Callable
 
 from observatory.models.common import duration_seconds
 
-from . import rulesets, synth
+from . import backfill, rulesets, synth
 from .__main__ import Bench, _args, _log
 
 EVENTS = "observatory:slo_events:rate"
@@ -72,6 +74,31 @@ def summed_by_plus(groups: list[dict], namespace: str, fallback: bool) -> list[d
     return out
 
 
+SHARD_LABEL = "observatory_shard"
+# The recorded series a shard's own windows, conditions and alerts read: those of its SLOs only.
+_SHARDED_READ = re.compile(r"(observatory:slo_(?:events:rate|burn_rate|burning)\{)")
+
+
+def self_contained_shards(groups: list[dict], namespace: str, shards: int = 8, interval: str = "1m") -> list[dict]:
+    """Each shard one group, every `interval`, computing in order its SLOs' 5m rates, their exact
+    windows up to 6h, the conditions and one page and one ticket alert: every window is exact at
+    each evaluation and the alert fires in it, so at 1m a page comes at most 30 s after one
+    evaluated every 30 s. The long windows and the budget stay one group of the namespace."""
+    shared = shared_alerts(groups, namespace, shards)
+    own = _own_groups(shared)
+    fast = next(g for g in shared if g["name"].startswith("observatory.slo-windows.") and not g["name"].endswith(".long"))
+    out = []
+    for g in own:
+        shard = g["name"].rsplit(".", 1)[1]
+        rules = [{**r, "labels": {**r["labels"], SHARD_LABEL: shard}} for r in g["rules"]]
+        for r in fast["rules"]:
+            r = copy.deepcopy(r)
+            r["expr"] = _SHARDED_READ.sub(rf'\1{SHARD_LABEL}="{shard}",', r["expr"])
+            rules.append(r)
+        out.append({"name": g["name"], "interval": interval, "rules": rules})
+    return [*out, *(g for g in shared if g not in own and g is not fast)]
+
+
 def floor(groups: list[dict], shards: int = 8) -> list[dict]:
     """The SLOs' own 5m events rules alone: what reading the raw series costs."""
     return _own_groups(_regrouped(groups, shards, lambda r: r.get("record") == EVENTS))
@@ -83,6 +110,7 @@ def variants(namespace: str) -> dict[str, Callable[[list[dict]], list[dict]]]:
         "shared-alerts": lambda g: shared_alerts(g, namespace),
         "shared-alerts-plus": lambda g: summed_by_plus(shared_alerts(g, namespace), namespace, fallback=False),
         "shared-alerts-plus-or-latest": lambda g: summed_by_plus(shared_alerts(g, namespace), namespace, fallback=True),
+        "self-contained-shards-1m": lambda g: self_contained_shards(g, namespace),
         "floor": floor,
     }
 
@@ -100,8 +128,14 @@ def main(argv: list[str] | None = None) -> None:
     sets = {"baseline": bench.groups("baseline", args.k)}
     sets |= {name: make(copy.deepcopy(today)) for name, make in variants(synth.NAMESPACE).items()}
     if args.only:
-        sets = {n: g for n, g in sets.items() if any(n.startswith(o) for o in args.only)}
-    history = bench.history(args.k)
+        sets = {n: g for n, g in sets.items() if n == "baseline" or any(n.startswith(o) for o in args.only)}
+    if "self-contained-shards-1m" in sets and len(sets) > 2:
+        # Its series carry a shard label, so the other sets' unlabelled window reads would read both.
+        sys.exit("self-contained-shards-1m records other series: measure it alone with the baseline")
+    # The history of what the measured sets record, level n of all of them together.
+    per_set = [backfill.levels(groups) for groups in sets.values()]
+    history = [[g for levels in per_set if n < len(levels) for g in levels[n]]
+               for n in range(max(len(levels) for levels in per_set))]
     rule_file = f"{bench.work}/rules.yml"
     try:
         bench.prepare(history)
