@@ -75,9 +75,7 @@ class Bench:
     def history(self, k: int) -> list[list[dict]]:
         """The recording rules of both sets for K SLOs that need history, level n of both together:
         each level is one pass over the history."""
-        per_set = [backfill.levels(self.groups(which, k)) for which in rulesets.SETS]
-        return [[g for levels in per_set if n < len(levels) for g in levels[n]]
-                for n in range(max(len(levels) for levels in per_set))]
+        return backfill.merged_levels([self.groups(which, k) for which in rulesets.SETS])
 
     # --- the server ------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -98,6 +98,14 @@ def levels(groups: list[dict]) -> list[list[dict]]:
     return out
 
 
+def merged_levels(rule_sets: list[list[dict]]) -> list[list[dict]]:
+    """The levels of several rule sets together, level n of all of them in one: each level is one
+    pass over the history."""
+    per_set = [levels(groups) for groups in rule_sets]
+    return [[g for of_set in per_set if n < len(of_set) for g in of_set[n]]
+            for n in range(max((len(of_set) for of_set in per_set), default=0))]
+
+
 def _query_ranges(start: int, end: int, step: int) -> list[tuple[int, int]]:
     # The query API returns at most 11,000 points per series; shorter ranges keep each query of a
     # tiled window (many offset reads per SLO) well within the client's timeout.
