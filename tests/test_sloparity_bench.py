@@ -43,12 +43,17 @@ def test_the_ungated_group_runs_every_step_in_promtool(tmp_path: Path, promtool:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_an_instant_read_of_a_gated_record_is_refused() -> None:
+ALERT_ON_U = {"name": "alerts", "rules": [{"alert": "U", "expr": "u > 1"}]}
+
+
+def test_an_instant_read_of_a_gated_record_is_refused_where_an_alert_depends_on_it() -> None:
     reader = {"name": "fast", "rules": [{"record": "u", "expr": "t + 1"}]}
     with pytest.raises(ValueError, match="reads \\['t'\\] at an instant"):
-        equivalence.gate_slow_groups([SLOW, reader], phase=0)
+        equivalence.gate_slow_groups([SLOW, reader, ALERT_ON_U], phase=0)
     ranged = {"name": "fast", "rules": [{"record": "u", "expr": "last_over_time(t[10m]) + 1"}]}
-    assert len(equivalence.gate_slow_groups([SLOW, ranged], phase=0)) == 2
+    assert len(equivalence.gate_slow_groups([SLOW, ranged, ALERT_ON_U], phase=0)) == 3
+    # What no alert reads (the budget over the period) decides nothing the equivalence compares.
+    assert len(equivalence.gate_slow_groups([SLOW, reader], phase=0)) == 2
 
 
 def test_a_gated_rule_may_read_its_own_groups_records_at_an_instant(tmp_path: Path, promtool: Path) -> None:
@@ -65,7 +70,8 @@ def test_a_gated_rule_may_read_its_own_groups_records_at_an_instant(tmp_path: Pa
     result = subprocess.run([str(promtool), "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     with pytest.raises(ValueError, match="reads \\['t'\\] at an instant"):  # another group still may not
-        equivalence.gate_slow_groups([SLOW, {"name": "other", "interval": "5m", "rules": [{"record": "u", "expr": "t + 1"}]}], 0)
+        equivalence.gate_slow_groups([SLOW, {"name": "other", "interval": "5m", "rules": [{"record": "u", "expr": "t + 1"}]},
+                                      ALERT_ON_U], 0)
 
 
 def test_alerts_depending_on_no_slow_group_need_one_phase() -> None:
@@ -111,3 +117,26 @@ def test_a_regular_expression_that_refuses_a_slow_records_labels_is_no_dependenc
         equivalence.gate_slow_groups([long, fast, everything, alert], phase=0)
     refused = {"name": "rates", "rules": [{"record": "r", "expr": 'm{w!~"1h30m"} * 2'}]}
     assert equivalence.slowest_gated([long, fast, refused, alert]) == 0
+
+
+def test_a_set_is_evaluated_at_its_shortest_group_interval_which_every_other_divides() -> None:
+    assert equivalence.evaluation_step([{"name": "a", "rules": []}]) == equivalence.STEP
+    assert equivalence.evaluation_step([{"name": "a", "interval": "1m", "rules": []}, SLOW]) == 60
+    for intervals in (("1m", "90s"), ("45s",)):
+        with pytest.raises(ValueError, match="whole multiples"):
+            equivalence.evaluation_step([{"name": i, "interval": i, "rules": []} for i in intervals])
+
+
+def test_evaluations_a_minute_apart_are_run_at_both_offsets_from_the_samples(tmp_path: Path, promtool: Path) -> None:
+    """Errors start at 10 min; the first sample showing them is at 10:30. Evaluated every minute on
+    the minute, an alert on them first fires at 11:00; evaluated at the other offset, at 10:30: the
+    run shifted by 30 s of clean traffic gives that timeline, on the scenario's clock."""
+    alert = {"name": "alerts", "interval": "1m", "rules": [
+        {"alert": "Errors", "expr": 'sum(rate(http_requests_total{code="500"}[1m])) > 0', "labels": {"slo_tier": "page"}}]}
+    rule_file = tmp_path / "rules.yml"
+    rule_file.write_text(yaml.safe_dump({"groups": [alert]}))
+    scenario = equivalence.Scenario("s", "", ((10, 0, 1), (20, 20, 1), (20, 0, 1)))
+    fired = {shift: equivalence._run(equivalence.Job(scenario, str(rule_file), ["alerts"], str(tmp_path / f"test-{shift}.yml"),
+                                                     60, shift))["page"]
+             for shift in (0, 30)}
+    assert [start for start, _ in fired[0]] == [660] and [start for start, _ in fired[30]] == [630]

@@ -49,7 +49,7 @@ def test_page_fires_on_a_100x_spike_and_ticket_outlasts_it(tmp_path, promtool):
     # whatever order the groups come in; recording groups keep theirs.
     sli, meta, alerts = (g["name"] for g in groups)
     assert equivalence.evaluation_order(groups[::-1]) == [meta, sli, alerts]
-    timeline = equivalence._run((scenario, str(rule_file), order, str(tmp_path / "test.yml")))
+    timeline = equivalence._run(equivalence.Job(scenario, str(rule_file), order, str(tmp_path / "test.yml"), 30, 0))
     (page_start, page_end), = timeline["page"]  # seconds
     assert 60 * 60 < page_start < 75 * 60
     # It resolves once the spike has left the 30m window (6h and 30m above 6x keep it until then).

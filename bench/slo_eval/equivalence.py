@@ -1,9 +1,11 @@
 """Do both rule sets page and ticket as early? Checked with `promtool test rules`, interval-faithful.
 
 For every scenario both rule sets (one SLO each, rendered by the same code as the cost benchmark)
-run on the same input series. promtool evaluates the rules every 30 s (the production interval);
-every five minutes a `promql_expr_test` expects nothing from a query that summarises the last ten
-evaluation steps of `ALERTS{alertstate="firing"}` (how many steps fired, the first and the last);
+run on the same input series, a sample every 30 s. promtool evaluates each set at the shortest
+interval of its groups (`evaluation_step`: the baseline every 30 s, the production interval;
+Observatory every minute, its groups' interval), at both offsets of a minute from the samples;
+every five minutes a `promql_expr_test` expects nothing from a query that summarises the last five
+minutes of `ALERTS{alertstate="firing"}` (how many evaluations fired, the first and the last);
 promtool reports what it found instead, which gives each set's firing timeline evaluation step by
 evaluation step (one query per step would make promtool ten times slower).
 
@@ -16,7 +18,7 @@ with one difference: promtool writes a stale marker when the rule yields nothing
 read would then see no value where a real server sees the last sample for 5 minutes. Range reads
 skip stale markers (promql/engine.go, `matrixIterSlice`), so the gating is exact for records that
 are read only over ranges, which `gate_slow_groups` checks. Each scenario runs at every phase
-(multiple of the step) of the slowest gated group, and the worst phase counts.
+(multiple of the step) of the slowest gated group, and the worst run counts.
 """
 
 from __future__ import annotations
@@ -92,9 +94,11 @@ def _counter(increments: list[tuple[int, float]]) -> str:
     return " ".join(parts)
 
 
-def input_series(s: Scenario) -> list[dict]:
+def input_series(s: Scenario, shift: int = 0) -> list[dict]:
+    """The scenario's counters, one sample every STEP, `shift` seconds of clean traffic first."""
     per_step = REQUESTS_PER_SECOND * STEP
-    bad = [(m * 60 // STEP, per_step * t * min(1.0, synth.BUDGET * b)) for m, b, t in s.segments]
+    bad = [(m * 60 // STEP + (shift // STEP if i == 0 else 0), per_step * t * min(1.0, synth.BUDGET * b))
+           for i, (m, b, t) in enumerate(s.segments)]
     good = [(n, per_step * t - e) for (_, _, t), (n, e) in zip(s.segments, bad)]
     labels = f'namespace="{synth.NAMESPACE}",service="{synth.service_name(1)}",route="/api/items",pod="p"'
     return [{"series": f'{synth.METRIC}{{{labels},code="200"}}', "values": _counter(good)},
@@ -106,15 +110,30 @@ def _summary(stat: str, expr: str) -> str:
 
 
 FIRING = 'ALERTS{alertstate="firing"}'
-SUMMARY = " or ".join((
-    _summary("count", f"count_over_time({FIRING}[{BUCKET * STEP}s])"),
-    _summary("first", f"min_over_time(timestamp({FIRING})[{BUCKET * STEP}s:{STEP}s])"),
-    _summary("last", f"max_over_time(timestamp({FIRING})[{BUCKET * STEP}s:{STEP}s])"),
-))
 
 
-def _test_times(s: Scenario) -> range:
-    return range(BUCKET * STEP, s.minutes * 60, BUCKET * STEP)
+def summary(step: int) -> str:
+    """The firing steps of the last BUCKET * STEP seconds, read at the evaluations (`step` apart):
+    between two, an instant read would see the older one's sample."""
+    return " or ".join((
+        _summary("count", f"count_over_time({FIRING}[{BUCKET * STEP}s])"),
+        _summary("first", f"min_over_time(timestamp({FIRING})[{BUCKET * STEP}s:{step}s])"),
+        _summary("last", f"max_over_time(timestamp({FIRING})[{BUCKET * STEP}s:{step}s])"),
+    ))
+
+
+def _test_times(s: Scenario, shift: int = 0) -> range:
+    return range(BUCKET * STEP, s.minutes * 60 + shift, BUCKET * STEP)
+
+
+def evaluation_step(groups: list[dict]) -> int:
+    """The shortest interval of the groups (STEP where none is set), which every other divides:
+    promtool evaluates every group at each of its steps."""
+    intervals = [int(duration_seconds(g.get("interval", f"{STEP}s"))) for g in groups]
+    step = min(intervals)
+    if any(i % step for i in intervals) or step % STEP:
+        raise ValueError(f"group intervals {sorted(set(intervals))} are not whole multiples of the shortest and of {STEP} s")
+    return step
 
 
 def evaluation_order(groups: list[dict]) -> list[str]:
@@ -156,41 +175,52 @@ def _may_read(selector: pp.VectorSelector, rule: dict) -> bool:
     return all(_matches(m, labels[m.name]) for m in selector.matchers.matchers if m.name in labels)
 
 
-def slowest_gated(groups: list[dict]) -> int:
-    """The longest interval above the step of a group whose records an alert reads (through other
-    records or not), in seconds; 0 if no alert depends on when a slow group runs. A read is matched
+def alert_inputs(groups: list[dict]) -> set[int]:
+    """The ids of the records an alert reads, through other records or not. A read is matched
     against a record's name and labels: the windows and the budget's period means share names."""
-    rules = [(g, r) for g in groups for r in g["rules"]]
+    rules = [r for g in groups for r in g["rules"]]
     selectors = {id(r): [n for n in promql.nodes(promql.parse(r["expr"])) if isinstance(n, pp.VectorSelector)]
-                 for _, r in rules}
+                 for r in rules}
     needed: set[int] = set()
-    todo = [r for _, r in rules if "alert" in r]
+    todo = [r for r in rules if "alert" in r]
     while todo:
         reader = todo.pop()
-        for _, rule in rules:
+        for rule in rules:
             if "record" in rule and id(rule) not in needed and any(_may_read(sel, rule) for sel in selectors[id(reader)]):
                 needed.add(id(rule))
                 todo.append(rule)
+    return needed
+
+
+def slowest_gated(groups: list[dict], step: int = STEP) -> int:
+    """The longest interval above `step` of a group whose records an alert reads (through other
+    records or not), in seconds; 0 if no alert depends on when a slow group runs."""
+    needed = alert_inputs(groups)
     return max((int(duration_seconds(g["interval"])) for g in groups
-                if duration_seconds(g.get("interval", f"{STEP}s")) > STEP
+                if duration_seconds(g.get("interval", f"{STEP}s")) > step
                 and any(id(r) in needed for r in g["rules"])), default=0)
 
 
-def gate_slow_groups(groups: list[dict], phase: int) -> list[dict]:
-    """Every group slower than STEP yields only at its own evaluation times, `phase` seconds into its interval."""
+def gate_slow_groups(groups: list[dict], phase: int, step: int = STEP) -> list[dict]:
+    """Every group slower than `step` yields only at its own evaluation times, `phase` seconds into
+    its interval. What no alert reads (the budget over the period) may read gated records at an
+    instant: it decides nothing the equivalence compares."""
+    needed = alert_inputs(groups)
     out, gated = [], []
     for g in groups:
         interval = int(duration_seconds(g.get("interval", f"{STEP}s")))
         g = {k: v for k, v in g.items() if k != "interval"}
-        if interval > STEP:
+        if interval > step:
             if any("alert" in r for r in g["rules"]):
                 raise ValueError(f"group {g['name']}: gating an alert would hide its state between evaluations")
             gated.extend((g["name"], r) for r in g["rules"])
             g["rules"] = [{**r, "expr": f"({r['expr']}) and on() (vector(time() % {interval}) == {phase % interval})"}
                           for r in g["rules"]]
         out.append(g)
-    for g in out:
-        for r in g["rules"]:
+    for g, original in zip(out, groups):
+        for r, rule_of_set in zip(g["rules"], original["rules"]):
+            if "alert" not in r and id(rule_of_set) not in needed:
+                continue
             # A gated rule reading a record of its own group reads it where both were just evaluated.
             instant = sorted({rule["record"] for sel in _instant_reads(promql.parse(r["expr"]))
                               for group, rule in gated if group != g["name"] and _may_read(sel, rule)})
@@ -200,16 +230,16 @@ def gate_slow_groups(groups: list[dict], phase: int) -> list[dict]:
     return out
 
 
-def test_file(s: Scenario, rule_file: str, order: list[str]) -> dict:
+def test_file(s: Scenario, rule_file: str, order: list[str], step: int = STEP, shift: int = 0) -> dict:
     return {
         "rule_files": [rule_file],
-        "evaluation_interval": f"{STEP}s",
+        "evaluation_interval": f"{step}s",
         "group_eval_order": order,
         "tests": [{
             "interval": f"{STEP}s",
-            "input_series": input_series(s),
-            "promql_expr_test": [{"expr": SUMMARY, "eval_time": format_duration(t), "exp_samples": []}
-                                 for t in _test_times(s)],
+            "input_series": input_series(s, shift),
+            "promql_expr_test": [{"expr": summary(step), "eval_time": format_duration(t), "exp_samples": []}
+                                 for t in _test_times(s, shift)],
         }],
     }
 
@@ -219,8 +249,8 @@ _SERIES = re.compile(r"\{([^}]*)\} ([^,\s]+)")
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
-def firing(output: str) -> dict[str, list[int]]:
-    """Tier -> evaluation steps (seconds) at which its alert fired, from promtool's failure report."""
+def firing(output: str, step: int = STEP) -> dict[str, list[int]]:
+    """Tier -> evaluation steps (seconds, `step` apart) at which its alert fired, from promtool's failure report."""
     out: dict[str, set[int]] = {t: set() for t in TIERS}
     for time_text, got in _BLOCK.findall(output):
         stats: dict[str, dict[str, float]] = {}
@@ -231,27 +261,38 @@ def firing(output: str) -> dict[str, list[int]]:
                 raise ValueError(f"alert without a known tier label: {series}")
             stats.setdefault(tier, {})[labels["stat"]] = float(value)
         for tier, st in stats.items():
-            first, last, count = int(st["first"] // STEP), int(st["last"] // STEP), int(st["count"])
+            first, last, count = int(st["first"] // step), int(st["last"] // step), int(st["count"])
             if last - first + 1 != count:
                 raise ValueError(f"{tier} alert flapped within {BUCKET} steps before {time_text}; use a smaller BUCKET")
-            out[tier].update(range(first * STEP, (last + 1) * STEP, STEP))
+            out[tier].update(range(first * step, (last + 1) * step, step))
     return {t: sorted(v) for t, v in out.items()}
 
 
-def intervals(times: list[int]) -> list[tuple[int, int | None]]:
+def intervals(times: list[int], step: int = STEP) -> list[tuple[int, int | None]]:
     """[(first firing second, first second no longer firing or None)]"""
     out: list[tuple[int, int | None]] = []
     for t in times:
         if out and out[-1][1] == t:
-            out[-1] = (out[-1][0], t + STEP)
+            out[-1] = (out[-1][0], t + step)
         else:
-            out.append((t, t + STEP))
+            out.append((t, t + step))
     return out
 
 
-def _run(args: tuple[Scenario, str, list[str], str]) -> dict[str, list[tuple[int, int | None]]]:
-    scenario, rule_file, order, path = args
-    text = yaml.safe_dump(test_file(scenario, os.path.basename(rule_file), order), sort_keys=False, width=1000)
+@dataclass(frozen=True)
+class Job:
+    scenario: Scenario
+    rule_file: str
+    order: list[str]
+    path: str
+    step: int  # evaluation interval of the run
+    shift: int  # seconds of clean traffic before the scenario: the groups' phase against the samples
+
+
+def _run(job: Job) -> dict[str, list[tuple[int, int | None]]]:
+    scenario, rule_file, order, path = job.scenario, job.rule_file, job.order, job.path
+    text = yaml.safe_dump(test_file(scenario, os.path.basename(rule_file), order, job.step, job.shift),
+                          sort_keys=False, width=1000)
     with open(rule_file) as f:
         key = hashlib.sha256((text + f.read()).encode()).hexdigest()
     # promtool's report of the very same test and rules, from an interrupted run: minutes each.
@@ -269,9 +310,11 @@ def _run(args: tuple[Scenario, str, list[str], str]) -> dict[str, list[tuple[int
             raise RuntimeError(f"promtool test rules {path} failed: {output[-2000:]}")
         with open(cached, "w") as f:
             f.write(output)
-    fired = firing(output)
-    last = _test_times(scenario)[-1]  # the last step the tests saw
-    return {t: [(a, None if b > last else b) for a, b in intervals(m)] for t, m in fired.items()}
+    fired = firing(output, job.step)
+    last = _test_times(scenario, job.shift)[-1]  # the last step the tests saw
+    # On the scenario's clock: the shift's clean seconds taken off.
+    return {t: [(a - job.shift, None if b > last else b - job.shift) for a, b in intervals(m, job.step)]
+            for t, m in fired.items()}
 
 
 # Allowed lateness of Observatory behind the baseline, seconds (issue 14).
@@ -296,26 +339,31 @@ def meets(tier: str, delta: dict) -> bool:
 
 
 def run(workdir: str, phases: int | None = None) -> dict:
-    """`phases`: how many phases of the slowest gated group to run (default all, one per step)."""
+    """`phases`: how many phases of the slowest gated group to run (default all, one per evaluation
+    step); each at every phase of the evaluation step against the samples (STEP apart)."""
     os.makedirs(workdir, exist_ok=True)
     slos = os.path.join(workdir, "slos")
     rulesets.write_slos(slos, 1)
-    jobs, index = [], {}
+    jobs, index, steps = [], {}, {}
     for which in rulesets.SETS:
         groups = rulesets.rule_groups(which, slos)
-        slowest = slowest_gated(groups)
-        count = max(1, slowest // STEP)
+        step = steps[which] = evaluation_step(groups)
+        slowest = slowest_gated(groups, step)
+        count = max(1, slowest // step)
         chosen = range(count) if phases is None else range(0, count, max(1, count // phases))
         for n in chosen:
-            phase = n * STEP
+            phase = n * step
             rule_file = os.path.join(workdir, f"{which}-{phase}.yml")
-            gated = gate_slow_groups(groups, phase)
+            gated = gate_slow_groups(groups, phase, step)
             rulesets.write_rule_file(rule_file, gated)
-            for i, s in enumerate(SCENARIOS):
-                index.setdefault((i, which), []).append(phase)
-                jobs.append((s, rule_file, evaluation_order(gated), os.path.join(workdir, f"test-{i}-{which}-{phase}.yml")))
+            for shift in range(0, step, STEP):
+                run_phase = f"{phase}+{shift}"
+                for i, s in enumerate(SCENARIOS):
+                    index.setdefault((i, which), []).append(run_phase)
+                    jobs.append(Job(s, rule_file, evaluation_order(gated),
+                                    os.path.join(workdir, f"test-{i}-{which}-{run_phase}.yml"), step, shift))
     with ThreadPoolExecutor(2) as pool:
-        timelines = dict(zip([(os.path.basename(j[3])) for j in jobs], pool.map(_run, jobs)))
+        timelines = dict(zip([os.path.basename(j.path) for j in jobs], pool.map(_run, jobs)))
     rows = []
     for i, s in enumerate(SCENARIOS):
         runs = {w: [timelines[f"test-{i}-{w}-{p}.yml"] for p in index[i, w]] for w in rulesets.SETS}
@@ -328,4 +376,4 @@ def run(workdir: str, phases: int | None = None) -> dict:
                          "steady": s.steady, "burn": max(b for _, b, _ in s.segments),
                          "baseline": base[tier], "observatory": worst, "phases": len(phases_obs),
                          "delta": delta, "meets": meets(tier, delta)})
-    return {"step_seconds": STEP, "rows": rows}
+    return {"step_seconds": STEP, "evaluation_seconds": steps, "rows": rows}

@@ -43,8 +43,11 @@ def equivalence_lines(eq: dict) -> list[str]:
     rows = eq["rows"]
     met = sum(r["meets"] for r in rows)
     phases = max(r["phases"] for r in rows)
-    lines = [f"Alerting equivalence (`promtool test rules`, one SLO of 99.9 %, rules evaluated every {eq['step_seconds']} s, "
-             f"each group at its own interval; Observatory at {phases} phase(s) of its slowest group an alert depends on, "
+    evaluated = ", ".join(f"{which} every {seconds} s" for which, seconds in sorted(eq["evaluation_seconds"].items()))
+    lines = [f"Alerting equivalence (`promtool test rules`, one SLO of 99.9 %, samples every {eq['step_seconds']} s, rules "
+             f"evaluated at their groups' shortest interval ({evaluated}), each slower group at its own; Observatory at "
+             f"{phases} phase(s): each of its slowest group an alert depends on, at each offset of its evaluations "
+             f"from the samples; "
              f"the worst shown; times from the start of the scenario, firing → first evaluation not firing). Goal "
              f"(issue 14): Observatory fires at most 1 min (page) or 5 min (ticket) after the baseline and resolves at "
              f"most 5 min after it, and neither fires where the other does not: {met} of {len(rows)} scenario/tier "
@@ -72,8 +75,9 @@ def section(results: dict, args: argparse.Namespace) -> str:
                      f"per K is in the table) and a cycle's cost is the sum of all groups' `evaluationTime` "
                      f"(`/api/v1/rules`); the medians from `prometheus_rule_group_last_duration_seconds` are given "
                      f"alongside. The ratio is per {args.rule_interval} of production: each group's median weighted by how "
-                     f"often it runs there (every {args.rule_interval}, the global interval; Observatory's 5-minute budget "
-                     f"group at its own); the columns after it charge every group every cycle, as measured.")
+                     f"often it runs there (every {args.rule_interval}, the global interval, unless the group sets its own, "
+                     f"as Observatory's do: 1 min, 3 min for the long windows, 4 min for the objectives and the budget); "
+                     f"the columns after it charge every group every cycle, as measured.")
         lines.append("")
         lines.append(f"| K | rules per SLO (baseline / Observatory) | baseline per {args.rule_interval} | "
                      f"Observatory per {args.rule_interval} | ratio | measuring interval | every group every cycle: "
