@@ -90,6 +90,9 @@ class Conventions:
     burn_window_label: str = "burn_window"
     slo_events_kind_label: str = "observatory_events"
     slo_tile_label: str = "observatory_tile"  # only inside a window's rule: tells its tiles apart
+    # Which of its namespace's groups computes an SLO's windows and alerts: on every series of the
+    # SLO that its group reads, never on an alert.
+    slo_shard_label: str = "observatory_shard"
     calendar_part_label: str = "observatory_part"
     managed_by_label: str = "app.kubernetes.io/managed-by"
     managed_by_value: str = "observatory"
@@ -100,6 +103,9 @@ class Conventions:
     summary_annotation: str = "summary"
     description_annotation: str = "description"
     runbook_annotation: str = "runbook_url"
+    # The burn-rate alerts' name, then the tier (SLOErrorBudgetBurnPage), unless a tier names its own:
+    # one alert rule per group for all the SLOs alerting alike, told apart by the slo label.
+    slo_alert_name: str = "SLOErrorBudgetBurn"
 
     # --- Rule groups and objects.
     rule_group_prefix: str = "observatory"

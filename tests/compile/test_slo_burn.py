@@ -14,6 +14,7 @@ other SLO periods) on its own; it does not read the compile core's tables.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,9 +145,8 @@ def slo_resource(period: str, name: str = "chat-availability", group_by: list[st
             "metadata": {"name": name, "namespace": NAMESPACE}, "spec": spec}
 
 
-def alert_name(slo: dict[str, Any], tier: str) -> str:
-    camel = "".join(part.capitalize() for part in slo["metadata"]["name"].split("-"))
-    return f"{camel}ErrorBudgetBurn{tier.capitalize()}"
+def alert_name(slo: dict[str, Any], tier: str) -> str:  # the default, shared by SLOs alerting alike
+    return f"SLOErrorBudgetBurn{tier.capitalize()}"
 
 
 def counter_notation(values: list[float], missing_before: int = 0) -> str:
@@ -342,39 +342,62 @@ INDICATORS = {
 
 @pytest.mark.parametrize("indicator", INDICATORS.values(), ids=INDICATORS.keys())
 @pytest.mark.parametrize("period", ["7d", "30d", "90d"])
-def test_four_rules_per_slo_in_groups_and_windows_shared_by_the_namespace(indicator: dict[str, Any], period: str) -> None:
-    """Each SLO has 4 rules, a part of one of its namespace's SLO groups for the period; its
-    windows live in one object per namespace and period, whatever the number of SLOs using it."""
-    slos = [parse_resource(slo_resource(period, name=f"slo-{i}", group_by=["gen_ai_request_model"], indicator=indicator))
-            for i in range(40)]
+def test_two_records_per_slo_in_groups_computing_their_windows_and_alerts(indicator: dict[str, Any], period: str) -> None:
+    """Each SLO has 2 records in one of its namespace's groups for the period, which computes their
+    windows, conditions and alerts, one alert rule per tier for the SLOs alerting alike; the ticket's
+    long windows live in one object per namespace and period, whatever the number of SLOs using it."""
+    resources = [slo_resource(period, name=f"slo-{i}", group_by=["gen_ai_request_model"], indicator=indicator) for i in range(40)]
+    for resource in resources[:20]:  # alike: the default summary, templated by the slo label
+        for tier in TIERS:
+            del resource["spec"]["alerting"][tier]["annotations"]
+    slos = [parse_resource(r) for r in resources]
     other = parse_resource({**slo_resource(period), "metadata": {"name": "x", "namespace": OTHER_NAMESPACE}})
     shared = compile_bundle([*slos, other])
     windows = [o for o in shared if o["metadata"]["name"].startswith("observatory-slo-windows-")]
     assert sorted((o["metadata"]["namespace"], o["metadata"]["name"]) for o in windows) == \
         sorted([(NAMESPACE, f"observatory-slo-windows-{period}"), (OTHER_NAMESPACE, f"observatory-slo-windows-{period}")])
     for obj in windows:
-        shared_rules = [rule for group in obj["spec"]["groups"] for rule in group["rules"]]
-        # Up to 8 windows (the 5m rates' and the workbook's 7 scaled, which for 30d include 5m): the
-        # errors' and requests' means of each longer one, a burn rate per window, 2 conditions, the
-        # errors' and requests' means over the period and the budget.
-        assert len(shared_rules) <= 2 * 7 + 8 + 2 + 2 + 1
-        assert all(f'namespace="{obj["metadata"]["namespace"]}"' in r["expr"] for r in shared_rules)
+        long_group, budget = obj["spec"]["groups"]
+        # The ticket's 2 long windows: their means and burn rates; more slowly, the mean over the period and the budget.
+        assert (len(long_group["rules"]), long_group["interval"], len(budget["rules"]), budget["interval"]) == (4, "3m", 2, "4m")
+        assert all(f'namespace="{obj["metadata"]["namespace"]}"' in r["expr"] for g in (long_group, budget) for r in g["rules"])
     holding = [o for o in shared if o["metadata"]["namespace"] == NAMESPACE and o not in windows]
-    # 40 SLOs share fewer groups, one per object, each SLO's 4 rules together, SLOs in name order.
-    assert 10 < len(holding) < 40
+    assert 1 < len(holding) <= 8
     by_slo: dict[str, list[str]] = {}
     for obj in holding:
-        [group] = obj["spec"]["groups"]
-        assert obj["metadata"]["name"] == f"observatory-slos-{period}-{group['name'].rsplit('.', 1)[1]}"
-        owners = [r["labels"]["slo"] for r in group["rules"]]
+        group, objectives = obj["spec"]["groups"]
+        shard = group["name"].rsplit(".", 1)[1]
+        assert obj["metadata"]["name"] == f"observatory-slos-{period}-{shard}" and group["interval"] == "1m"
+        # No rule reads the objectives: they are recorded less often.
+        assert objectives["name"] == f"{group['name']}.objectives" and objectives["interval"] == "4m"
+        assert [r["labels"]["slo"] for r in objectives["rules"]] == sorted(r["labels"]["slo"] for r in objectives["rules"])
+        for rule in objectives["rules"]:
+            by_slo.setdefault(rule["labels"]["slo"], []).append(obj["metadata"]["name"])
+        records = [r for r in group["rules"] if "slo" in r["labels"]]
+        assert group["rules"][:len(records)] == records, "the SLOs' 5m rates come first, read by the windows after them"
+        owners = [r["labels"]["slo"] for r in records]
         assert owners == sorted(owners)
-        for rule in group["rules"]:
+        for rule in records:
             by_slo.setdefault(rule["labels"]["slo"], []).append(obj["metadata"]["name"])
             assert f'namespace="{NAMESPACE}"' in rule["expr"] or rule["expr"].startswith("vector(")
-    assert {name: len(objs) for name, objs in by_slo.items()} == {slo.name: 4 for slo in slos}
+        computed = [r for r in group["rules"][len(records):] if "record" in r]
+        assert all(f'observatory_shard="{shard}"' in r["expr"] for r in computed)
+        alerts = [r for r in group["rules"] if "alert" in r]
+        assert group["rules"][-len(alerts):] == alerts
+        members = set(owners)
+        alike = members & {slo.name for slo in slos[:20]}
+        own = members - alike
+        # One alert rule per tier for the SLOs alike, one per tier and SLO for those of their own summary.
+        assert len(alerts) == 2 * (bool(alike) + len(own))
+        for rule in alerts:
+            names = set(re.search(r'slo=~?"([^"]*)"', rule["expr"]).group(1).split("|"))
+            assert names == (alike if rule["annotations"]["summary"].startswith("SLO {{") else names & own) and names
+    assert {name: len(objs) for name, objs in by_slo.items()} == {slo.name: 2 for slo in slos}
     assert all(len(set(objs)) == 1 for objs in by_slo.values())
     [alone] = [o for o in compile_bundle(slos[:1]) if o["metadata"]["name"].startswith("observatory-slos-")]
     assert sum("alert" in r for r in alone["spec"]["groups"][0]["rules"]) == 2
+    # No SLO here sets minEvents: the conditions read no minimum.
+    assert not any("slo_min_events" in r["expr"] for o in holding for g in o["spec"]["groups"] for r in g["rules"])
     assert alone["metadata"]["name"] in by_slo[slos[0].name]
 
 

@@ -49,7 +49,7 @@ def series(requests: list[int], failures: list[int]) -> list[dict]:
 def pages(doc: dict, input_series: list[dict], fires: bool, tmp_path: Path) -> None:
     labels = {"namespace": NAMESPACE, "severity": "critical", "slo": "chat-availability", "slo_tier": "page", "window": "30d"}
     test = {"interval": "1m", "input_series": input_series, "alert_rule_test": [{
-        "eval_time": f"{CHECK}s", "alertname": "ChatAvailabilityErrorBudgetBurnPage",
+        "eval_time": f"{CHECK}s", "alertname": "SLOErrorBudgetBurnPage",
         "exp_alerts": [{"exp_labels": labels, "exp_annotations": {"summary": "page"}}] if fires else []}]}
     outcome = run_promtool([parse_resource(doc)], [test], "1m", tmp_path)
     assert outcome.ok, explain(outcome, tmp_path)

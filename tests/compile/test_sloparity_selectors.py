@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from observatory.compile.slo import shard_text, slo_shard
 from observatory.models import parse_resource
 from promtool_cases import explain, run_promtool
 
@@ -74,7 +75,7 @@ def test_negative_selector_excludes_its_series_in_prometheus(tmp_path: Path, pro
         series += [{"series": f"http_request_duration_seconds_count{{{labels}}}", "values": "0+60x20"},
                    {"series": f'http_request_duration_seconds_bucket{{{labels}, le="0.5"}}',
                     "values": "0+60x20" if fast else "0+0x20"}]
-    identity = f'namespace="{NAMESPACE}", slo="api-latency", window="30d"'
+    identity = f'namespace="{NAMESPACE}", slo="api-latency", window="30d", observatory_shard="{shard_text(slo_shard("api-latency"))}"'
     test = {"interval": "1m", "input_series": series, "promql_expr_test": [
         {"expr": f'observatory:slo_events:rate{{burn_window="5m", observatory_events="{kind}"}}', "eval_time": "10m",
          "exp_samples": [{"labels": f'observatory:slo_events:rate{{{identity}, burn_window="5m", observatory_events="{kind}"}}',

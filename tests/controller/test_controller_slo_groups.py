@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 from typing import Any
 
 from controller_harness import (
@@ -34,7 +35,13 @@ GROUP = f'observatory-slos-30d-{slo_shard(FIRST):02d}'
 
 def slos_in(cluster: Any, name: str = GROUP) -> list[str]:
     obj = cluster.get(PROMETHEUSRULES, name, 'team-a')
-    return list(dict.fromkeys(r['labels']['slo'] for g in obj['spec']['groups'] for r in g['rules'])) if obj else []
+    return list(dict.fromkeys(r['labels']['slo'] for g in obj['spec']['groups'] for r in g['rules'] if 'slo' in r['labels'])) if obj else []
+
+
+def alerting_on(cluster: Any, slo: str, name: str = GROUP) -> int:
+    """How many alert rules of the group read `slo` (alone, or among others alerting alike)."""
+    rules = cluster.get(PROMETHEUSRULES, name, 'team-a')['spec']['groups'][0]['rules']
+    return sum(slo in re.search(r'slo=~?"([^"]*)"', r['expr']).group(1).split('|') for r in rules if 'alert' in r)
 
 
 def owners_of(cluster: Any, name: str = GROUP) -> list[str]:
@@ -80,14 +87,16 @@ async def test_an_invalid_slo_keeps_its_last_good_rules_in_its_group_also_across
                 cluster.seed(example('slos/llm-availability.yaml', name=name))
             await cluster.until(lambda: slos_in(cluster) == [FIRST, SECOND] and handled(cluster, SLOS, FIRST, 'team-a'))
             last_good = [r for r in cluster.get(PROMETHEUSRULES, GROUP, 'team-a')['spec']['groups'][0]['rules']
-                         if r['labels']['slo'] == FIRST]
+                         if r['labels'].get('slo') == FIRST]
             cluster.patch(SLOS, FIRST, 'team-a', {'spec': {'labels': {'namespace': 'kube-system'}}})
             await cluster.until(lambda: condition(cluster.get(SLOS, FIRST, 'team-a'), 'Valid').get('status') == 'False')
             cluster.patch(SLOS, SECOND, 'team-a', {'spec': {'objective': 99.9}})
             await cluster.until(lambda: '0.999' in json.dumps(cluster.get(PROMETHEUSRULES, GROUP, 'team-a')))
             kept = [r for r in cluster.get(PROMETHEUSRULES, GROUP, 'team-a')['spec']['groups'][0]['rules']
-                    if r['labels']['slo'] == FIRST]
+                    if r['labels'].get('slo') == FIRST]
             assert kept == last_good
+            # Its alerts too: SECOND, changed, alerts another way now, and FIRST keeps its page and ticket.
+            assert alerting_on(cluster, FIRST) == alerting_on(cluster, SECOND) == 2
             assert owners_of(cluster) == [FIRST, SECOND]
             await cluster.until(lambda: handled(cluster, SLOS, SECOND, 'team-a'))
         cluster.clear_requests()
@@ -98,7 +107,8 @@ async def test_an_invalid_slo_keeps_its_last_good_rules_in_its_group_also_across
                 'observatory_reconcile_total', {'kind': 'SLO', 'result': 'unchanged'}) or 0) >= 1)
             await asyncio.to_thread(controller.resync)
             assert [r for r in cluster.get(PROMETHEUSRULES, GROUP, 'team-a')['spec']['groups'][0]['rules']
-                    if r['labels']['slo'] == FIRST] == last_good
+                    if r['labels'].get('slo') == FIRST] == last_good
+            assert alerting_on(cluster, FIRST) == 2
             assert not cluster.write_counts().get('prometheusrules')  # a restart writes nothing
         # Fixed, it is written from its spec again.
         cluster.patch(SLOS, FIRST, 'team-a', {'spec': {'labels': None}})

@@ -50,7 +50,7 @@ def test_stand_in_config_is_valid_and_routes_like_prometheus_operator(objects, a
     config, destinations = alertmanager_yaml(objects, lambda *_: None, SINK)
     path = write(tmp_path, config)
     check(amtool, path)
-    page = {"alertname": "LlmAvailabilityErrorBudgetBurnPage", "slo": "llm-availability", "severity": "critical"}
+    page = {"alertname": "SLOErrorBudgetBurnPage", "slo": "llm-availability", "severity": "critical"}
     assert routes_to(amtool, path, namespace="team-a", **page) == {"team-a/slo-llm-availability/oncall"}
     assert routes_to(amtool, path, namespace="team-a", **{**page, "severity": "warning"}) == {"team-a/slo-llm-availability/team-slack"}
     # The namespace matcher confines each object to its own namespace's alerts.

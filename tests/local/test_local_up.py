@@ -40,7 +40,7 @@ def test_up_serves_the_compiled_objects_and_stops_cleanly_on_sigint(tmp_path, pr
         # Prometheus loaded every generated rule file and points at the local Alertmanager.
         groups = get_json(f"{prometheus_url}/api/v1/rules")["data"]["groups"]
         assert {g["file"] for g in groups} == set(info["rule_files"])
-        assert any(r["name"] == "LlmAvailabilityErrorBudgetBurnPage" for g in groups for r in g["rules"])
+        assert any(r["name"] == "SLOErrorBudgetBurnPage" for g in groups for r in g["rules"])
         assert max(g["interval"] for g in groups) == 2  # long group intervals capped to --interval
         # Alertmanager runs the converted routes.
         status = get_json(f"{alertmanager_url}/api/v2/status")

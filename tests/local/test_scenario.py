@@ -12,7 +12,7 @@ from observatory.local.demo import Display, plan, run_scenario, summary
 def test_error_burst_pages_and_cost_spike_warns_at_the_local_receiver(local_stack) -> None:
     options = CompileOptions()
     scenario = replace(plan(local_stack, options.conventions, options), healthy_seconds=6, phase_timeout=90)
-    assert (scenario.page.alertname, scenario.cost.alertname) == ("LlmAvailabilityErrorBudgetBurnPage", "LlmHourlyBudget")
+    assert (scenario.page.alertname, scenario.cost.alertname) == ("SLOErrorBudgetBurnPage", "LlmHourlyBudget")
     out = io.StringIO()
     result = run_scenario(local_stack, scenario, options.conventions, Display(out))
     # The budget's 80 % step (info) warns before its 100 % step (warning), both to the team's Slack.

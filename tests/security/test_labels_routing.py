@@ -68,14 +68,14 @@ def test_an_slos_alert_drops_an_alertrule_label_it_groups_by(promtool, tmp_path)
     objects = compile_bundle([parse_resource(slo("chat", groupBy=["observatory_alertrule"]))])
     series = {'llm_calls_total{namespace="team-a", observatory_alertrule="calls"}': "0+60x30",
               'llm_errors_total{namespace="team-a", observatory_alertrule="calls"}': "0+60x30"}
-    failure = promtool_alerts(objects, tmp_path, series, "ChatErrorBudgetBurnPage", "20m", [{"exp_labels": {
-        "alertname": "ChatErrorBudgetBurnPage", "namespace": "team-a", "slo": "chat", "slo_tier": "page",
+    failure = promtool_alerts(objects, tmp_path, series, "SLOErrorBudgetBurnPage", "20m", [{"exp_labels": {
+        "alertname": "SLOErrorBudgetBurnPage", "namespace": "team-a", "slo": "chat", "slo_tier": "page",
         "window": "30d", "severity": "critical"},
         "exp_annotations": {"summary": "SLO chat (99% over 30d) is burning its error budget fast"}}])
     assert failure == "", failure
 
 
-RESERVED = ["namespace", "slo", "observatory_alertrule", "severity", "slo_tier", "window", "alertname"]
+RESERVED = ["namespace", "slo", "observatory_alertrule", "severity", "slo_tier", "window", "observatory_shard", "alertname"]
 BATCH = Batch()
 
 

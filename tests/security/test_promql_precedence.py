@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from observatory.compile.slo import shard_text, slo_shard
 from observatory.models import parse_resource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "compile"))
@@ -27,6 +28,7 @@ def test_latency_slo_errors_per_budget_are_slow_calls_over_the_budget(tmp_path: 
     test = {"interval": "1m", "input_series": series, "promql_expr_test": [{
         "expr": 'observatory:slo_events:rate{burn_window="5m", observatory_events="errors"}', "eval_time": "10m",
         "exp_samples": [{"labels": 'observatory:slo_events:rate{namespace="team-a", slo="chat-latency", window="30d", '
+                                   f'observatory_shard="{shard_text(slo_shard("chat-latency"))}", '
                                    'burn_window="5m", observatory_events="errors"}', "value": 20}]}]}
     outcome = run_promtool([slo], [test], "1m", tmp_path)
     assert outcome.ok, explain(outcome, tmp_path)

@@ -51,6 +51,7 @@ def reserved_labels(c: Conventions) -> dict[str, str]:
         c.severity_label: "Observatory sets it from the severity field, and receivers are chosen by it",
         c.slo_tier_label: "Observatory sets it on SLO alerts (page or ticket)",
         c.window_label: "Observatory sets it on SLO alerts (the SLO period)",
+        c.slo_shard_label: "Observatory removes it from SLO alerts (it tells the SLOs' groups apart)",
         "alertname": "Prometheus sets it to the alert's name",
     }
 

@@ -1,38 +1,38 @@
-"""SLO → multi-window multi-burn-rate rules: 4 rules per SLO, the windows shared by the namespace.
+"""SLO → multi-window multi-burn-rate rules: 2 records per SLO, windows and alerts per group of SLOs.
 
 Sloth records `rate()` over the raw series for every alert window (5m to 3d) plus a 30d rule: 17
-rules per SLO, each window re-reading every raw series, each a query of its own. Here each SLO has
-4 rules: one reads the raw series over 5m (errors divided by the error budget, and requests, as one
-series set told apart by a label), one records the objective, and the two alerts read one recorded
-series each. The burn rates over every window, the alert conditions and the error budget are
-computed once per namespace and SLO period for all its SLOs together (`slo_window_groups`): a rule's
-fixed cost is paid once, not once per SLO. Every window is a ratio of sums (errors and requests are
-summed separately, then divided), so a moment without an error series (OpenTelemetry exports one
-only once a call fails) counts as no errors; dividing errors by the budget first makes the ratio
-the burn rate itself, so the workbook's factors are the thresholds for every SLO alike.
+rules per SLO, each window re-reading every raw series, each a query of its own, evaluated every
+30 s. Here each SLO has 2 rules of its own: one reads the raw series over 5m (errors divided by the
+error budget, and requests, as one series set told apart by a label), one records the objective.
+The SLOs of a namespace and period are spread over SLO_SHARDS groups by a hash of their names
+(`slo_shard`); each group, every minute, records its SLOs' 5m rates, then in the same evaluation
+their windows, burn rates and alert conditions, then alerts, one alert rule for all the SLOs that
+alert alike (`slo_groups.slo_group`): a rule's fixed cost is paid once per group, not once per SLO.
+Every window is a ratio of sums (errors and requests are summed separately, then divided), so a
+moment without an error series (OpenTelemetry exports one only once a call fails) counts as no
+errors; dividing errors by the budget first makes the ratio the burn rate itself, so the
+workbook's factors are the thresholds for every SLO alike.
 
 Every window is tiled exactly: a window's mean rate is that of shorter windows read at offsets
 (1h = 30m now + 30m offset 30m, 30m = six 5m rates at offsets 0, 5m, ..., 25m; the longest
-shorter ones first), so it covers the same stretch of time as `rate(x[1h])` over the raw series
-and an alert fires as soon as Sloth's would. Averaging the overlapping 5m rates over the window
-instead (`sum_over_time(rate5m[1h])`) trails it by 2.5 minutes. Errors and requests being one
-series set, each tile is one read for both; the tiles are unioned (told apart by a label) and
-summed, so a tile without a sample (no history that old yet) adds nothing, with no zeros to read.
-The windows a page reads, and the ticket's short ones, are recorded every 30 s; the ticket's long
-windows (1d, 3d), tiled from the 6h one, and the budget over the whole period every 2.5 minutes,
-which the ticket's 5 minutes of slack allow (a ticket comes up to one interval and two 30 s
-evaluations later than Sloth's).
-
-A rule group costs Prometheus a fixed ~0.3 ms per evaluation whatever it holds, more than a rule:
-so an SLO's own rules do not get a group of their own, but a place in one of SLO_SHARDS groups of
-its namespace and period, picked by a hash of its name (`slo_shard`); each group is computed whole
-from all its SLOs (`slo_groups.groups_of`). One change rewrites one group, not the namespace's rules.
+shorter ones first), so it covers the same stretch of time as `rate(x[1h])` over the raw series.
+Averaging the overlapping 5m rates over the window instead (`sum_over_time(rate5m[1h])`) trails it
+by 2.5 minutes. A group's evaluations are a whole number of minutes apart, so an offset read meets
+one of them exactly. Errors and requests being one series set, each tile is one read for both; the
+tiles are unioned (told apart by a label) and summed, so a tile without a sample (no history that
+old yet) adds nothing, with no zeros to read. Every window an alert reads is computed in the
+evaluation that alerts on it, so a page comes at most one minute, half a minute on average, after
+rules evaluated every 30 s, and the minute halves what the group costs. The ticket's long windows
+(1d, 3d), tiled from the groups' 6h ones, are one group per namespace and period every 3 minutes,
+which the ticket's 5 minutes of slack allow; what no alert reads (the objectives, the mean over the
+period and the budget) is recorded every 4 minutes (`slo_long_groups`, `slo_groups.slo_group`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import promql_parser as pp
@@ -41,25 +41,28 @@ from .. import promql
 from ..conventions import Conventions
 from ..models.common import duration_seconds, format_duration, nearest_bounds
 from ..models.slo import DEFAULT_TIER_SEVERITY, SLO, AlertTier
-from .alertrule import alert_name, check_alert_fields
+from .alertrule import check_alert_fields
 from .errors import CompileError
-from .rules import (
-    Rule,
-    RuleGroup,
-    Tenant,
-    object_name,
-)
+from .rules import Rule, RuleGroup, Tenant, object_name
 from .signals import Signals, le_pattern, number, parse_field, parse_ratio
 
 BASE_PERIOD = "30d"
 SHORTEST_WINDOW = "5m"  # the recorded rates' window: every longer window is a whole number of these tiles
-# The ticket tier's long windows, the period's mean and the budget. Every 5 minutes made a ticket
-# 5.5 minutes late at the worst phase (bench/slo_eval); windows are whole 5m tiles, so offset reads
-# still meet an evaluation of this group exactly.
-LONG_WINDOWS_INTERVAL = "2m30s"
-# Groups holding the SLOs' own rules, per namespace and period: at ~2.5 KiB of rules per SLO, 64
-# objects of 512 KiB hold ~13,000 SLOs, more than the windows object's owners allow (~8,000).
-SLO_SHARDS = 64
+# The ticket tier's long windows (1d and 3d for a 30-day SLO). Every 5 minutes made a ticket 5.5
+# minutes late at the worst phase (bench/slo_eval), every 2 minutes 3.5; each minute less costs the
+# namespace more (at 500 SLOs, 2 minutes cost 0.002x Sloth's more than 3). Their tiles are whole 6h
+# and 1d windows, so offset reads meet an evaluation of this group exactly.
+LONG_WINDOWS_INTERVAL = "3m"
+# The groups' interval; the long windows' is a whole number of it, so that their evaluations meet.
+SLO_GROUP_INTERVAL = "1m"
+# Records for dashboards that no alert reads: the objectives, the period's mean and the budget. The
+# period's mean reads ten 3d windows (as costly as the long windows together); up to 4
+# minutes late is noise against the period, and a sample every 4 minutes is always within an
+# instant query's 5 minutes of lookback.
+UNREAD_RECORDS_INTERVAL = "4m"
+# Groups per namespace and period: each has a fixed cost and computes its windows and conditions
+# once; at ~1.3 KiB of records per SLO, 8 objects of 512 KiB hold ~3,000 SLOs alerting alike.
+SLO_SHARDS = 8
 BURN_TOLERANCE = 1e-9
 
 
@@ -149,7 +152,28 @@ def slo_shard(name: str) -> int:
     return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % SLO_SHARDS
 
 
-def slo_rules(slo: SLO, tenant: Tenant) -> tuple[Rule, ...]:
+def shard_text(shard: int) -> str:
+    return f"{shard:02d}"
+
+
+@dataclass(frozen=True)
+class SloRules:
+    """An SLO's rules in its group: its own records, and its alerts, each reading its SLO alone
+    (`slo_groups.slo_group` gives the SLOs alerting alike one alert rule for all)."""
+
+    records: tuple[Rule, ...]
+    alerts: tuple[Rule, ...]
+
+
+def burning(period: str, shard: str, tier: str, names: list[str], c: Conventions) -> pp.Expr:
+    """The burning conditions of the SLOs `names` of a group, as their shared alert reads them."""
+    slos = promql.equal(c.slo_label, names[0]) if len(names) == 1 else \
+        promql.matches(c.slo_label, "|".join(n.replace(".", "\\.") for n in names))
+    return promql.selector(c.slo_burning_metric, [promql.equal(c.window_label, period), promql.equal(c.slo_shard_label, shard),
+                                                  promql.equal(c.slo_tier_label, tier), slos])
+
+
+def slo_rules(slo: SLO, tenant: Tenant) -> SloRules:
     """The SLO's own rules, each labelled with its name (the part's key in its group)."""
     spec = slo.spec
     c = tenant.conventions
@@ -157,7 +181,8 @@ def slo_rules(slo: SLO, tenant: Tenant) -> tuple[Rule, ...]:
     check_alert_fields(c, {"spec.labels": spec.labels, **{f"{path}.labels": t.labels for path, t in tiers.items()}},
                        {f"{path}.annotations": t.annotations for path, t in tiers.items()},
                        {"spec.description": spec.description} if spec.description else None)
-    generated = (c.slo_label, c.window_label, c.burn_window_label, c.slo_events_kind_label, c.slo_tile_label, c.slo_tier_label)
+    generated = (c.slo_label, c.window_label, c.burn_window_label, c.slo_events_kind_label, c.slo_tile_label, c.slo_tier_label,
+                 c.slo_shard_label)
     for i, name in enumerate(spec.group_by):
         if name in generated:
             raise CompileError(f"spec.groupBy.{i}", f"{name!r} is a label Observatory sets on the SLO's series, so "
@@ -165,7 +190,7 @@ def slo_rules(slo: SLO, tenant: Tenant) -> tuple[Rule, ...]:
     signals = Signals(tenant, None, tuple(spec.group_by))
     events = _events(slo, signals)
     identity = {c.slo_label: slo.name, c.window_label: spec.window}
-    of_slo = [promql.equal(k, v) for k, v in identity.items()]
+    shard = {c.slo_shard_label: shard_text(slo_shard(slo.name))}
     budget = number(1 - spec.objective / 100)
 
     alerts = []
@@ -173,21 +198,24 @@ def slo_rules(slo: SLO, tenant: Tenant) -> tuple[Rule, ...]:
         tier: AlertTier = getattr(spec.alerting, tier_name)
         if not tier.enabled:
             continue
-        burning = promql.selector(c.slo_burning_metric, [*of_slo, promql.equal(c.slo_tier_label, tier_name)])
-        # An empty label is no label to Prometheus: one grouped by must not route to an AlertRule's receivers.
+        # An empty label is no label to Prometheus: one grouped by must not route to an AlertRule's
+        # receivers, and the shard is the group's business, not the alert's.
         labels = {**spec.labels, **tier.labels, c.severity_label: tier.severity or DEFAULT_TIER_SEVERITY[tier_name],
-                  c.slo_tier_label: tier_name, c.slo_label: slo.name, c.alertrule_label: ""}
+                  c.slo_tier_label: tier_name, c.alertrule_label: "", c.slo_shard_label: ""}
         speed = "fast" if tier_name == "page" else "slowly but steadily"
+        # Templated by the slo label, so that SLOs alerting alike share the alert rule.
         annotations = {c.summary_annotation: tier.annotations.summary or
-                       f"SLO {slo.name} ({spec.objective:g}% over {spec.window}) is burning its error budget {speed}"}
+                       f"SLO {{{{ $labels.{c.slo_label} }}}} ({spec.objective:g}% over {spec.window}) is burning its "
+                       f"error budget {speed}"}
         if tier.annotations.description or spec.description:
             annotations[c.description_annotation] = tier.annotations.description or spec.description
         if tier.annotations.runbook_url:
             annotations[c.runbook_annotation] = tier.annotations.runbook_url
-        name = tier.name or f"{alert_name(slo.name)}ErrorBudgetBurn{tier_name.capitalize()}"
-        alerts.append(Rule(expr=burning, alert=name, for_=tier.for_, labels=labels, annotations=annotations))
+        name = tier.name or f"{c.slo_alert_name}{tier_name.capitalize()}"
+        expr = burning(spec.window, shard[c.slo_shard_label], tier_name, [slo.name], c)
+        alerts.append(Rule(expr=expr, alert=name, for_=tier.for_, labels=labels, annotations=annotations))
 
-    # Both kinds in one series set, so that every tile of the namespace's windows is one read for
+    # Both kinds in one series set, so that every tile of the group's windows is one read for
     # both: errors per budget (as no errors where a success has no error series yet: OpenTelemetry
     # exports one only once a call fails) and requests.
     kind = c.slo_events_kind_label
@@ -196,17 +224,16 @@ def slo_rules(slo: SLO, tenant: Tenant) -> tuple[Rule, ...]:
     no_errors = "on() vector(0)" if not spec.group_by else "0 * __arg_t__"
     both = promql.build(f'label_replace(__arg_e__ / {budget} or {no_errors}, "{kind}", "errors", "", "") '
                         f'or label_replace(__arg_t__, "{kind}", "requests", "", "")', {"e": events.errors, "t": events.total})
-    # Only where a tier asks for one, so that an SLO without keeps its 4 rules; the tenant label lets
-    # the namespace's pinned conditions read it.
+    # Only where a tier asks for one, so that an SLO without keeps its 2 records; the tenant label lets
+    # the group's pinned conditions read it.
     minimums = [Rule(expr=promql.parse(f"vector({getattr(spec.alerting, t).min_events})"), record=c.slo_min_events_metric,
-                     labels={**identity, c.slo_tier_label: t, c.tenant_label: tenant.namespace})
+                     labels={**identity, **shard, c.slo_tier_label: t, c.tenant_label: tenant.namespace})
                 for t in ("page", "ticket") if getattr(spec.alerting, t).enabled and getattr(spec.alerting, t).min_events]
-    return (
-        Rule(expr=both, record=c.slo_events_metric, labels={**identity, c.burn_window_label: SHORTEST_WINDOW}),
+    return SloRules(records=(
+        Rule(expr=both, record=c.slo_events_metric, labels={**identity, **shard, c.burn_window_label: SHORTEST_WINDOW}),
         Rule(expr=promql.parse(f"vector({number(spec.objective / 100)})"), record=c.slo_objective_metric, labels=identity),
         *minimums,
-        *alerts,
-    )
+    ), alerts=tuple(alerts))
 
 
 def slo_windows_name(period: str, c: Conventions) -> str:
@@ -227,101 +254,133 @@ def tiling(window: int, shorter: list[int]) -> list[tuple[int, int]]:
     return parts
 
 
-def slo_window_groups(period: str, tenant: Tenant) -> list[RuleGroup]:
-    """Burn rates, alert conditions and error budget of every SLO of `period` in the namespace."""
-    c = tenant.conventions
-    kind_label, window_label = c.slo_events_kind_label, c.burn_window_label
-    of_period = [promql.equal(c.window_label, period)]
+class _Windows:
+    """The burn rates of a period's SLOs over every window, and their alert conditions: those a
+    group's alerts read (`shard_rules`) and the ticket's long windows with the budget (`long_group`)."""
 
-    def events(window: str, kind: str | None = None) -> pp.Expr:
-        of_kind = [promql.equal(kind_label, kind)] if kind else []
-        return promql.selector(c.slo_events_metric, [*of_period, promql.equal(window_label, window), *of_kind])
+    def __init__(self, period: str, c: Conventions):
+        self.period, self.c = period, c
+        scaled = {w: (scaled_window(w.long, period), scaled_window(w.short, period)) for w in BURN_WINDOWS}
+        self.scaled = scaled
+        windows = sorted({x for pair in scaled.values() for x in pair} | {SHORTEST_WINDOW}, key=duration_seconds)
+        self.windows = windows
+        self.seconds = {w: int(duration_seconds(w)) for w in windows}
+        # Only the ticket tier's long windows may trail by one long-window interval (its slack is 5
+        # minutes); every page window and the ticket's short ones are exact at every evaluation.
+        exact = {x for w in BURN_WINDOWS for x in (scaled[w] if w.tier == "page" else scaled[w][1:])} | {SHORTEST_WINDOW}
+        self.fast = [w for w in windows if w in exact]
+        self.slow = [w for w in windows if w not in exact]
 
-    scaled = {w: (scaled_window(w.long, period), scaled_window(w.short, period)) for w in BURN_WINDOWS}
-    windows = sorted({x for pair in scaled.values() for x in pair} | {SHORTEST_WINDOW}, key=duration_seconds)
-    seconds = {w: int(duration_seconds(w)) for w in windows}
-    by_seconds = {v: k for k, v in seconds.items()}
-    # Only the ticket tier's long windows may trail by one long-window interval (its slack is 5
-    # minutes); every page window and the ticket's short ones are exact at every evaluation.
-    exact = {x for w in BURN_WINDOWS for x in (scaled[w] if w.tier == "page" else scaled[w][1:])} | {SHORTEST_WINDOW}
-    fast = [w for w in windows if w in exact]
-    slow = [w for w in windows if w not in exact]
-    def mean(total: int, shorter: list[str]) -> pp.Expr:
+    def events(self, scope: list[pp.Matcher], window: str, kind: str | None = None) -> pp.Expr:
+        c = self.c
+        of_kind = [promql.equal(c.slo_events_kind_label, kind)] if kind else []
+        return promql.selector(c.slo_events_metric, [*scope, promql.equal(c.burn_window_label, window), *of_kind])
+
+    def scope(self, shard: str | None = None) -> list[pp.Matcher]:
+        """The period's series, or those of one group's SLOs."""
+        of_shard = [promql.equal(self.c.slo_shard_label, shard)] if shard else []
+        return [promql.equal(self.c.window_label, self.period), *of_shard]
+
+    def mean(self, scope: list[pp.Matcher], total: int, shorter: list[str]) -> pp.Expr:
         """Both kinds' mean rates over the last `total` seconds: their tiles' recorded means, weighted
         by length. Exact tiling, where an average of overlapping 5m rates would trail the window by
         2.5 minutes. A tile without a sample (no history that old yet) adds nothing."""
-        parts = tiling(total, [seconds[w] for w in shorter if seconds[w] < total])
+        by_seconds = {v: k for k, v in self.seconds.items()}
+        parts = tiling(total, [self.seconds[w] for w in shorter if self.seconds[w] < total])
         unit = math.gcd(*(part for part, _ in parts))
         args, tiles = {}, []
         for i, (part, offset) in enumerate(parts):
-            args[f"t{i}"] = events(by_seconds[part])
+            args[f"t{i}"] = self.events(scope, by_seconds[part])
             tile = f"__arg_t{i}__ offset {format_duration(offset)}" if offset else f"__arg_t{i}__"
             tiles.append(f"{part // unit} * {tile}" if part != unit else tile)
         # Tiles of different windows differ in their window label.
-        return promql.build(f"{promql.tiles_sum(c.slo_tile_label, tiles, (window_label,))} / {total // unit}", args)
+        return promql.build(f"{promql.tiles_sum(self.c.slo_tile_label, tiles, (self.c.burn_window_label,))} / {total // unit}",
+                            args)
 
-    def burn_rates(of: list[str], one_rule: bool) -> list[Rule]:
+    def means(self, scope: list[pp.Matcher], of: list[str], shorter: list[str]) -> list[Rule]:
+        """Shortest first: each window reads the shorter ones this same evaluation recorded."""
+        return [Rule(expr=self.mean(scope, self.seconds[w], shorter), record=self.c.slo_events_metric,
+                     labels={self.c.burn_window_label: w}) for w in of]
+
+    def burn_rates(self, scope: list[pp.Matcher], of: list[str], one_rule: bool) -> list[Rule]:
         """The burn rates of the windows `of`: errors per budget over requests, per window; all in
-        one rule, or one rule per window that says its window (what a reader of the 30 s group's
+        one rule, or one rule per window that says its window (what a reader of the group's
         windows can tell apart from the long ones)."""
+        c, kind_label = self.c, self.c.slo_events_kind_label
+
         def rule(matcher: pp.Matcher, labels: dict[str, str]) -> Rule:
-            errors, requests = (promql.selector(c.slo_events_metric, [*of_period, matcher, promql.equal(kind_label, k)])
+            errors, requests = (promql.selector(c.slo_events_metric, [*scope, matcher, promql.equal(kind_label, k)])
                                 for k in ("errors", "requests"))
             return Rule(expr=promql.build(f"__arg_e__ / ignoring({kind_label}) __arg_r__", {"e": errors, "r": requests}),
                         record=c.slo_burn_rate_metric, labels=labels)
         if one_rule:
-            return [rule(promql.matches(window_label, "|".join(of)), {})]
-        return [rule(promql.equal(window_label, w), {window_label: w}) for w in of]
+            return [rule(promql.matches(c.burn_window_label, "|".join(of)), {})]
+        return [rule(promql.equal(c.burn_window_label, w), {c.burn_window_label: w}) for w in of]
 
-    def read(window: str, kind: str | None = None) -> pp.Expr:
+    def read(self, scope: list[pp.Matcher], window: str, kind: str | None = None) -> pp.Expr:
         """A window's burn rate (or its requests' mean) as the alert conditions read it: a long
         window's latest sample, over two of its group's intervals (an instant read could fall between them)."""
-        selector = events(window, kind) if kind else promql.selector(
-            c.slo_burn_rate_metric, [*of_period, promql.equal(window_label, window)])
-        if window in fast:
+        c = self.c
+        selector = self.events(scope, window, kind) if kind else promql.selector(
+            c.slo_burn_rate_metric, [*scope, promql.equal(c.burn_window_label, window)])
+        if window in self.fast:
             return selector
         span = format_duration(2 * duration_seconds(LONG_WINDOWS_INTERVAL))
         return promql.build(f"last_over_time(__arg_s__[{span}])", {"s": selector})
 
-    # Shortest first: each window reads the shorter ones this same evaluation recorded (the 5m one is
-    # each SLO's own rule, recorded by its group, which runs beside this one, within the last 30 s).
-    fast_means = [Rule(expr=mean(seconds[w], fast), record=c.slo_events_metric, labels={window_label: w}) for w in fast[1:]]
-    slow_means = [Rule(expr=mean(seconds[w], windows), record=c.slo_events_metric, labels={window_label: w}) for w in slow]
+    def conditions(self, scope: list[pp.Matcher], guarded: Collection[str]) -> list[Rule]:
+        """Per tier, whether a pair of its windows burns over its factor; in the `guarded` tiers, not
+        for SLOs with fewer events than their minimum in the long window."""
+        c, window_label, kind_label = self.c, self.c.burn_window_label, self.c.slo_events_kind_label
+        out = []
+        for tier in ("page", "ticket"):
+            pairs = []
+            minimum = promql.selector(c.slo_min_events_metric, [*scope, promql.equal(c.slo_tier_label, tier)])
+            for w in (w for w in BURN_WINDOWS if w.tier == tier):
+                long, short = self.scaled[w]
+                # The value is the long window's burn rate; the window label goes, so that the alert's
+                # labels do not change with the pair that holds.
+                pair = (f"__arg_long__ > {number(w.threshold)} and ignoring({window_label}) __arg_short__ > "
+                        f"{number(w.threshold)}")
+                args = {"long": self.read(scope, long), "short": self.read(scope, short)}
+                if tier in guarded:  # an SLO that asks for a minimum of events in the long window is silent below it
+                    pair = (f"({pair}) unless ignoring({window_label}, {kind_label}) (__arg_n__ * {self.seconds[long]} "
+                            f"< on({c.slo_label}, {c.window_label}) group_left() __arg_min__)")
+                    args |= {"n": self.read(scope, long, "requests"), "min": minimum}
+                pairs.append(promql.build(pair, args))
+            out.append(Rule(
+                expr=promql.build(f"max without ({window_label}) ((__arg_a__) or (__arg_b__))", {"a": pairs[0], "b": pairs[1]}),
+                record=c.slo_burning_metric, labels={c.slo_tier_label: tier}))
+        return out
 
-    conditions = []
-    for tier in ("page", "ticket"):
-        pairs = []
-        minimum = promql.selector(c.slo_min_events_metric, [*of_period, promql.equal(c.slo_tier_label, tier)])
-        for w in (w for w in BURN_WINDOWS if w.tier == tier):
-            long, short = scaled[w]
-            # The value is the long window's burn rate; the window label goes, so that the alert's
-            # labels do not change with the pair that holds. An SLO that asks for a minimum of events
-            # in the long window (minEvents) is silent while there are fewer.
-            pairs.append(promql.build(
-                f"(__arg_long__ > {number(w.threshold)} and ignoring({window_label}) __arg_short__ > {number(w.threshold)}) "
-                f"unless ignoring({window_label}, {kind_label}) (__arg_n__ * {seconds[long]} < on({c.slo_label}, {c.window_label}) "
-                f"group_left() __arg_min__)",
-                {"long": read(long), "short": read(short), "n": read(long, "requests"), "min": minimum}))
-        conditions.append(Rule(
-            expr=promql.build(f"max without ({window_label}) ((__arg_a__) or (__arg_b__))", {"a": pairs[0], "b": pairs[1]}),
-            record=c.slo_burning_metric, labels={c.slo_tier_label: tier}))
 
-    whole = Rule(expr=mean(int(duration_seconds(period)), windows), record=c.slo_events_metric, labels={window_label: period})
+def slo_shard_rules(period: str, shard: str, c: Conventions, guarded: Collection[str] = ()) -> list[Rule]:
+    """What a group computes after its SLOs' 5m rates, in order: their windows up to the page's and
+    the ticket's short ones (exact at each evaluation, read from this evaluation's shorter ones), the
+    burn rates and the alert conditions, which its alerts then read in the same evaluation. Only the
+    `guarded` tiers (where one of its SLOs sets minEvents) read the events' minimums."""
+    w = _Windows(period, c)
+    scope = w.scope(shard)
+    return [*w.means(scope, w.fast[1:], w.fast), *w.burn_rates(scope, w.fast, one_rule=True), *w.conditions(scope, guarded)]
+
+
+def slo_long_groups(period: str, c: Conventions) -> list[RuleGroup]:
+    """For every SLO of `period` in the namespace: the ticket tier's long windows, tiled from the
+    groups' 6h ones, and the mean over the whole period with the budget (no alert reads them)."""
+    w = _Windows(period, c)
+    scope = w.scope()
+    kind_label = c.slo_events_kind_label
+    errors, requests = (w.events(scope, period, kind) for kind in ("errors", "requests"))
     return [
-        RuleGroup(name=f"{c.rule_group_prefix}.slo-windows.{period}",
-                  rules=(*fast_means, *burn_rates(fast, one_rule=True), *conditions)),
-        RuleGroup(
-            name=f"{c.rule_group_prefix}.slo-windows.{period}.long",
-            interval=LONG_WINDOWS_INTERVAL,
-            rules=(
-                *slow_means,
-                *burn_rates(slow, one_rule=False),
-                whole,
-                # Up to 2.5 minutes late, which is noise against the period.
-                # Without the means' window label: the budget is the SLO's, not a window's.
-                Rule(expr=promql.build(f"max without ({window_label}) (1 - __arg_e__ / ignoring({kind_label}) __arg_r__)",
-                                       {"e": events(period, "errors"), "r": events(period, "requests")}),
-                     record=c.slo_budget_remaining_metric),
-            ),
-        ),
+        RuleGroup(name=f"{c.rule_group_prefix}.slo-windows.{period}.long", interval=LONG_WINDOWS_INTERVAL,
+                  rules=(*w.means(scope, w.slow, w.windows), *w.burn_rates(scope, w.slow, one_rule=False))),
+        RuleGroup(name=f"{c.rule_group_prefix}.slo-windows.{period}.budget", interval=UNREAD_RECORDS_INTERVAL, rules=(
+            Rule(expr=w.mean(scope, int(duration_seconds(period)), w.windows), record=c.slo_events_metric,
+                 labels={c.burn_window_label: period}),
+            # Without the means' window and group labels: the budget is the SLO's, whichever group
+            # computes its windows.
+            Rule(expr=promql.build(f"max without ({c.burn_window_label}, {c.slo_shard_label}) "
+                                   f"(1 - __arg_e__ / ignoring({kind_label}) __arg_r__)", {"e": errors, "r": requests}),
+                 record=c.slo_budget_remaining_metric),
+        )),
     ]

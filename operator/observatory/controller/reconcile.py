@@ -276,8 +276,7 @@ class Controller:
                 Cond(READY, "False", "RuleGroupFull", str(written.full)),
                 Cond(VALID, "True", "Compiled"), *_kept(previous, RULES_LOADED)])
             return "full", written.moved
-        rules = compiled.member.rules
-        counts = (sum("record" in r for r in rules), sum("alert" in r for r in rules))
+        counts = (len(compiled.member.rules), len(compiled.member.alerts))
         self._reconciled(kind, owner, generation, previous, compiled.owned, sync.live + written.live, counts)
         return "applied" if sync.applied or sync.deleted or written.applied or written.deleted else "unchanged", written.moved
 

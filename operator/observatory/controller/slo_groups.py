@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..compile import CompileError, CompileOptions, contribution
-from ..compile.slo_groups import Group, Member, as_member, group_key, group_name, slo_group, windows_objects
+from ..compile.slo_groups import Group, Member, group_key, group_name, recovered, slo_group, windows_objects
 from ..models import parse_resource
 from ..models.slo import SLO
 from .kube import APPLIED_HASH_ANNOTATION, SHARED_WRITE_ATTEMPTS, ApiProblem, Kube, applied_hash, contains
@@ -204,10 +204,8 @@ class SloGroups:
                 if r.get("uid") in invalid}
         group, flipped = None, []
         if key[0] == "slos":
-            label = self._options.conventions.slo_label
-            last_good = {ref["uid"]: as_member(ref["name"], tuple(
-                rule for obj in current.values() for g in obj["spec"]["groups"] for rule in g["rules"]
-                if (rule.get("labels") or {}).get(label) == ref["name"]), ref["uid"]) for ref in kept.values()}
+            last_good = {ref["uid"]: recovered(ref["name"], ref["uid"], current.values(), self._options.conventions)
+                         for ref in kept.values()}
             members = self._members(key) + [m for m in last_good.values() if m.rules]
             group = slo_group(key[1:], members, self._options.conventions)
             admitted_before = {u for obj in current.values() for u in _owners(obj)}

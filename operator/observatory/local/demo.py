@@ -24,6 +24,7 @@ from ..compile.defaults import catalogue_for
 from ..compile.prices import price_of, request_cost
 from ..compile.rules import Tenant
 from ..compile.signals import Signals
+from ..compile.slo_groups import slo_member
 from ..conventions import Conventions
 from ..models.alertrule import AlertRule
 from ..models.redaction import RedactionPolicy
@@ -111,7 +112,7 @@ def plan(stack: LocalStack, conventions: Conventions, options: CompileOptions) -
         indicator = slo.spec.indicator.llm
         if indicator is None or indicator.preset != "availability" or not slo.spec.alerting.page.enabled:
             continue
-        page = _alerts(objects, **{c.slo_label: slo.name, c.slo_tier_label: "page"})
+        page = [a["alert"] for a in slo_member(slo, c).alerts if a["labels"][c.slo_tier_label] == "page"]
         if page:
             namespace = slo.namespace
             break

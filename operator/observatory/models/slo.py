@@ -95,7 +95,8 @@ class AlertTier(CRModel):
 
     enabled: bool = Field(default=True, description="Generate this alert.")
     name: str | None = Field(default=None, pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=128,
-                             description="Alert name; default derived from the SLO.")
+                             description="Alert name; default SLOErrorBudgetBurnPage or SLOErrorBudgetBurnTicket, "
+                                         "told apart by the slo label (one alert rule for the SLOs of a group alerting alike).")
     severity: Severity | None = Field(default=None, description="Severity label; page defaults to critical, ticket to warning.")
     for_: Duration | None = Field(default=None, alias="for", description="How long the burn must hold before firing.")
     # 0 as in Sloth and Pyrra, which have no such guard (Pyrra's users ask for one off by default,
