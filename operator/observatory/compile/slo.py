@@ -49,8 +49,8 @@ from .signals import Signals, le_pattern, number, parse_field, parse_ratio
 BASE_PERIOD = "30d"
 SHORTEST_WINDOW = "5m"  # the recorded rates' window: every longer window is a whole number of these tiles
 # The ticket tier's long windows (1d and 3d for a 30-day SLO). Every 5 minutes made a ticket 5.5
-# minutes late at the worst phase (bench/slo_eval), every 2 minutes 3.5; each minute less costs the
-# namespace more (at 500 SLOs, 2 minutes cost 0.002x Sloth's more than 3). Their tiles are whole 6h
+# minutes late at the worst phase (bench/slo_eval), every 3 minutes 4.5, every 2 minutes 3.5; each
+# minute less costs more (at 500 SLOs the long windows take ~140 ms per evaluation). Their tiles are whole 6h
 # and 1d windows, so offset reads meet an evaluation of this group exactly.
 LONG_WINDOWS_INTERVAL = "3m"
 # The groups' interval; the long windows' is a whole number of it, so that their evaluations meet.
