@@ -150,3 +150,23 @@ def test_an_alert_shared_by_slos_alerting_alike_reads_them_and_no_other(tmp_path
     [group] = [o for o in compile_bundle(slos) if o["metadata"]["name"].startswith("observatory-slos-")]
     pages = [r for r in group["spec"]["groups"][0]["rules"] if r.get("alert") == "SLOErrorBudgetBurnPage"]
     assert len(pages) == 2  # one shared by a.b and a.c, one of a8b's own
+
+
+def test_an_invalid_slos_alerts_are_recovered_also_as_an_older_operator_wrote_them() -> None:
+    """Before the groups computed their alerts, each SLO had its own, reading `slo="…"` without the
+    shard: recovering it from such a group (an invalid SLO after an upgrade) must not fail, and
+    gives the alert as the group now writes it."""
+    from observatory.compile.slo_groups import group_key, recovered, slo_group, slo_member
+    from observatory.conventions import Conventions
+    c = Conventions()
+    slo, other = same_group(2)
+    key = group_key(slo)
+    live = slo_group(key, [slo_member(slo, c), slo_member(other, c)], c).object
+    assert recovered(slo.name, "u", [live], key, c).alerts == slo_member(slo, c).alerts
+    older = json.loads(json.dumps(live))
+    for rule in older["spec"]["groups"][0]["rules"]:
+        if "alert" in rule:
+            rule["expr"] = f'observatory:slo_burning{{namespace="team-a",slo="{slo.name}",slo_tier="{rule["labels"]["slo_tier"]}",window="30d"}}'
+    member = recovered(slo.name, "u", [older], key, c)
+    assert member.alerts == slo_member(slo, c).alerts and member.rules == slo_member(slo, c).rules
+    assert recovered(other.name, "u", [older], key, c).alerts == ()

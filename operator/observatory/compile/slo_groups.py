@@ -106,22 +106,24 @@ def _alike(alert: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in alert.items() if k != "expr"}, sort_keys=True)
 
 
-def recovered(name: str, uid: str, objects: Iterable[dict[str, Any]], c: Conventions) -> Member:
-    """The member `name` as live group objects hold it: its records, and the alerts reading it
-    (so that an invalid SLO keeps its last good rules)."""
+def recovered(name: str, uid: str, objects: Iterable[dict[str, Any]], key: GroupKey, c: Conventions) -> Member:
+    """The member `name` of group `key` as its live objects hold it: its records, and the alerts
+    reading it (so that an invalid SLO keeps its last good rules), also as an older operator wrote
+    them (an alert of its own, reading it by `slo="…"`)."""
+    namespace, period, shard = key
+    tenant = Tenant(namespace, c)
     records, alerts = [], []
     for rule in (rule for obj in objects for g in obj["spec"]["groups"] for rule in g["rules"]):
         if "record" in rule and (rule.get("labels") or {}).get(c.slo_label) == name:
             records.append(rule)
-        elif "alert" in rule:
+        elif "alert" in rule and c.slo_tier_label in (rule.get("labels") or {}):
             read = next(n for n in promql.nodes(promql.parse(rule["expr"])) if isinstance(n, pp.VectorSelector))
-            matchers = {m.name: m for m in read.matchers.matchers}
-            slos = matchers[c.slo_label]
+            slos = next((m for m in read.matchers.matchers if m.name == c.slo_label), None)
+            if slos is None:
+                continue
             names = [slos.value] if slos.op == pp.MatchOp.Equal else [n.replace("\\.", ".") for n in slos.value.split("|")]
             if name in names:
-                tier, shard = matchers[c.slo_tier_label].value, matchers[c.slo_shard_label].value
-                period = matchers[c.window_label].value
-                tenant = Tenant(matchers[c.tenant_label].value, c)
+                tier = rule["labels"][c.slo_tier_label]
                 alerts.append({**rule, "expr": tenant.pinned_text(burning(period, shard, tier, [name], c))})
     return as_member(name, tuple(records), uid, alerts=tuple(alerts))
 

@@ -204,7 +204,7 @@ class SloGroups:
                 if r.get("uid") in invalid}
         group, flipped = None, []
         if key[0] == "slos":
-            last_good = {ref["uid"]: recovered(ref["name"], ref["uid"], current.values(), self._options.conventions)
+            last_good = {ref["uid"]: recovered(ref["name"], ref["uid"], current.values(), key[1:], self._options.conventions)
                          for ref in kept.values()}
             members = self._members(key) + [m for m in last_good.values() if m.rules]
             group = slo_group(key[1:], members, self._options.conventions)
