@@ -25,10 +25,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..compile import CompileError, CompileOptions, contribution
-from ..compile.slo_groups import Group, Member, group_key, group_name, recovered, slo_group, windows_objects
+from ..compile.slo_groups import (
+    Group,
+    Member,
+    group_key,
+    group_name,
+    recovered,
+    slo_group,
+    windows_objects,
+)
 from ..models import parse_resource
 from ..models.slo import SLO
-from .kube import APPLIED_HASH_ANNOTATION, SHARED_WRITE_ATTEMPTS, ApiProblem, Kube, applied_hash, contains
+from .kube import (
+    APPLIED_HASH_ANNOTATION,
+    SHARED_WRITE_ATTEMPTS,
+    ApiProblem,
+    Kube,
+    applied_hash,
+    contains,
+)
 
 log = logging.getLogger(__name__)
 
