@@ -1,4 +1,5 @@
-"""bench/slo_eval refuses to measure while a recorded series' history stops short of now.
+"""bench/slo_eval refuses to measure while a recorded series' history stops short of now, and
+catches it up into the server's head.
 
 The history is backfilled up to the moment the data was generated and the rule sets are measured up
 to half an hour later: a rule reading a recorded series at an offset into that stretch finds nothing,
@@ -13,10 +14,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 # bench/ is not an installed package; the benchmark runs from the repository root.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.slo_eval import data, measure
+from bench.slo_eval import backfill, data, measure
+from bench.slo_eval.__main__ import median_row
 from bench.slo_eval.prom import Prometheus, write_config
 
 STEP = 30
@@ -65,3 +69,47 @@ def test_a_history_that_ends_before_now_is_a_gap_until_every_series_reaches_now(
 
     _import(promtool, tsdb, work, {("r", "b"): range(generated, now + 1, STEP)})
     assert _gaps(tsdb, work, now, 150 + 60) == []
+
+
+def test_the_catch_up_appends_a_rules_history_to_the_head_up_to_now_and_refuses_to_rewrite_it(
+        tmp_path: Path, prometheus: Path) -> None:
+    # The cost bench catches a set's recorded history up into the running server's head (remote write),
+    # where a production server holds its last hours, not in a block overlapping the head.
+    tsdb, work = tmp_path / "tsdb", tmp_path / "work"
+    work.mkdir()
+    now = int(time.time()) // STEP * STEP
+    config = work / "prometheus.yml"
+    write_config(str(config), None, "30s", None, "60s")
+    with Prometheus(str(tsdb), str(config), str(work / "prometheus.log"), data.BLOCK_FLAG) as prom:
+        prom.remote_write([({"__name__": "q", "pod": pod}, [(t, float(t % 7)) for t in range(now - 1200, now + 1, STEP)])
+                           for pod in ("a", "b")])
+        groups = [{"name": "g", "rules": [{"record": "r", "expr": "sum(q) * 2", "labels": {"kind": "x"}}]},
+                  {"name": "slow", "interval": "2m", "rules": [{"record": "s", "expr": "max(q)"}]}]
+        assert measure.history_gaps(prom, ["r", "s"], now, 180) == ["r", "s"], "nothing recorded yet passed for caught up"
+
+        written = backfill.append_history(prom, groups, now - 600 + 1, now, STEP)
+
+        assert written == 20 + 5, "r at every 30 s step of the last 10 minutes, s at every 2 minutes"
+        got = prom.get("/api/v1/query_range", query="r", start=str(now - 600), end=str(now), step=f"{STEP}s")["result"]
+        assert [s["metric"] for s in got] == [{"__name__": "r", "kind": "x"}]
+        assert [(int(t), float(v)) for t, v in got[0]["values"]] == \
+            [(t, 2.0 * 2 * (t % 7)) for t in range(now - 570, now + 1, STEP)]
+        assert measure.history_gaps(prom, ["r", "s"], now, 180) == []
+        # Once more over the same minutes: the head refuses samples at or before a series' last one.
+        with pytest.raises(RuntimeError, match="out of order|duplicate"):
+            backfill.append_history(prom, groups, now - 300, now, STEP)
+    assert not [d for d in tsdb.iterdir() if (d / "meta.json").exists()], "the catch-up wrote a block"
+
+
+def test_the_ratio_of_several_rounds_is_the_median_of_each_rounds_ratio() -> None:
+    def sets(baseline: float, observatory: float) -> dict[str, dict]:
+        return {which: {"amortised_s": cost, "median_s": cost * 2, "cpu_per_cycle_s": cost / 2, "median_metrics_s": None,
+                        "rules": 17} for which, cost in (("baseline", baseline), ("observatory", observatory))}
+
+    # The second round's machine ran slow for both sets: its ratio is as good as the others'.
+    row = median_row([sets(5.0, 0.25), sets(9.0, 0.54), sets(4.0, 0.22)])
+
+    assert row["ratio_amortised"] == pytest.approx(0.055)  # of 0.05, 0.06, 0.055; not 0.25 / 5.0
+    assert row["baseline"]["amortised_s"] == 5.0 and row["observatory"]["amortised_s"] == 0.25
+    assert row["baseline"]["median_metrics_s"] is None and row["baseline"]["rules"] == 17
+    assert [r["ratio_amortised"] for r in row["rounds"]] == pytest.approx([0.05, 0.06, 0.055])

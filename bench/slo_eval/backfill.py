@@ -1,4 +1,4 @@
-"""History of the recorded series that rules read over ranges, backfilled as blocks.
+"""History of the recorded series that rules read over ranges: backfilled as blocks, caught up in the head.
 
 In production both rule sets have been running for weeks: Sloth's 30d ratio averages weeks of its
 recorded 5m ratio, and Observatory's windows sum its recorded 5m rates. Without that history either
@@ -6,12 +6,16 @@ set would read almost nothing and look cheaper than it is. So every recording ru
 rule reads over a range or at an offset (plus what those rules read themselves) is evaluated over the whole
 synthetic history by range queries against the server and imported with `promtool tsdb
 create-blocks-from openmetrics`, level by level: a rule that reads another recorded series can only
-be evaluated once that series' blocks are loaded.
+be evaluated once that series' blocks are loaded. What has passed since, up to the minute a rule set
+is measured, goes into the running server's head by remote write (`append_history`), where a
+production server holds its last hours: in blocks overlapping the head, every recent offset read
+would merge two copies of the series and cost more than in production.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO
 
@@ -113,57 +117,83 @@ def _query_ranges(start: int, end: int, step: int) -> list[tuple[int, int]]:
     return [(s, min(s + span - step, end)) for s in range(start, end + 1, span)]
 
 
-def _series(prom: Prometheus, rule: dict, start: int, end: int, step: int) -> dict[str, list[tuple[int, str]]]:
-    """Samples of one recording rule as Prometheus evaluates it: label text -> [(t, value)]."""
-    out: dict[str, list[tuple[int, str]]] = {}
+Labels = tuple[tuple[str, str], ...]  # a recorded series' labels without its name, sorted
+
+
+def _series(prom: Prometheus, rule: dict, start: int, end: int, step: int) -> dict[Labels, list[tuple[int, str]]]:
+    """Samples of one recording rule as Prometheus evaluates it: labels -> [(t, value)]."""
+    out: dict[Labels, list[tuple[int, str]]] = {}
     for s, e in _query_ranges(start, end, step):
         result = prom.get("/api/v1/query_range", query=rule["expr"], start=str(s), end=str(e), step=f"{step}s")["result"]
         for series in result:
             labels = {k: v for k, v in series["metric"].items() if k != "__name__"}
             labels.update(rule.get("labels", {}))
-            text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-            out.setdefault(text, []).extend((int(t), v) for t, v in series["values"])
+            out.setdefault(tuple(sorted(labels.items())), []).extend((int(t), v) for t, v in series["values"])
     # Result series that differ only in labels the rule sets are one recorded series, each holding
-    # its part of the steps (an SLO's `errors or on() vector(0)`): in time order, as OpenMetrics needs.
+    # its part of the steps (an SLO's `errors or on() vector(0)`): in time order, as both sinks need.
     for points in out.values():
         points.sort()
     return out
 
 
-def write_history(prom: Prometheus, groups: list[dict], start: int, end: int, default_step: int,
-                  chunk_seconds: int, workdir: str, threads: int = 2) -> dict[int, str]:
-    """Evaluate the recording rules of `groups` over [start, end] into OpenMetrics files, one per
-    aligned chunk of `chunk_seconds` (so that each becomes one block); returns chunk start -> path."""
-    files: dict[int, IO[str]] = {}
-    paths: dict[int, str] = {}
+def evaluated(prom: Prometheus, groups: list[dict], start: int, end: int, default_step: int,
+              threads: int = 2) -> Iterator[tuple[str, dict[Labels, list[tuple[int, str]]]]]:
+    """The recording rules of `groups` evaluated over [start, end], each at its group's interval:
+    per record, in name order, its series."""
     by_record: dict[str, list[tuple[dict, int]]] = {}
     for g in groups:
         step = int(duration_seconds(g["interval"])) if g.get("interval") else default_step
         for r in g["rules"]:
             by_record.setdefault(r["record"], []).append((r, step))
+    with ThreadPoolExecutor(threads) as pool:
+        for record in sorted(by_record):
+            merged: dict[Labels, list[tuple[int, str]]] = {}
+            for s in pool.map(lambda rs: _series(prom, rs[0], _align(start, rs[1]), end, rs[1]), by_record[record]):
+                for labels, points in s.items():
+                    merged.setdefault(labels, []).extend(points)
+            yield record, merged
+
+
+def write_history(prom: Prometheus, groups: list[dict], start: int, end: int, default_step: int,
+                  chunk_seconds: int, workdir: str) -> dict[int, str]:
+    """Evaluate the recording rules of `groups` over [start, end] into OpenMetrics files, one per
+    aligned chunk of `chunk_seconds` (so that each becomes one block); returns chunk start -> path."""
+    files: dict[int, IO[str]] = {}
+    paths: dict[int, str] = {}
     try:
-        with ThreadPoolExecutor(threads) as pool:
-            for record in sorted(by_record):
-                # A metric family must be contiguous in OpenMetrics: one record at a time.
-                for f in files.values():
-                    f.write(f"# TYPE {record} gauge\n")
-                begun = set(files)
-                for s in pool.map(lambda rs: _series(prom, rs[0], _align(start, rs[1]), end, rs[1]), by_record[record]):
-                    for labels, points in s.items():
-                        for t, v in points:
-                            chunk = t - t % chunk_seconds
-                            if chunk not in files:
-                                paths[chunk] = os.path.join(workdir, f"history-{chunk}.om")
-                                files[chunk] = open(paths[chunk], "w")
-                            if chunk not in begun:
-                                files[chunk].write(f"# TYPE {record} gauge\n")
-                                begun.add(chunk)
-                            files[chunk].write(f"{record}{{{labels}}} {v} {t}\n")
+        for record, series in evaluated(prom, groups, start, end, default_step):
+            # A metric family must be contiguous in OpenMetrics: one record at a time.
+            for f in files.values():
+                f.write(f"# TYPE {record} gauge\n")
+            begun = set(files)
+            for labels, points in series.items():
+                text = ",".join(f'{k}="{v}"' for k, v in labels)
+                for t, v in points:
+                    chunk = t - t % chunk_seconds
+                    if chunk not in files:
+                        paths[chunk] = os.path.join(workdir, f"history-{chunk}.om")
+                        files[chunk] = open(paths[chunk], "w")
+                    if chunk not in begun:
+                        files[chunk].write(f"# TYPE {record} gauge\n")
+                        begun.add(chunk)
+                    files[chunk].write(f"{record}{{{text}}} {v} {t}\n")
     finally:
         for f in files.values():
             f.write("# EOF\n")
             f.close()
     return paths
+
+
+def append_history(prom: Prometheus, groups: list[dict], start: int, end: int, default_step: int) -> int:
+    """Evaluate the recording rules of `groups` over [start, end] and append the samples to the
+    server's head by remote write, as a rule evaluated all along would have; returns the samples."""
+    written = 0
+    for record, series in evaluated(prom, groups, start, end, default_step):
+        batch = [({"__name__": record, **dict(labels)}, [(t, float(v)) for t, v in points])
+                 for labels, points in series.items()]
+        prom.remote_write(batch)
+        written += sum(len(points) for _, points in batch)
+    return written
 
 
 def _align(t: int, step: int) -> int:

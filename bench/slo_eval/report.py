@@ -23,6 +23,10 @@ def _timeline(spans: list) -> str:
     return "never" if not spans else ", ".join(f"{_when(a)} → {_when(b)}" for a, b in spans)
 
 
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def _minutes(seconds: int | None) -> str:
     return "n/a" if seconds is None else f"{seconds / 60:+g} min"
 
@@ -70,8 +74,8 @@ def section(results: dict, args: argparse.Namespace) -> str:
         lines.append(f"Data: {d['series']} request counters ({d['services']} services x {d['series'] // d['services']} "
                      f"label sets) over {args.days:g} days at a {d['step']} s scrape interval, {d['samples'] / 1e6:.1f} M "
                      f"samples, plus the history of every recorded series a rule reads over a range, evaluated "
-                     f"every {args.rule_interval} (Prometheus 2.42, 127.0.0.1). Each rule set is loaded alone into a fresh "
-                     f"server on the same data, its recorded history caught up to the present first; every group is evaluated once per cycle (the measuring interval "
+                     f"every {args.rule_interval} (Prometheus 2.42, 127.0.0.1). One server; each rule set is loaded alone, "
+                     f"its recorded history caught up into the head to the present first; every group is evaluated once per cycle (the measuring interval "
                      f"per K is in the table) and a cycle's cost is the sum of all groups' `evaluationTime` "
                      f"(`/api/v1/rules`); the medians from `prometheus_rule_group_last_duration_seconds` are given "
                      f"alongside. The ratio is per {args.rule_interval} of production: each group's median weighted by how "
@@ -93,14 +97,24 @@ def section(results: dict, args: argparse.Namespace) -> str:
                 f"| {row['k']} | {b['rules_per_slo']:g} / {o['rules_per_slo']:g} | {b['amortised_s'] * 1000:.1f} ms | "
                 f"{o['amortised_s'] * 1000:.1f} ms | **{row['ratio_amortised']:.4f}** | {row['interval']} | "
                 f"{b['median_s'] * 1000:.1f} / {o['median_s'] * 1000:.1f} ms | {row['ratio']:.3f} | {metric_ratio} | "
-                f"{b['cpu_per_cycle_s']:.2f} / {o['cpu_per_cycle_s']:.2f} | {row['ratio_cpu']:.3f} |")
+                f"{b['cpu_per_cycle_s']:.2f} / {o['cpu_per_cycle_s']:.2f} | {_ratio(row['ratio_cpu'])} |")
         lines.append("")
         top = rows[-1]
         verdict = "meets" if top["ratio_amortised"] <= GOAL else "misses"
         lines.append(f"At K = {top['k']} (goal: ratio ≤ {GOAL:g}): {top['ratio_amortised']:.4f}, which {verdict} the goal, with each group at its "
                      f"production interval (what a Prometheus pays); {top['ratio']:.3f} if every group ran every cycle, "
-                     f"{top['ratio_cpu']:.3f} in CPU seconds (every group every cycle).")
+                     f"{_ratio(top['ratio_cpu'])} in CPU seconds (every group every cycle).")
         lines.append("")
+        spread = "; ".join(f"K={row['k']}: " + ", ".join(f"{r['ratio_amortised']:.4f} ({r['baseline_amortised_s'] * 1000:.0f} / "
+                                                         f"{r['observatory_amortised_s'] * 1000:.1f} ms)"
+                                                         for r in row["rounds"])
+                           for row in rows if "rounds" in row)
+        if spread:
+            lines.append(f"Each K measured in {len(rows[-1]['rounds'])} rounds, both sets back to back in each (the "
+                         f"first set alternating), each set's recorded history caught up into the server's head first; the table gives each set's median over "
+                         f"the rounds and the median of the rounds' ratios. The rounds' ratios per {args.rule_interval} "
+                         f"(baseline / Observatory): {spread}.")
+            lines.append("")
         missed = sum(row[s]["iterations_missed"] for row in rows for s in ("baseline", "observatory"))
         cycles = ", ".join(f"K={row['k']}: {row['cycles']}" for row in rows)
         lines.append(f"Cycles per measurement: {cycles}; evaluation iterations missed while measuring: {missed:.0f}; "
