@@ -98,6 +98,11 @@ def test_the_catch_up_appends_a_rules_history_to_the_head_up_to_now_and_refuses_
         # Once more over the same minutes: the head refuses samples at or before a series' last one.
         with pytest.raises(RuntimeError, match="out of order|duplicate"):
             backfill.append_history(prom, groups, now - 300, now, STEP)
+        # A rule whose labels merge two result series: the head would keep one sample per step
+        # without a word, so the catch-up refuses to send them.
+        merging = [{"name": "g", "rules": [{"record": "m", "expr": "q", "labels": {"pod": "z"}}]}]
+        with pytest.raises(RuntimeError, match="several results per step"):
+            backfill.append_history(prom, merging, now - 300, now, STEP)
     assert not [d for d in tsdb.iterdir() if (d / "meta.json").exists()], "the catch-up wrote a block"
 
 

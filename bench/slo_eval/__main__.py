@@ -275,8 +275,10 @@ class Bench:
         rulesets.write_rule_file(rule_file, [])
         prom.reload()
         # Its rules recorded live up to here, and their series go stale now: the next catch-up
-        # starts after that.
+        # starts after that, in this run or the next one that reuses the data (its server replays
+        # these samples from the WAL, and refuses older ones).
         self.dataset["history_end"][which] = int(time.time())
+        self.save_dataset()
 
     def measure_set(self, prom: Prometheus, rule_file: str, groups: list[dict], k: int, interval: str,
                     cycles: int, idle: float) -> dict:

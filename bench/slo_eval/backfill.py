@@ -191,6 +191,11 @@ def append_history(prom: Prometheus, groups: list[dict], start: int, end: int, d
     for record, series in evaluated(prom, groups, start, end, default_step):
         batch = [({"__name__": record, **dict(labels)}, [(t, float(v)) for t, v in points])
                  for labels, points in series.items()]
+        # The head drops a second sample at a time within one request without a word (a live rule
+        # would fail on such a collision): refuse it here.
+        doubled = [labels for labels, points in batch if len({t for t, _ in points}) < len(points)]
+        if doubled:
+            raise RuntimeError(f"{record}: several results per step for {doubled[0]}: the rule's labels merge series")
         prom.remote_write(batch)
         written += sum(len(points) for _, points in batch)
     return written

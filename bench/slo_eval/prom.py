@@ -121,7 +121,9 @@ class Prometheus:
                 raise RuntimeError(f"reload failed: {r.status}")
 
     def delete_series(self, selector: str) -> None:
-        """Delete the series and compact the deletion away, so queries no longer even see them."""
+        """Delete the series' samples and compact the deletion out of the blocks. The head keeps the
+        series in its index until it is compacted (tombstones hide their samples): selectors still
+        match them there, which costs the reader a little more, never less."""
         for path, params in (("delete_series", {"match[]": selector}), ("clean_tombstones", {})):
             url = f"{self.url}/api/v1/admin/tsdb/{path}" + ("?" + urllib.parse.urlencode(params) if params else "")
             with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=600) as r:
