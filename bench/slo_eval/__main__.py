@@ -189,8 +189,8 @@ class Bench:
         """Refuse to measure while a recorded series' history stops short of now (see `catch_up`)."""
         history = self.set_history(which, k)
         records = sorted({r["record"] for level in history for g in level for r in g["rules"]})
-        # At the time the history was caught up to; every series must have a sample within its
-        # group's interval of it (and a scrape's slack).
+        # At the time the history was caught up to; every series must have a sample within the
+        # longest interval of the set's groups (and a scrape's slack).
         step = max(duration_seconds(g.get("interval", self.args.rule_interval)) for level in history for g in level)
         stale = measure.history_gaps(prom, records, at=self.dataset["history_end"][which], within=step + 60)
         if stale:
