@@ -23,7 +23,7 @@ def _timeline(spans: list) -> str:
     return "never" if not spans else ", ".join(f"{_when(a)} → {_when(b)}" for a, b in spans)
 
 
-def _ratio(value: float | None) -> str:
+def _ratio_text(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
@@ -97,13 +97,13 @@ def section(results: dict, args: argparse.Namespace) -> str:
                 f"| {row['k']} | {b['rules_per_slo']:g} / {o['rules_per_slo']:g} | {b['amortised_s'] * 1000:.1f} ms | "
                 f"{o['amortised_s'] * 1000:.1f} ms | **{row['ratio_amortised']:.4f}** | {row['interval']} | "
                 f"{b['median_s'] * 1000:.1f} / {o['median_s'] * 1000:.1f} ms | {row['ratio']:.3f} | {metric_ratio} | "
-                f"{b['cpu_per_cycle_s']:.2f} / {o['cpu_per_cycle_s']:.2f} | {_ratio(row['ratio_cpu'])} |")
+                f"{b['cpu_per_cycle_s']:.2f} / {o['cpu_per_cycle_s']:.2f} | {_ratio_text(row['ratio_cpu'])} |")
         lines.append("")
         top = rows[-1]
         verdict = "meets" if top["ratio_amortised"] <= GOAL else "misses"
         lines.append(f"At K = {top['k']} (goal: ratio ≤ {GOAL:g}): {top['ratio_amortised']:.4f}, which {verdict} the goal, with each group at its "
                      f"production interval (what a Prometheus pays); {top['ratio']:.3f} if every group ran every cycle, "
-                     f"{_ratio(top['ratio_cpu'])} in CPU seconds (every group every cycle).")
+                     f"{_ratio_text(top['ratio_cpu'])} in CPU seconds (every group every cycle).")
         lines.append("")
         spread = "; ".join(f"K={row['k']}: " + ", ".join(f"{r['ratio_amortised']:.4f} ({r['baseline_amortised_s'] * 1000:.0f} / "
                                                          f"{r['observatory_amortised_s'] * 1000:.1f} ms)"
